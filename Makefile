@@ -1,0 +1,34 @@
+# Bananas: the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint venv redis-server clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+redis-server:
+	@scripts/ensure-redis.sh
+
+## make demo: run Bananas' main job end to end (see README)
+demo: venv
+	$(BIN)/bananas demo
+
+## make test: the whole suite against a real redis-server the tests start themselves
+test: venv redis-server
+	$(BIN)/python -m pytest
+
+## make lint: ruff + mypy (strict)
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bananas

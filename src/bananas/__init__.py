@@ -1,0 +1,34 @@
+"""Bananas: background jobs for Python that lose nothing."""
+
+from .app import Bananas, JobFunction, JobSpec
+from .errors import (
+    BananasError,
+    BrokerError,
+    BrokerUnavailable,
+    ConfigError,
+    JobFailed,
+    JobTimeout,
+    PayloadError,
+    PayloadTooLarge,
+)
+from .handle import JobHandle
+from .job import Priority, Status
+
+__all__ = [
+    "Bananas",
+    "BananasError",
+    "BrokerError",
+    "BrokerUnavailable",
+    "ConfigError",
+    "JobFailed",
+    "JobFunction",
+    "JobHandle",
+    "JobSpec",
+    "JobTimeout",
+    "PayloadError",
+    "PayloadTooLarge",
+    "Priority",
+    "Status",
+]
+
+__version__ = "0.1.0"

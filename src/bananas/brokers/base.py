@@ -1,0 +1,234 @@
+"""The Broker protocol: the only way the worker, scheduler, CLI and dashboard
+touch queue state. Each backend implements the abstract primitives; the
+public helpers here do the bookkeeping that is the same for every backend.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..job import decode_record
+
+QueueRef = tuple[str, str]
+"""A routed ready queue: (priority, job type)."""
+
+
+@dataclass(slots=True)
+class NewJob:
+    """A job ready to be written: its record is already encoded."""
+
+    id: str
+    name: str
+    priority: str
+    record: bytes
+    due: float | None = None  # unix seconds; None = ready now
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A job leased to this worker. `token` proves the lease is still ours."""
+
+    id: str
+    raw: bytes | None
+    token: str
+
+
+@dataclass(slots=True)
+class JobResult:
+    status: str
+    completed_at: str
+    duration_ms: float
+    result: bytes | None = None  # JSON text
+    error: str | None = None
+
+    def value(self) -> Any:
+        return None if self.result is None else orjson.loads(self.result)
+
+
+@dataclass(slots=True)
+class DeadInfo:
+    reason: str
+    error: str
+    traceback: str = ""
+    failed_at: str = ""
+    priority: str = ""
+    name: str = ""
+    source: str = "worker"
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "reason": self.reason,
+                "error": self.error,
+                "traceback": self.traceback,
+                "failed_at": self.failed_at,
+                "priority": self.priority,
+                "name": self.name,
+                "source": self.source,
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> DeadInfo:
+        try:
+            data = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        return cls(**{k: str(data.get(k) or "") for k in cls.__slots__})
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    id: str
+    died_at_ms: int
+    info: DeadInfo
+    record: bytes | None
+
+
+@dataclass(slots=True)
+class BrokerStats:
+    ready: dict[QueueRef, int] = field(default_factory=dict)
+    unrouted: dict[str, int] = field(default_factory=dict)  # plain SDK lists by priority
+    scheduled: int = 0
+    active: int = 0
+    dead: int = 0
+
+
+@dataclass(slots=True)
+class Recovered:
+    recovered: list[str]
+    buried: list[str]
+
+
+class Broker(abc.ABC):
+    """Abstract broker. All methods are coroutines except the `_sync` client
+    helpers, which let plain (non-async) web code enqueue and wait cheaply."""
+
+    url: str
+    result_ttl: float
+
+    # -- lifecycle --------------------------------------------------------
+    @abc.abstractmethod
+    async def ping(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    def describe(self) -> str:
+        """Broker URL with any password masked, for logs."""
+        return _mask(self.url)
+
+    # -- client -----------------------------------------------------------
+    @abc.abstractmethod
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
+        """Write jobs atomically per job; False for an id that already existed."""
+
+    @abc.abstractmethod
+    def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[bool]: ...
+
+    @abc.abstractmethod
+    async def get_result(self, job_id: str) -> JobResult | None: ...
+
+    @abc.abstractmethod
+    def get_result_sync(self, job_id: str) -> JobResult | None: ...
+
+    @abc.abstractmethod
+    async def wait_result(self, job_id: str, timeout: float) -> JobResult | None: ...
+
+    @abc.abstractmethod
+    def wait_result_sync(self, job_id: str, timeout: float) -> JobResult | None: ...
+
+    @abc.abstractmethod
+    async def get_record(self, job_id: str) -> bytes | None: ...
+
+    # -- worker -----------------------------------------------------------
+    @abc.abstractmethod
+    async def register_types(self, names: Sequence[str]) -> None:
+        """Record that a worker can run these job types (for routing foreign jobs)."""
+
+    @abc.abstractmethod
+    async def dequeue(
+        self, queues: Sequence[QueueRef], count: int, lease_seconds: float, token_prefix: str
+    ) -> list[Delivery]:
+        """Lease up to `count` ready jobs, taking the queues in the order given."""
+
+    @abc.abstractmethod
+    async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
+        """Block until one of the queues may have a job, or `timeout` passes."""
+
+    @abc.abstractmethod
+    async def extend_leases(
+        self, leases: Sequence[tuple[str, str]], lease_seconds: float
+    ) -> list[str]:
+        """Heartbeat (id, token) leases; returns the ids whose lease we lost."""
+
+    @abc.abstractmethod
+    async def complete(
+        self, delivery: Delivery, record: bytes, result: bytes | None, duration_ms: float
+    ) -> bool:
+        """Ack with the result; False if the lease was lost (stale ack refused)."""
+
+    @abc.abstractmethod
+    async def retry(self, delivery: Delivery, record: bytes, due: float) -> bool: ...
+
+    @abc.abstractmethod
+    async def bury(
+        self, delivery: Delivery, record: bytes | None, info: DeadInfo, duration_ms: float
+    ) -> bool: ...
+
+    @abc.abstractmethod
+    async def requeue(self, deliveries: Sequence[Delivery]) -> int:
+        """Put leased jobs back at the head of their queue, no attempt charged."""
+
+    @abc.abstractmethod
+    async def pump_foreign(self, priority: str, timeout: float) -> int:
+        """Route jobs other clients pushed without routing (Redis plain lists)."""
+
+    # -- scheduler / recovery ---------------------------------------------
+    @abc.abstractmethod
+    async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered: ...
+
+    @abc.abstractmethod
+    async def move_due(self, limit: int = 1000) -> int:
+        """Route scheduled jobs that are due; returns how many moved."""
+
+    # -- inspection and admin ---------------------------------------------
+    @abc.abstractmethod
+    async def stats(self) -> BrokerStats: ...
+
+    @abc.abstractmethod
+    async def list_dead(self, offset: int = 0, limit: int = 100) -> list[DeadLetter]: ...
+
+    @abc.abstractmethod
+    async def delete_dead(self, job_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool: ...
+
+    async def replay_dead(self, job_id: str) -> bool:
+        """Make a dead job ready again with a fresh retry budget.
+
+        Raises InvalidRecord when its record cannot be replayed (delete it instead)."""
+        raw = await self.get_record(job_id)
+        rec = decode_record(raw, expected_id=job_id)
+        fields = rec.fields
+        for key in ("error", "traceback", "scheduled_for"):
+            fields.pop(key, None)
+        record = rec.updated(attempts=0, status="pending")
+        return await self._replay(job_id, record, rec.priority, rec.name)
+
+
+def _mask(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0] if ":" in creds else ""
+    return f"{scheme}://{user}:***@{host}"

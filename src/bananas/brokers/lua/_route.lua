@@ -1,0 +1,63 @@
+-- Shared helpers, spliced into scripts that say `-- @include _route.lua`.
+--
+-- bury(ctx, id, reason, priority, name): dead-letter `id` with a reason,
+--   record its failed result and publish it. Never touches the job record,
+--   so a record that does not parse is kept as it was for inspection.
+-- route(ctx, id, priority): read the job record, take the job type from its
+--   "name" and push the id onto ready:{priority}:{name} with its wake marker.
+--   `priority` nil means "from the record". Records that cannot be routed
+--   are buried with the reason. With ctx.types set, a type no worker ever
+--   registered is buried as unknown (foreign records only).
+--
+-- ctx fields: job_prefix, result_prefix, notify_prefix, ready_prefix,
+--   marker_prefix, queues (set key), dead (zset key), dead_info (hash key),
+--   types (hash key or nil), now_ms, now_iso, result_ttl.
+
+local function bury(ctx, id, reason, priority, name)
+  local info = cjson.encode({reason = reason, error = reason, failed_at = ctx.now_iso,
+    priority = priority or '', name = name or '', source = 'broker'})
+  redis.call('ZADD', ctx.dead, ctx.now_ms, id)
+  redis.call('HSET', ctx.dead_info, id, info)
+  local result_key = ctx.result_prefix .. id
+  redis.call('DEL', result_key)
+  redis.call('HSET', result_key, 'status', 'failed', 'completed_at', ctx.now_iso,
+    'duration_ms', '0', 'error', reason)
+  redis.call('EXPIRE', result_key, ctx.result_ttl)
+  redis.call('PUBLISH', ctx.notify_prefix .. id, 'failed')
+  return false
+end
+
+local valid_priority = {high = true, normal = true, low = true}
+
+local function route(ctx, id, priority)
+  local raw = redis.call('GET', ctx.job_prefix .. id)
+  if not raw then
+    return bury(ctx, id, 'no job record stored for this id', priority, nil)
+  end
+  local ok, rec = pcall(cjson.decode, raw)
+  if not ok or type(rec) ~= 'table' then
+    return bury(ctx, id, 'record is not a JSON object', priority, nil)
+  end
+  local name = rec['name']
+  if type(name) ~= 'string' or name == '' then
+    return bury(ctx, id, "record has no job type (field 'name' missing or not a string)",
+      priority, nil)
+  end
+  if priority == nil then
+    priority = rec['priority']
+    if priority == nil or priority == cjson.null then priority = 'normal' end
+  end
+  if not valid_priority[priority] then
+    return bury(ctx, id, 'unknown priority ' .. tostring(priority) ..
+      ' (expected high, normal or low)', nil, name)
+  end
+  if ctx.types and redis.call('HEXISTS', ctx.types, name) == 0 then
+    return bury(ctx, id, "unknown job type '" .. name ..
+      "': no worker has registered a handler for it", priority, name)
+  end
+  local member = priority .. ':' .. name
+  redis.call('LPUSH', ctx.ready_prefix .. member, id)
+  redis.call('ZADD', ctx.marker_prefix .. member, 0, '1')
+  redis.call('SADD', ctx.queues, member)
+  return true
+end

@@ -1,0 +1,27 @@
+-- replay: take a job out of the dead-letter queue and make it ready again,
+-- with a fresh retry budget.
+--
+-- KEYS[1]  dead sorted set
+-- KEYS[2]  dead info hash
+-- KEYS[3]  stalls hash
+-- KEYS[4]  job record key
+-- KEYS[5]  result hash key
+-- KEYS[6]  ready list key
+-- KEYS[7]  marker key
+-- KEYS[8]  queues set
+-- ARGV[1]  id
+-- ARGV[2]  reset record JSON (attempts 0, status pending, no error)
+-- ARGV[3]  queue member "priority:name"
+--
+-- Returns: 1 replayed; 0 not in the dead-letter queue.
+
+local id = ARGV[1]
+if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], id)
+redis.call('HDEL', KEYS[3], id)
+redis.call('SET', KEYS[4], ARGV[2])
+redis.call('DEL', KEYS[5])
+redis.call('LPUSH', KEYS[6], id)
+redis.call('ZADD', KEYS[7], 0, '1')
+redis.call('SADD', KEYS[8], ARGV[3])
+return 1

@@ -1,0 +1,545 @@
+"""The Redis broker: every state change is one Lua script from lua/."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis as redis_sync
+import redis.asyncio as redis_async
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from ..errors import BrokerError, BrokerUnavailable
+from ..job import now_iso
+from ..keys import PRIORITIES, Keys
+from . import lua_scripts
+from .base import (
+    Broker,
+    BrokerStats,
+    DeadInfo,
+    DeadLetter,
+    Delivery,
+    JobResult,
+    NewJob,
+    QueueRef,
+    Recovered,
+)
+
+# Enqueue batches are split so that one script never holds Redis for long.
+ENQUEUE_CHUNK = 500
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def _wrap(exc: Exception) -> BrokerError:
+    if isinstance(exc, _UNAVAILABLE):
+        return BrokerUnavailable(f"Redis unreachable: {exc}")
+    return BrokerError(f"Redis error: {exc}")
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
+
+
+class RedisBroker(Broker):
+    def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
+        self.url = url
+        self.keys = Keys(prefix)
+        self.result_ttl = result_ttl
+        self._ttl = str(max(1, int(result_ttl)))
+        # Typed as Any: redis-py's stubs model decode_responses as bytes | str
+        # everywhere; with decode_responses=False every reply here is bytes.
+        self._async: Any = None
+        self._sync_client: Any = None
+        self._scripts = {name: lua_scripts.load(name) for name in lua_scripts.SCRIPT_NAMES}
+        self._ready_cache: dict[tuple[QueueRef, ...], list[str]] = {}
+
+    # -- connections ------------------------------------------------------
+    @property
+    def redis(self) -> Any:
+        if self._async is None:
+            self._async = redis_async.Redis.from_url(
+                self.url,
+                socket_connect_timeout=5,
+                socket_keepalive=True,
+                health_check_interval=30,
+                retry=_retry(),
+                retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            )
+        return self._async
+
+    def _sync(self) -> Any:
+        if self._sync_client is None:
+            self._sync_client = redis_sync.Redis.from_url(
+                self.url,
+                socket_connect_timeout=5,
+                socket_keepalive=True,
+                health_check_interval=30,
+                retry=_retry(),
+                retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            )
+        return self._sync_client
+
+    async def ping(self) -> None:
+        try:
+            await self.redis.ping()
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    async def close(self) -> None:
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+        if self._sync_client is not None:
+            self._sync_client.close()
+            self._sync_client = None
+
+    async def server_info(self) -> dict[str, Any]:
+        """Persistence settings, for the start-up durability warning."""
+        try:
+            cfg: dict[Any, Any] = {}
+            for name in ("appendonly", "maxmemory-policy", "appendfsync"):
+                cfg.update(await self.redis.config_get(name))
+            info = await self.redis.info("server")
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        out = {_s(k): _s(v) for k, v in cfg.items()}
+        out["redis_version"] = str(info.get("redis_version", ""))
+        return out
+
+    # -- script calls ---------------------------------------------------------
+    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        script = self._scripts[name]
+        try:
+            try:
+                return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                # First use on this server, or it restarted without its script cache.
+                await self.redis.script_load(script.source)
+                return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    def _call_sync(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        script = self._scripts[name]
+        client = self._sync()
+        try:
+            try:
+                return client.evalsha(script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                client.script_load(script.source)
+                return client.evalsha(script.sha, len(keys), *keys, *args)
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    # -- client -----------------------------------------------------------
+    def _enqueue_chunks(self, jobs: Sequence[NewJob]) -> list[tuple[list[str], list[Any]]]:
+        k = self.keys
+        chunks = []
+        for start in range(0, len(jobs), ENQUEUE_CHUNK):
+            keys: list[str] = [k.queues, k.scheduled]
+            args: list[Any] = []
+            for job in jobs[start : start + ENQUEUE_CHUNK]:
+                keys += [
+                    k.job(job.id),
+                    k.ready(job.priority, job.name),
+                    k.marker(job.priority, job.name),
+                ]
+                args += [
+                    job.id,
+                    job.record,
+                    "" if job.due is None else repr(job.due),
+                    f"{job.priority}:{job.name}",
+                ]
+            chunks.append((keys, args))
+        return chunks
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
+        chunks = self._enqueue_chunks(jobs)
+        if len(chunks) == 1:
+            return [bool(x) for x in await self._call("enqueue", *chunks[0])]
+        script = self._scripts["enqueue"]
+        await self._ensure_loaded("enqueue")
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for keys, args in chunks:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return [bool(x) for reply in replies for x in reply]
+
+    def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[bool]:
+        chunks = self._enqueue_chunks(jobs)
+        if len(chunks) == 1:
+            return [bool(x) for x in self._call_sync("enqueue", *chunks[0])]
+        script = self._scripts["enqueue"]
+        client = self._sync()
+        try:
+            client.script_load(script.source)
+            with client.pipeline(transaction=False) as pipe:
+                for keys, args in chunks:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                replies = pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return [bool(x) for reply in replies for x in reply]
+
+    async def _ensure_loaded(self, name: str) -> None:
+        try:
+            await self.redis.script_load(self._scripts[name].source)
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    async def get_result(self, job_id: str) -> JobResult | None:
+        try:
+            data = await self.redis.hgetall(self.keys.result(job_id))
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return _parse_result(data)
+
+    def get_result_sync(self, job_id: str) -> JobResult | None:
+        try:
+            data = self._sync().hgetall(self.keys.result(job_id))
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return _parse_result(data)
+
+    async def wait_result(self, job_id: str, timeout: float) -> JobResult | None:
+        found = await self.get_result(job_id)
+        if found is not None or timeout <= 0:
+            return found
+        deadline = time.monotonic() + timeout
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.keys.notify_channel(job_id))
+            # Checked again after subscribing: the job may have finished in between.
+            while (found := await self.get_result(job_id)) is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                await pubsub.get_message(timeout=min(remaining, 1.0))
+            return found
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        finally:
+            await pubsub.aclose()
+
+    def wait_result_sync(self, job_id: str, timeout: float) -> JobResult | None:
+        found = self.get_result_sync(job_id)
+        if found is not None or timeout <= 0:
+            return found
+        deadline = time.monotonic() + timeout
+        pubsub = self._sync().pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(self.keys.notify_channel(job_id))
+            while (found := self.get_result_sync(job_id)) is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                pubsub.get_message(timeout=min(remaining, 1.0))
+            return found
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        finally:
+            pubsub.close()
+
+    async def get_record(self, job_id: str) -> bytes | None:
+        try:
+            value: bytes | None = await self.redis.get(self.keys.job(job_id))
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return value
+
+    # -- worker -----------------------------------------------------------
+    async def register_types(self, names: Sequence[str]) -> None:
+        if not names:
+            return
+        now = str(int(time.time() * 1000))
+        try:
+            await self.redis.hset(self.keys.types, mapping=dict.fromkeys(names, now))
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    def _ready_keys(self, queues: Sequence[QueueRef]) -> list[str]:
+        key = tuple(queues)
+        cached = self._ready_cache.get(key)
+        if cached is None:
+            cached = []
+            for priority, name in queues:
+                cached += [self.keys.ready(priority, name), self.keys.marker(priority, name)]
+            if len(self._ready_cache) > 4096:
+                self._ready_cache.clear()
+            self._ready_cache[key] = cached
+        return cached
+
+    async def dequeue(
+        self, queues: Sequence[QueueRef], count: int, lease_seconds: float, token_prefix: str
+    ) -> list[Delivery]:
+        k = self.keys
+        deadline = int((time.time() + lease_seconds) * 1000)
+        keys = [k.active, k.lease_tokens, k.lease_queues, *self._ready_keys(queues)]
+        reply = await self._call("dequeue", keys, [count, deadline, token_prefix, k.job_prefix])
+        return [
+            Delivery(reply[i].decode(), reply[i + 1], reply[i + 2].decode())
+            for i in range(0, len(reply), 3)
+        ]
+
+    async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
+        markers = self._ready_keys(queues)[1::2]
+        try:
+            got = await self.redis.bzpopmin(markers, timeout=timeout)
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return got is not None
+
+    async def extend_leases(
+        self, leases: Sequence[tuple[str, str]], lease_seconds: float
+    ) -> list[str]:
+        if not leases:
+            return []
+        deadline = int((time.time() + lease_seconds) * 1000)
+        args: list[Any] = [deadline]
+        for job_id, token in leases:
+            args += [job_id, token]
+        lost = await self._call("extend", [self.keys.active, self.keys.lease_tokens], args)
+        return [x.decode() for x in lost]
+
+    async def complete(
+        self, delivery: Delivery, record: bytes, result: bytes | None, duration_ms: float
+    ) -> bool:
+        k = self.keys
+        job_id = delivery.id
+        keys = [k.active, k.lease_tokens, k.lease_queues, k.stalls, k.job(job_id), k.result(job_id)]
+        args = [
+            job_id,
+            delivery.token,
+            record,
+            self._ttl,
+            now_iso(),
+            f"{duration_ms:.3f}",
+            result if result is not None else b"",
+            k.notify_channel(job_id),
+        ]
+        return bool(await self._call("complete", keys, args))
+
+    async def retry(self, delivery: Delivery, record: bytes, due: float) -> bool:
+        k = self.keys
+        keys = [k.active, k.lease_tokens, k.lease_queues, k.job(delivery.id), k.scheduled]
+        return bool(
+            await self._call("retry", keys, [delivery.id, delivery.token, record, repr(due)])
+        )
+
+    async def bury(
+        self, delivery: Delivery, record: bytes | None, info: DeadInfo, duration_ms: float
+    ) -> bool:
+        k = self.keys
+        job_id = delivery.id
+        if not info.failed_at:
+            info.failed_at = now_iso()
+        keys = [
+            k.active,
+            k.lease_tokens,
+            k.lease_queues,
+            k.stalls,
+            k.job(job_id),
+            k.result(job_id),
+            k.dead,
+            k.dead_info,
+        ]
+        args = [
+            job_id,
+            delivery.token,
+            record or b"",
+            info.encode(),
+            int(time.time() * 1000),
+            self._ttl,
+            info.failed_at,
+            f"{duration_ms:.3f}",
+            info.error or info.reason,
+            k.notify_channel(job_id),
+        ]
+        return bool(await self._call("bury", keys, args))
+
+    async def requeue(self, deliveries: Sequence[Delivery]) -> int:
+        if not deliveries:
+            return 0
+        k = self.keys
+        args: list[Any] = [k.ready_prefix, k.marker_prefix]
+        for d in deliveries:
+            args += [d.id, d.token]
+        return int(await self._call("requeue", [k.active, k.lease_tokens, k.lease_queues], args))
+
+    def _route_args(self) -> list[Any]:
+        k = self.keys
+        return [
+            int(time.time() * 1000),
+            now_iso(),
+            self._ttl,
+            k.job_prefix,
+            k.result_prefix,
+            k.notify_prefix,
+            k.ready_prefix,
+            k.marker_prefix,
+        ]
+
+    async def _route_plain(self, priority: str, limit: int = 1000) -> tuple[int, bool]:
+        k = self.keys
+        keys = [
+            k.routing(priority),
+            k.plain_queue(priority),
+            k.types,
+            k.queues,
+            k.dead,
+            k.dead_info,
+        ]
+        routed, buried, more = await self._call(
+            "route_plain", keys, [priority, limit, *self._route_args()]
+        )
+        return int(routed) + int(buried), bool(more)
+
+    async def pump_foreign(self, priority: str, timeout: float) -> int:
+        total, more = await self._route_plain(priority)
+        while more:
+            n, more = await self._route_plain(priority)
+            total += n
+        if total:
+            return total
+        try:
+            moved = await self.redis.blmove(
+                self.keys.plain_queue(priority),
+                self.keys.routing(priority),
+                timeout,
+                "RIGHT",
+                "LEFT",
+            )
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        if moved is None:
+            return 0
+        total, more = await self._route_plain(priority)
+        while more:
+            n, more = await self._route_plain(priority)
+            total += n
+        return total
+
+    # -- scheduler / recovery ---------------------------------------------
+    async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
+        k = self.keys
+        keys = [k.active, k.lease_tokens, k.lease_queues, k.stalls, k.dead, k.dead_info, k.queues]
+        now_ms = int(time.time() * 1000)
+        args = [
+            now_ms,
+            max_stalls,
+            limit,
+            now_iso(),
+            self._ttl,
+            k.job_prefix,
+            k.result_prefix,
+            k.notify_prefix,
+            k.ready_prefix,
+            k.marker_prefix,
+        ]
+        recovered, buried = await self._call("recover", keys, args)
+        return Recovered([x.decode() for x in recovered], [x.decode() for x in buried])
+
+    async def move_due(self, limit: int = 1000) -> int:
+        k = self.keys
+        keys = [k.scheduled, k.queues, k.dead, k.dead_info]
+        total = 0
+        while True:
+            moved, buried, more = await self._call(
+                "move_due", keys, [repr(time.time()), limit, *self._route_args()]
+            )
+            total += int(moved) + int(buried)
+            if not more:
+                return total
+
+    # -- inspection and admin ---------------------------------------------
+    async def stats(self) -> BrokerStats:
+        k = self.keys
+        try:
+            members = sorted(m.decode() for m in await self.redis.smembers(k.queues))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for member in members:
+                    pipe.llen(f"{k.ready_prefix}{member}")
+                for priority in PRIORITIES:
+                    pipe.llen(k.plain_queue(priority))
+                pipe.zcard(k.scheduled)
+                pipe.zcard(k.active)
+                pipe.zcard(k.dead)
+                replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        stats = BrokerStats()
+        for member, depth in zip(members, replies, strict=False):
+            priority, _, name = member.partition(":")
+            stats.ready[(priority, name)] = int(depth)
+        rest = replies[len(members) :]
+        stats.unrouted = {p: int(n) for p, n in zip(PRIORITIES, rest[:3], strict=True)}
+        stats.scheduled, stats.active, stats.dead = (int(x) for x in rest[3:6])
+        return stats
+
+    async def list_dead(self, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
+        k = self.keys
+        try:
+            entries = await self.redis.zrevrange(
+                k.dead, offset, offset + limit - 1, withscores=True
+            )
+            if not entries:
+                return []
+            ids = [e[0].decode() for e in entries]
+            infos = await self.redis.hmget(k.dead_info, ids)
+            records = await self.redis.mget([k.job(i) for i in ids])
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return [
+            DeadLetter(job_id, int(score), DeadInfo.decode(info), record)
+            for (job_id, (_, score), info, record) in zip(ids, entries, infos, records, strict=True)
+        ]
+
+    async def delete_dead(self, job_id: str) -> bool:
+        k = self.keys
+        keys = [k.dead, k.dead_info, k.stalls, k.job(job_id), k.result(job_id)]
+        return bool(await self._call("delete_dead", keys, [job_id]))
+
+    async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
+        k = self.keys
+        keys = [
+            k.dead,
+            k.dead_info,
+            k.stalls,
+            k.job(job_id),
+            k.result(job_id),
+            k.ready(priority, name),
+            k.marker(priority, name),
+            k.queues,
+        ]
+        return bool(await self._call("replay", keys, [job_id, record, f"{priority}:{name}"]))
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _parse_result(data: dict[bytes, bytes]) -> JobResult | None:
+    if not data:
+        return None
+    try:
+        duration = float(data.get(b"duration_ms", b"0"))
+    except ValueError:
+        duration = 0.0
+    return JobResult(
+        status=_s(data.get(b"status", b"")),
+        completed_at=_s(data.get(b"completed_at", b"")),
+        duration_ms=duration,
+        result=data.get(b"result"),
+        error=_s(data[b"error"]) if b"error" in data else None,
+    )
+
+
+__all__ = ["RedisBroker"]

@@ -1,0 +1,237 @@
+"""Settings from the environment and CLI flags, validated in one place.
+
+Nothing reads the environment at import time: `Settings.load()` is called by
+the CLI (or by tests) with the environment and the flags given. Every invalid
+value raises ConfigError naming the variable, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .durations import parse_duration
+from .errors import ConfigError
+from .keys import PRIORITIES
+
+MODES = ("thin", "default", "specialized", "job-specialized", "scheduler-only")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("json", "console")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+DEFAULT_SQLITE_URL = "sqlite:///.bananas/queue.db"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    app: str | None = None
+    broker_url: str | None = None
+    prefix: str = "bananas"
+    mode: str = "default"
+    concurrency: int = 10
+    priorities: tuple[str, ...] = PRIORITIES
+    job_types: tuple[str, ...] = ()
+    group_id: str = "default"
+    enable_scheduler: bool = True
+    scheduler_interval: float = 1.0
+    job_timeout: float = 300.0
+    max_retries: int = 3
+    max_stalls: int = 3
+    lease_timeout: float = 6.0
+    shutdown_timeout: float = 30.0
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 600.0
+    max_payload_bytes: int = 1024 * 1024
+    result_ttl: float = 86400.0
+    health_port: int = 6061
+    health_host: str = "0.0.0.0"
+    metrics_log_interval: float = 30.0
+    log_level: str = "info"
+    log_format: str = "json"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Build settings from `env` (default os.environ) with CLI `overrides`
+        keyed by the environment variable they replace."""
+        source: dict[str, Any] = dict(os.environ if env is None else env)
+        for key, value in (overrides or {}).items():
+            if value is not None and value != ():
+                source[key] = value
+        return _build(source)
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or DEFAULT_SQLITE_URL
+
+
+def _get(source: Mapping[str, Any], name: str) -> Any | None:
+    value = source.get(name)
+    if isinstance(value, str) and value.strip() == "":
+        return None
+    return value
+
+
+def _parse(name: str, raw: Any, parser: Callable[[Any], T], allowed: str) -> T:
+    try:
+        return parser(raw)
+    except (ValueError, TypeError) as exc:
+        detail = str(exc) if str(exc) else allowed
+        raise ConfigError(f"{name}={raw!r} is invalid: {detail} (allowed: {allowed})") from None
+
+
+def _int_in(low: int, high: int) -> Callable[[Any], int]:
+    def parse(raw: Any) -> int:
+        value = int(str(raw).strip())
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _duration_in(low: float, high: float) -> Callable[[Any], float]:
+    def parse(raw: Any) -> float:
+        value = parse_duration(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {_fmt(low)} and {_fmt(high)}")
+        return value
+
+    return parse
+
+
+def _fmt(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = str(raw).strip().lower()
+        if value not in options:
+            raise ValueError(f"unknown value {value!r}")
+        return value
+
+    return parse
+
+
+def _priorities(raw: Any) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+    values = tuple(str(p).strip().lower() for p in items if str(p).strip())
+    if not values:
+        raise ValueError("the list is empty")
+    for value in values:
+        if value not in PRIORITIES:
+            raise ValueError(f"unknown priority {value!r}")
+    if len(set(values)) != len(values):
+        raise ValueError("a priority is listed twice")
+    return values
+
+
+def _names(raw: Any) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+    return tuple(dict.fromkeys(str(n).strip() for n in items if str(n).strip()))
+
+
+def _aliased(source: Mapping[str, Any], main: str, alias: str) -> tuple[str, Any | None]:
+    """Value of `main`, or of its alias; both set to different values is an error."""
+    main_value, alias_value = _get(source, main), _get(source, alias)
+    if main_value is not None and alias_value is not None and str(main_value) != str(alias_value):
+        raise ConfigError(
+            f"{main}={main_value!r} and its alias {alias}={alias_value!r} disagree: set only one"
+        )
+    if main_value is not None:
+        return main, main_value
+    return alias, alias_value
+
+
+def _build(source: Mapping[str, Any]) -> Settings:
+    values: dict[str, Any] = {}
+    defaults = Settings()
+
+    def opt(name: str, attr: str, parser: Callable[[Any], Any], allowed: str) -> None:
+        raw = _get(source, name)
+        if raw is not None:
+            values[attr] = _parse(name, raw, parser, allowed)
+
+    values["app"] = _get(source, "BANANAS_APP")
+    values["broker_url"] = _get(source, "BANANAS_BROKER_URL") or _get(source, "REDIS_URL")
+    if values["broker_url"] is not None:
+        url = str(values["broker_url"])
+        if not url.startswith(("redis://", "rediss://", "unix://", "sqlite://")):
+            raise ConfigError(
+                f"broker URL {url!r} is invalid (allowed: redis://, rediss://, unix:// "
+                "or sqlite:///path)"
+            )
+    opt("BANANAS_PREFIX", "prefix", _nonempty_name, "letters, digits, _ - . :")
+
+    opt("WORKER_MODE", "mode", _choice(MODES), ", ".join(MODES))
+    name, raw = _aliased(source, "WORKER_CONCURRENCY", "CONCURRENCY")
+    if raw is not None:
+        values["concurrency"] = _parse(name, raw, _int_in(1, 1000), "an integer from 1 to 1000")
+    opt("WORKER_PRIORITIES", "priorities", _priorities, "a comma list of high, normal, low")
+    name, raw = _aliased(source, "WORKER_JOB_TYPES", "WORKER_TYPE")
+    if raw is not None:
+        values["job_types"] = _parse(name, raw, _names, "a comma list of job type names")
+        if not values["job_types"]:
+            raise ConfigError(f"{name}={raw!r} is invalid: the list is empty")
+        if name == "WORKER_TYPE" and _get(source, "WORKER_MODE") is None:
+            values["mode"] = "job-specialized"
+    opt("GROUP_ID", "group_id", _nonempty_name, "a pool name")
+    opt("ENABLE_SCHEDULER", "enable_scheduler", _bool, "true or false")
+    if "enable_scheduler" not in values:
+        mode = values.get("mode", defaults.mode)
+        values["enable_scheduler"] = mode in ("thin", "default", "scheduler-only")
+    opt("SCHEDULER_INTERVAL", "scheduler_interval", _duration_in(0.1, 60), "100ms to 1m")
+    opt("JOB_TIMEOUT", "job_timeout", _duration_in(0.001, 7 * 86400), "1ms to 7d")
+    opt("MAX_RETRIES", "max_retries", _int_in(0, 1000), "an integer from 0 to 1000")
+    opt("MAX_STALLS", "max_stalls", _int_in(1, 1000), "an integer from 1 to 1000")
+    opt("LEASE_TIMEOUT", "lease_timeout", _duration_in(0.5, 3600), "500ms to 1h")
+    opt("SHUTDOWN_TIMEOUT", "shutdown_timeout", _duration_in(0, 86400), "0s to 1d")
+    opt("RETRY_BACKOFF", "retry_backoff", _duration_in(0.001, 3600), "1ms to 1h")
+    opt("RETRY_BACKOFF_MAX", "retry_backoff_max", _duration_in(0.001, 7 * 86400), "1ms to 7d")
+    opt("MAX_PAYLOAD_BYTES", "max_payload_bytes", _int_in(64, 512 * 1024 * 1024), "64 to 512 MiB")
+    opt("RESULT_TTL", "result_ttl", _duration_in(1, 365 * 86400), "1s to 365d")
+    opt("HEALTH_PORT", "health_port", _int_in(0, 65535), "0 (off) or a port 1-65535")
+    opt("HEALTH_HOST", "health_host", _nonempty_text, "an address to bind")
+    opt("METRICS_LOG_INTERVAL", "metrics_log_interval", _duration_in(0.1, 86400), "100ms to 1d")
+    opt("LOG_LEVEL", "log_level", _choice(LOG_LEVELS), ", ".join(LOG_LEVELS))
+    opt("LOG_FORMAT", "log_format", _choice(LOG_FORMATS), ", ".join(LOG_FORMATS))
+    return Settings(**values)
+
+
+def _nonempty_name(raw: Any) -> str:
+    text = str(raw).strip()
+    if not text or any(c.isspace() for c in text):
+        raise ValueError("must be a non-empty name without spaces")
+    return text
+
+
+def _nonempty_text(raw: Any) -> str:
+    text = str(raw).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text

@@ -1,0 +1,70 @@
+"""Find the job handlers: the --app / BANANAS_APP target plus every entry point
+in the `bananas.processors` group, so adding a processor needs no other change.
+
+An entry point may name a Bananas app (its handlers are taken), a callable
+taking the app (it registers handlers itself), or a module (every Bananas app
+defined in it is taken).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from importlib.metadata import entry_points
+
+from .app import Bananas
+from .errors import AppLoadError
+
+ENTRY_POINT_GROUP = "bananas.processors"
+
+
+def load_app(target: str | None) -> Bananas:
+    """Import `module:attribute` (attribute defaults to `app`) and merge processors."""
+    app = _import_target(target) if target else Bananas()
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry.load()
+        except Exception as exc:
+            raise AppLoadError(
+                f"processor entry point {entry.name!r} ({entry.value}) failed to load: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        _merge(app, loaded, entry.name)
+    return app
+
+
+def _import_target(target: str) -> Bananas:
+    module_name, _, attribute = target.partition(":")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # like `python -m`: the current directory is importable
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AppLoadError(
+            f"--app {target!r}: cannot import module {module_name!r}: {exc}"
+        ) from exc
+    obj: object = module
+    for part in (attribute or "app").split("."):
+        if not hasattr(obj, part):
+            raise AppLoadError(f"--app {target!r}: module {module_name!r} has no {part!r}")
+        obj = getattr(obj, part)
+    if not isinstance(obj, Bananas):
+        raise AppLoadError(f"--app {target!r} is a {type(obj).__name__}, not a Bananas app")
+    return obj
+
+
+def _merge(app: Bananas, loaded: object, name: str) -> None:
+    if isinstance(loaded, Bananas):
+        app.include(loaded)
+    elif isinstance(loaded, types.ModuleType):
+        for value in vars(loaded).values():
+            if isinstance(value, Bananas) and value is not app:
+                app.include(value)
+    elif callable(loaded):
+        loaded(app)
+    else:
+        raise AppLoadError(
+            f"processor entry point {name!r} is a {type(loaded).__name__}: expected a Bananas "
+            "app, a module or a function taking the app"
+        )

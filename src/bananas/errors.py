@@ -1,0 +1,52 @@
+"""One error hierarchy for everything Bananas raises on purpose."""
+
+from __future__ import annotations
+
+
+class BananasError(Exception):
+    """Base class of every error Bananas raises on purpose."""
+
+
+class ConfigError(BananasError):
+    """A configuration value (environment or CLI) is invalid; the message names it."""
+
+
+class BrokerError(BananasError):
+    """The broker failed or could not be reached; wraps the driver's exception."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker cannot be reached right now (connection refused, timeout)."""
+
+
+class InvalidRecord(BananasError):
+    """A job record read from the broker does not follow the wire format."""
+
+
+class PayloadTooLarge(BananasError):
+    """An enqueued payload is over MAX_PAYLOAD_BYTES."""
+
+
+class PayloadError(BananasError):
+    """A payload is not a JSON object, or not JSON-serializable."""
+
+
+class UnknownJob(BananasError):
+    """No handler is registered for a job name."""
+
+
+class JobFailed(BananasError):
+    """Raised by JobHandle.result()/wait() when the job ended failed (dead-lettered)."""
+
+    def __init__(self, job_id: str, error: str) -> None:
+        super().__init__(f"job {job_id} failed: {error}")
+        self.job_id = job_id
+        self.error = error
+
+
+class JobTimeout(BananasError):
+    """A job ran past its time limit."""
+
+
+class AppLoadError(BananasError):
+    """The --app / BANANAS_APP target could not be imported."""

@@ -1,0 +1,172 @@
+"""Job records: the JSON codec of the Redis wire format (DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from .errors import InvalidRecord, PayloadError, PayloadTooLarge
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SCHEDULED = "scheduled"
+
+
+PRIORITY_NAMES = frozenset(p.value for p in Priority)
+
+
+def now_iso() -> str:
+    """UTC time as the SDKs write it: 2026-01-02T03:04:05.678Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_from_unix(seconds: float) -> str:
+    return (
+        datetime.fromtimestamp(seconds, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def check_priority(value: str) -> str:
+    if value not in PRIORITY_NAMES:
+        raise ValueError(f"unknown priority {value!r}: expected one of high, normal, low")
+    return value
+
+
+def encode_payload(payload: Any, max_bytes: int) -> bytes:
+    """Serialize a payload, refusing non-objects and oversized ones with a clear error."""
+    if not isinstance(payload, dict):
+        raise PayloadError(f"payload must be a JSON object (dict), got {type(payload).__name__}")
+    try:
+        data = orjson.dumps(payload)
+    except TypeError as exc:
+        raise PayloadError(f"payload is not JSON-serializable: {exc}") from None
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"payload is {len(data)} bytes, over MAX_PAYLOAD_BYTES={max_bytes}")
+    return data
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """A decoded job record. `fields` keeps every field, SDK extras included,
+    so that rewriting the record never drops what another client wrote."""
+
+    fields: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.fields["id"])
+
+    @property
+    def name(self) -> str:
+        return str(self.fields["name"])
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = self.fields["payload"]
+        return payload
+
+    @property
+    def priority(self) -> str:
+        return str(self.fields["priority"])
+
+    @property
+    def attempts(self) -> int:
+        return int(self.fields.get("attempts") or 0)
+
+    def max_retries(self, default: int) -> int:
+        value = self.fields.get("max_retries")
+        return default if value is None else int(value)
+
+    def updated(self, **changes: Any) -> bytes:
+        """The record with `changes` applied and updated_at refreshed, encoded."""
+        self.fields.update(changes)
+        self.fields["updated_at"] = now_iso()
+        return orjson.dumps(self.fields)
+
+
+def build_record(
+    *,
+    job_id: str,
+    name: str,
+    payload_json: bytes,
+    priority: str,
+    max_retries: int | None,
+    scheduled_for: float | None,
+    description: str = "",
+) -> bytes:
+    """Encode a new record; the payload is spliced in already serialized."""
+    now = now_iso()
+    head: dict[str, Any] = {
+        "id": job_id,
+        "name": name,
+        "description": description,
+        "status": Status.SCHEDULED if scheduled_for is not None else Status.PENDING,
+        "priority": priority,
+        "created_at": now,
+        "updated_at": now,
+        "attempts": 0,
+    }
+    if max_retries is not None:
+        head["max_retries"] = max_retries
+    if scheduled_for is not None:
+        head["scheduled_for"] = iso_from_unix(scheduled_for)
+    # Splicing avoids serializing a (possibly large) payload twice.
+    return orjson.dumps(head)[:-1] + b',"payload":' + payload_json + b"}"
+
+
+_REQUIRED_TEXT = ("id", "name")
+
+
+def decode_record(raw: bytes | None, expected_id: str | None = None) -> JobRecord:
+    """Decode and validate a record; InvalidRecord names the first problem found."""
+    if raw is None:
+        raise InvalidRecord("no job record stored for this id")
+    try:
+        fields = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord(f"record is not valid JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise InvalidRecord(f"record must be a JSON object, got {type(fields).__name__}")
+    for key in _REQUIRED_TEXT:
+        value = fields.get(key)
+        if not isinstance(value, str) or not value:
+            raise InvalidRecord(f"field {key!r} must be a non-empty string")
+    if expected_id is not None and fields["id"] != expected_id:
+        raise InvalidRecord(f"record id {fields['id']!r} does not match its key ({expected_id!r})")
+    if "payload" not in fields:
+        raise InvalidRecord("field 'payload' is missing")
+    payload = fields["payload"]
+    if not isinstance(payload, dict):
+        raise InvalidRecord(f"field 'payload' must be a JSON object, got {type(payload).__name__}")
+    priority = fields.get("priority") or "normal"
+    if priority not in PRIORITY_NAMES:
+        raise InvalidRecord(f"field 'priority' is {priority!r}: expected high, normal or low")
+    fields["priority"] = priority
+    for key in ("attempts", "max_retries"):
+        value = fields.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
+            raise InvalidRecord(f"field {key!r} must be a non-negative integer, got {value!r}")
+    return JobRecord(fields)

@@ -1,0 +1,109 @@
+"""Every Redis key name Bananas uses, built in one place.
+
+The first block is the wire format shared with the Bananas client SDKs
+(DESIGN.md section 6); the rest is Bananas' own bookkeeping under the same prefix.
+Per-job keys are prefix + id; the Lua scripts receive those prefixes in ARGV
+because a job id is only known inside the script (the same convention as
+asynq and BullMQ). Bananas does not target Redis Cluster: the SDK key names
+carry no hash tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PRIORITIES = ("high", "normal", "low")
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "bananas"
+
+    # -- wire format (section 6) -------------------------------------------
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    @property
+    def job_prefix(self) -> str:
+        return f"{self.prefix}:job:"
+
+    def plain_queue(self, priority: str) -> str:
+        """The SDK ready list for a priority (LPUSH, oldest at the right)."""
+        return f"{self.prefix}:queue:{priority}"
+
+    @property
+    def scheduled(self) -> str:
+        return f"{self.prefix}:queue:scheduled"
+
+    def result(self, job_id: str) -> str:
+        return f"{self.prefix}:result:{job_id}"
+
+    @property
+    def result_prefix(self) -> str:
+        return f"{self.prefix}:result:"
+
+    def notify_channel(self, job_id: str) -> str:
+        return f"{self.prefix}:result:notify:{job_id}"
+
+    @property
+    def notify_prefix(self) -> str:
+        return f"{self.prefix}:result:notify:"
+
+    # -- Bananas' own keys --------------------------------------------------
+    @property
+    def ready_prefix(self) -> str:
+        return f"{self.prefix}:ready:"
+
+    def ready(self, priority: str, name: str) -> str:
+        """Routed ready list of one (priority, job type)."""
+        return f"{self.prefix}:ready:{priority}:{name}"
+
+    @property
+    def marker_prefix(self) -> str:
+        return f"{self.prefix}:marker:"
+
+    def marker(self, priority: str, name: str) -> str:
+        """Wake-up marker (a one-member sorted set) idle workers BZPOPMIN on."""
+        return f"{self.prefix}:marker:{priority}:{name}"
+
+    @property
+    def queues(self) -> str:
+        """Set of "priority:name" members: every routed list ever used."""
+        return f"{self.prefix}:queues"
+
+    def routing(self, priority: str) -> str:
+        """Ids taken off a plain SDK list and not yet routed (crash-safe hand-over)."""
+        return f"{self.prefix}:routing:{priority}"
+
+    @property
+    def active(self) -> str:
+        """Sorted set of leased job ids scored by lease deadline (unix ms)."""
+        return f"{self.prefix}:active"
+
+    @property
+    def lease_tokens(self) -> str:
+        return f"{self.prefix}:lease:token"
+
+    @property
+    def lease_queues(self) -> str:
+        return f"{self.prefix}:lease:queue"
+
+    @property
+    def stalls(self) -> str:
+        """Hash id -> number of times the job's lease expired (its worker died)."""
+        return f"{self.prefix}:stalls"
+
+    @property
+    def dead(self) -> str:
+        """Sorted set of dead-lettered ids scored by time of death (unix ms)."""
+        return f"{self.prefix}:dead"
+
+    @property
+    def dead_info(self) -> str:
+        """Hash id -> JSON {reason, error, traceback, failed_at, priority, name}."""
+        return f"{self.prefix}:dead:info"
+
+    @property
+    def types(self) -> str:
+        """Hash job type -> unix ms a worker last registered a handler for it."""
+        return f"{self.prefix}:types"

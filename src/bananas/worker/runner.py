@@ -1,0 +1,240 @@
+"""Run one leased job: validate it, execute it, then complete, retry or bury it.
+
+A bad job (record, type, payload, result) is buried with the reason; nothing
+here lets one job take the worker down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from ..app import JobDefinition
+from ..brokers.base import Broker, DeadInfo, Delivery
+from ..config import Settings
+from ..errors import BrokerUnavailable, InvalidRecord, JobTimeout
+from ..job import JobRecord, decode_record, iso_from_unix
+from ..logs import EventLog
+from .executors import Executors, Requeue
+from .stats import WorkerStats
+
+MAX_TRACEBACK = 16_000
+
+
+class JobRunner:
+    def __init__(
+        self,
+        handlers: dict[str, JobDefinition],
+        broker: Broker,
+        settings: Settings,
+        executors: Executors,
+        log: EventLog,
+        stats: WorkerStats,
+    ) -> None:
+        self.handlers = handlers
+        self.broker = broker
+        self.settings = settings
+        self.executors = executors
+        self.log = log
+        self.stats = stats
+
+    async def run(self, delivery: Delivery) -> None:
+        started = time.perf_counter()
+        raw = delivery.raw
+        if raw is not None and len(raw) > self.settings.max_payload_bytes + 4096:
+            await self._reject(
+                delivery,
+                None,
+                f"record is {len(raw)} bytes, over "
+                f"MAX_PAYLOAD_BYTES={self.settings.max_payload_bytes}",
+            )
+            return
+        try:
+            record = decode_record(raw, expected_id=delivery.id)
+        except InvalidRecord as exc:
+            await self._reject(delivery, None, f"invalid job record: {exc}")
+            return
+        definition = self.handlers.get(record.name)
+        if definition is None:
+            await self._reject(
+                delivery,
+                record,
+                f"no handler for job type {record.name!r} in "
+                f"this worker (registered: {', '.join(sorted(self.handlers))})",
+            )
+            return
+        try:
+            definition.check_payload(record.payload)
+        except TypeError as exc:
+            await self._reject(
+                delivery,
+                record,
+                f"payload does not match {definition.name}{definition.signature}: {exc}",
+            )
+            return
+        attempt = record.attempts + 1
+        timeout = definition.timeout or self.settings.job_timeout
+        self.log.info(
+            "job.started",
+            job_id=delivery.id,
+            job_type=record.name,
+            priority=record.priority,
+            attempt=attempt,
+        )
+        try:
+            value = await self.executors.run(definition, record.payload, timeout)
+        except (asyncio.CancelledError, Requeue):
+            raise
+        except Exception as exc:
+            await self._failed(delivery, record, definition, attempt, exc, started)
+            return
+        duration_ms = (time.perf_counter() - started) * 1000
+        try:
+            result = None if value is None else orjson.dumps(value)
+        except TypeError as exc:
+            await self._reject(
+                delivery, record, f"result is not JSON-serializable: {exc}", attempt=attempt
+            )
+            return
+        done = await self._settle(
+            delivery,
+            lambda: self.broker.complete(
+                delivery, record.updated(status="completed", attempts=attempt), result, duration_ms
+            ),
+        )
+        self.stats.finished(duration_ms, ok=True)
+        if done:
+            self.log.info(
+                "job.completed",
+                job_id=delivery.id,
+                job_type=record.name,
+                priority=record.priority,
+                attempt=attempt,
+                duration_ms=round(duration_ms, 3),
+            )
+        else:
+            self._stale(delivery, record, "completed")
+
+    async def _failed(
+        self,
+        delivery: Delivery,
+        record: JobRecord,
+        definition: JobDefinition,
+        attempt: int,
+        exc: Exception,
+        started: float,
+    ) -> None:
+        duration_ms = (time.perf_counter() - started) * 1000
+        self.stats.finished(duration_ms, ok=False)
+        error = str(exc) if isinstance(exc, JobTimeout) else f"{type(exc).__name__}: {exc}"
+        tb = "" if isinstance(exc, JobTimeout) else traceback.format_exc()[-MAX_TRACEBACK:]
+        default_budget = (
+            definition.max_retries
+            if definition.max_retries is not None
+            else self.settings.max_retries
+        )
+        budget = record.max_retries(default_budget)
+        fields = dict(
+            job_id=delivery.id,
+            job_type=record.name,
+            priority=record.priority,
+            attempt=attempt,
+            duration_ms=round(duration_ms, 3),
+            error=error,
+        )
+        if attempt > budget:
+            info = DeadInfo(
+                reason=f"failed {attempt} times (max_retries={budget})",
+                error=error,
+                traceback=tb,
+                priority=record.priority,
+                name=record.name,
+            )
+            new_record = record.updated(
+                status="failed", attempts=attempt, error=error, traceback=tb
+            )
+            done = await self._settle(
+                delivery, lambda: self.broker.bury(delivery, new_record, info, duration_ms)
+            )
+            if done:
+                self.log.warning("job.dead_lettered", reason=info.reason, **fields)
+        else:
+            delay = self.backoff(attempt)
+            due = time.time() + delay
+            new_record = record.updated(
+                status="scheduled", attempts=attempt, error=error, scheduled_for=iso_from_unix(due)
+            )
+            done = await self._settle(
+                delivery, lambda: self.broker.retry(delivery, new_record, due)
+            )
+            if done:
+                self.log.info("job.retried", retry_in_s=round(delay, 3), **fields)
+        if not done:
+            self._stale(delivery, record, "failed")
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential back-off with jitter: base * 2^(attempt-1), capped, x [0.5, 1)."""
+        ceiling = min(
+            self.settings.retry_backoff_max,
+            self.settings.retry_backoff * (2 ** min(attempt - 1, 40)),
+        )
+        return float(ceiling * (0.5 + random.random() / 2))
+
+    async def _reject(
+        self, delivery: Delivery, record: JobRecord | None, reason: str, attempt: int | None = None
+    ) -> None:
+        """Bury a job that can never succeed as it is (bad input), with the reason."""
+        name = record.name if record else ""
+        priority = record.priority if record else ""
+        info = DeadInfo(reason=reason, error=reason, priority=priority, name=name)
+        new_record = None
+        if record is not None:
+            new_record = record.updated(
+                status="failed", error=reason, attempts=attempt or record.attempts
+            )
+        self.stats.rejected_one()
+        done = await self._settle(
+            delivery, lambda: self.broker.bury(delivery, new_record, info, 0.0)
+        )
+        if done:
+            self.log.warning(
+                "job.dead_lettered",
+                job_id=delivery.id,
+                job_type=name or None,
+                priority=priority or None,
+                reason=reason,
+            )
+
+    def _stale(self, delivery: Delivery, record: JobRecord, outcome: str) -> None:
+        self.log.warning(
+            "job.lease_lost",
+            job_id=delivery.id,
+            job_type=record.name,
+            outcome=outcome,
+            detail="lease expired and was re-issued; this worker's outcome was refused",
+        )
+
+    async def _settle(self, delivery: Delivery, action: Callable[[], Awaitable[bool]]) -> bool:
+        """Record an outcome, retrying through a broker outage while the lease
+        could still be ours; after that the job comes back by lease expiry."""
+        deadline = time.monotonic() + self.settings.lease_timeout
+        pause = 0.05
+        while True:
+            try:
+                return await action()
+            except BrokerUnavailable as exc:
+                if time.monotonic() + pause > deadline:
+                    self.log.error(
+                        "job.settle_failed",
+                        job_id=delivery.id,
+                        error=str(exc),
+                        detail="broker unreachable; the job will run again after its lease expires",
+                    )
+                    return False
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)

@@ -1,0 +1,100 @@
+"""Handlers used by the tests. Side effects go to the test Redis (TEST_REDIS_URL)
+under `test:*` keys, so tests can see what ran, how often and when."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Any
+
+import redis
+
+from bananas import Bananas
+
+app = Bananas()
+_client: redis.Redis | None = None
+
+
+def r() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(os.environ["TEST_REDIS_URL"], decode_responses=True)
+    return _client
+
+
+def _ran(k: str) -> int:
+    return int(r().hincrby("test:runs", k, 1))
+
+
+@app.job()
+def record(k: str) -> str:
+    """Thread executor: count a run of key k."""
+    _ran(k)
+    return k
+
+
+@app.job()
+async def add(a: int, b: int) -> int:
+    return a + b
+
+
+@app.job()
+async def sleepy(k: str, seconds: float) -> str:
+    r().hset("test:started", k, repr(time.time()))
+    await asyncio.sleep(seconds)
+    _ran(k)
+    return k
+
+
+@app.job()
+async def stamp(k: str, sent: float) -> float:
+    """Record enqueue->start latency."""
+    delay = time.time() - sent
+    r().hset("test:latency", k, repr(delay))
+    return delay
+
+
+@app.job(max_retries=3)
+def flaky(k: str, failures: int) -> int:
+    n = int(r().hincrby("test:attempts", k, 1))
+    if n <= failures:
+        raise RuntimeError(f"attempt {n} of {k} fails on purpose")
+    return n
+
+
+@app.job(max_retries=2)
+def broken_until_fixed(k: str) -> str:
+    _ran(k)
+    if not r().get("test:fixed"):
+        raise ValueError(f"{k} is broken until test:fixed is set")
+    return "fixed"
+
+
+@app.job()
+def suicide(k: str) -> None:
+    """Kills its own worker process, as an OOM kill or a segfault would."""
+    _ran(k)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.job(timeout="500ms", max_retries=1)
+async def hang_async(k: str) -> None:
+    _ran(k)
+    await asyncio.sleep(3600)
+
+
+@app.job(executor="process", timeout="1s", max_retries=0)
+def hang_process(k: str) -> None:
+    time.sleep(3600)
+
+
+@app.job(executor="process")
+def cpu(n: int) -> int:
+    return sum(i * i for i in range(n))
+
+
+@app.job()
+async def unserializable() -> Any:
+    return {1, 2, 3}

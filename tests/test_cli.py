@@ -1,0 +1,102 @@
+"""The `bananas` command: help everywhere, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+import redis
+from support import WorkerFactory, wait_for
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["worker"],
+        ["scheduler"],
+        ["enqueue"],
+        ["status"],
+        ["dlq"],
+        ["dlq", "list"],
+        ["dlq", "replay"],
+        ["dlq", "delete"],
+    ],
+)
+def test_help(workers: WorkerFactory, command: list[str]) -> None:
+    out = workers.cli(*command, "--help")
+    assert out.returncode == 0 and "Usage:" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "fragment"),
+    [
+        (["worker", "--app", "apps.core:app", "--concurrency", "0"], {}, "between 1 and 1000"),
+        (["worker", "--app", "apps.core:app"], {"WORKER_MODE": "turbo"}, "WORKER_MODE"),
+        (["worker", "--app", "nope.module:app"], {}, "cannot import module"),
+        (["worker", "--app", "apps.core:nothing"], {}, "has no 'nothing'"),
+        (["worker"], {}, "no app given"),
+        (
+            [
+                "worker",
+                "--app",
+                "apps.core:app",
+                "--mode",
+                "job-specialized",
+                "--job-types",
+                "add,resize",
+            ],
+            {},
+            "resize with no handler",
+        ),
+        (["enqueue", "add", "--json", "[1]"], {}, "must be a JSON object"),
+        (["enqueue", "add", "--json", "{"], {}, "not valid JSON"),
+        (["enqueue", "add", "--delay", "soon"], {}, "_delay"),
+        (["dlq", "replay"], {}, "give job ids"),
+    ],
+)
+def test_errors_are_one_line_exit_2(
+    workers: WorkerFactory, args: list[str], env: dict[str, str], fragment: str
+) -> None:
+    out = workers.cli(*args, **env)
+    assert out.returncode == 2, out.stderr
+    assert fragment in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_unreachable_broker_is_exit_1(workers: WorkerFactory) -> None:
+    out = workers.cli("status", REDIS_URL="redis://127.0.0.1:1/0")
+    assert out.returncode == 1
+    assert "unreachable" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_enqueue_status_and_dlq(workers: WorkerFactory, r: redis.Redis) -> None:
+    out = workers.cli("enqueue", "add", "--json", '{"a": 1, "b": 2}', "--priority", "high")
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.strip()
+    assert r.lrange("bananas:ready:high:add", 0, -1) == [job_id]
+    status = json.loads(workers.cli("status", "--json").stdout)
+    assert {"priority": "high", "job_type": "add", "depth": 1} in status["queues"]
+    text = workers.cli("status").stdout
+    assert "high       1" in text
+
+    w = workers.start(MAX_RETRIES="0")
+    out = workers.cli("enqueue", "add", "--json", '{"a": 1, "b": 2}', "--wait", "10")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[1])["result"] == 3
+    out = workers.cli("enqueue", "broken_until_fixed", "--json", '{"k": "z"}', "--wait", "10")
+    assert out.returncode == 1
+    dead = json.loads(workers.cli("dlq", "list", "--json").stdout)
+    assert len(dead) == 1 and "broken until" in dead[0]["error"]
+    w.signal(signal.SIGTERM)
+    assert w.wait(20) == 0
+    out = workers.cli("dlq", "replay", "--all")
+    assert out.returncode == 0 and "replayed 1 of 1" in out.stdout
+    assert r.llen("bananas:ready:normal:broken_until_fixed") == 1
+    out = workers.cli("dlq", "delete", "no-such-id")
+    assert out.returncode == 1 and "not in the dead-letter queue" in out.stderr
+    wait_for(
+        lambda: r.llen("bananas:ready:normal:broken_until_fixed") == 1, 1, message="still queued"
+    )
