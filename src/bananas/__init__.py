@@ -1,6 +1,7 @@
 """Bananas: background jobs for Python that lose nothing."""
 
 from .app import Bananas, JobFunction, JobSpec
+from .context import JobContext, current_job
 from .errors import (
     BananasError,
     BrokerError,
@@ -20,6 +21,7 @@ __all__ = [
     "BrokerError",
     "BrokerUnavailable",
     "ConfigError",
+    "JobContext",
     "JobFailed",
     "JobFunction",
     "JobHandle",
@@ -29,6 +31,7 @@ __all__ = [
     "PayloadTooLarge",
     "Priority",
     "Status",
+    "current_job",
 ]
 
 __version__ = "0.1.0"

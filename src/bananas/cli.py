@@ -366,5 +366,35 @@ def dlq_delete(ids: tuple[str, ...], all_: bool, broker: str | None) -> None:
     _dlq_action(ids, all_, broker, "delete")
 
 
+@main.command()
+@click.option("--jobs", default=300, type=click.IntRange(20, 100_000), show_default=True,
+              help="How many jobs the demo enqueues.")
+@broker_option
+def demo(jobs: int, broker: str | None) -> None:
+    """Run Bananas' main job end to end on the embedded broker, with a live display."""
+    from .demo import run as run_demo
+
+    settings = load_settings(BANANAS_BROKER_URL=broker)
+    try:
+        sys.exit(run_demo(settings, jobs))
+    except BananasError as exc:
+        fail(str(exc))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, type=click.IntRange(1, 65535), show_default=True)
+@broker_option
+def dashboard(host: str, port: int, broker: str | None) -> None:
+    """Serve the web dashboard (binds 127.0.0.1 unless told otherwise)."""
+    from .dashboard import serve
+
+    settings = load_settings(BANANAS_BROKER_URL=broker)
+    try:
+        serve(settings, host, port)
+    except BananasError as exc:
+        fail(str(exc))
+
+
 if __name__ == "__main__":
     main()

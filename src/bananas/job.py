@@ -43,6 +43,17 @@ def iso_from_unix(seconds: float) -> str:
     )
 
 
+def created_at(raw: bytes | None) -> float | None:
+    """Unix seconds of a record's created_at, None when absent or unparsable."""
+    if not raw:
+        return None
+    try:
+        value = orjson.loads(raw).get("created_at")
+        return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else None
+    except (orjson.JSONDecodeError, AttributeError, ValueError):
+        return None
+
+
 def new_job_id() -> str:
     return str(uuid.uuid4())
 

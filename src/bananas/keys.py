@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PRIORITIES = ("high", "normal", "low")
+PRIORITY_RANK = {p: i for i, p in enumerate(PRIORITIES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,25 @@ class Keys:
     def dead_info(self) -> str:
         """Hash id -> JSON {reason, error, traceback, failed_at, priority, name}."""
         return f"{self.prefix}:dead:info"
+
+    @property
+    def completed(self) -> str:
+        """Sorted set of recently completed ids scored by finish time (unix ms), capped."""
+        return f"{self.prefix}:completed"
+
+    def throughput(self, minute: int) -> str:
+        """Hash {completed, failed} of attempts finished in one unix minute (expires)."""
+        return f"{self.prefix}:throughput:{minute}"
+
+    @property
+    def workers(self) -> str:
+        """Hash worker id -> JSON registry entry."""
+        return f"{self.prefix}:workers"
+
+    @property
+    def workers_seen(self) -> str:
+        """Sorted set worker id -> last heartbeat (unix ms)."""
+        return f"{self.prefix}:workers:seen"
 
     @property
     def types(self) -> str:

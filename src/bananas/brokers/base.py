@@ -99,6 +99,36 @@ class BrokerStats:
     scheduled: int = 0
     active: int = 0
     dead: int = 0
+    completed: int = 0  # entries in the recent-completions index
+
+
+JOB_STATES = ("queued", "running", "scheduled", "completed", "dead")
+
+
+def check_state(state: str) -> None:
+    if state not in JOB_STATES:
+        raise ValueError(f"unknown job state {state!r} (allowed: {', '.join(JOB_STATES)})")
+
+
+@dataclass(slots=True)
+class JobSummary:
+    """One job in a listing. `when_ms` depends on the state: lease deadline
+    (running), due time (scheduled), finish time (completed, dead), and 0 for
+    queued jobs."""
+
+    id: str
+    state: str
+    when_ms: int
+    record: bytes | None
+    priority: str = ""
+    name: str = ""
+
+
+@dataclass(slots=True)
+class Throughput:
+    minute: int  # unix minute (unix seconds // 60)
+    completed: int
+    failed: int
 
 
 @dataclass(slots=True)
@@ -199,9 +229,55 @@ class Broker(abc.ABC):
     async def move_due(self, limit: int = 1000) -> int:
         """Route scheduled jobs that are due; returns how many moved."""
 
+    # -- worker registry ----------------------------------------------------
+    @abc.abstractmethod
+    async def heartbeat_worker(self, worker_id: str, info: dict[str, Any]) -> None:
+        """Register or refresh a worker / scheduler entry (JSON-able info)."""
+
+    @abc.abstractmethod
+    async def remove_worker(self, worker_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def list_workers(self, expiry: float) -> list[dict[str, Any]]:
+        """Entries heard from within `expiry` seconds; older ones are pruned.
+        Each dict is the info given plus `last_seen` (unix seconds)."""
+
     # -- inspection and admin ---------------------------------------------
     @abc.abstractmethod
     async def stats(self) -> BrokerStats: ...
+
+    @abc.abstractmethod
+    async def oldest_ready_age(self) -> dict[str, float]:
+        """Per priority, seconds since the oldest ready job was created (0 if none)."""
+
+    @abc.abstractmethod
+    async def active_by_queue(self) -> dict[QueueRef, int]:
+        """Leased (running) jobs per (priority, job type)."""
+
+    @abc.abstractmethod
+    async def get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]: ...
+
+    @abc.abstractmethod
+    async def list_jobs(
+        self, state: str, offset: int = 0, limit: int = 50, job_type: str | None = None
+    ) -> list[JobSummary]:
+        """Jobs in one of JOB_STATES, newest first except queued (next to run
+        first) and scheduled (soonest due first)."""
+
+    @abc.abstractmethod
+    async def count_jobs(self, state: str, job_type: str | None = None) -> int: ...
+
+    @abc.abstractmethod
+    async def job_state(self, job_id: str) -> str | None:
+        """Which of JOB_STATES the job is in, None if unknown."""
+
+    @abc.abstractmethod
+    async def get_dead_info(self, job_id: str) -> DeadInfo | None: ...
+
+    @abc.abstractmethod
+    async def throughput(self, minutes: int = 60) -> list[Throughput]:
+        """Completed / failed attempts per minute for the last `minutes` minutes,
+        oldest first, one entry per minute (zeros included)."""
 
     @abc.abstractmethod
     async def list_dead(self, offset: int = 0, limit: int = 100) -> list[DeadLetter]: ...

@@ -48,4 +48,5 @@ SCRIPT_NAMES = (
     "route_plain",
     "replay",
     "delete_dead",
+    "prune_workers",
 )

@@ -17,6 +17,7 @@ import orjson
 from ..app import JobDefinition
 from ..brokers.base import Broker, DeadInfo, Delivery
 from ..config import Settings
+from ..context import JobContext, set_current
 from ..errors import BrokerUnavailable, InvalidRecord, JobTimeout
 from ..job import JobRecord, decode_record, iso_from_unix
 from ..logs import EventLog
@@ -86,6 +87,7 @@ class JobRunner:
             priority=record.priority,
             attempt=attempt,
         )
+        set_current(JobContext(delivery.id, record.name, record.priority, attempt))
         try:
             value = await self.executors.run(definition, record.payload, timeout)
         except (asyncio.CancelledError, Requeue):

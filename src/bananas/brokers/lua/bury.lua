@@ -19,6 +19,7 @@
 -- ARGV[8]  duration_ms
 -- ARGV[9]  error text for the result hash
 -- ARGV[10] notify channel
+-- KEYS[9]  throughput hash of the current minute (counts the failed attempt)
 --
 -- Returns: 1 done; 0 refused (stale lease).
 
@@ -35,5 +36,7 @@ redis.call('DEL', KEYS[6])
 redis.call('HSET', KEYS[6], 'status', 'failed', 'completed_at', ARGV[7],
   'duration_ms', ARGV[8], 'error', ARGV[9])
 redis.call('EXPIRE', KEYS[6], ARGV[6])
+redis.call('HINCRBY', KEYS[9], 'failed', 1)
+redis.call('EXPIRE', KEYS[9], 7200)
 redis.call('PUBLISH', ARGV[10], 'failed')
 return 1

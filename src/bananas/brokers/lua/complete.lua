@@ -14,6 +14,10 @@
 -- ARGV[6]  duration_ms
 -- ARGV[7]  result JSON text ('' when the handler returned None)
 -- ARGV[8]  notify channel
+-- KEYS[7]  recent completions sorted set (capped at ARGV[10] entries)
+-- KEYS[8]  throughput hash of the current minute
+-- ARGV[9]  now (unix ms)
+-- ARGV[10] how many recent completions to keep
 --
 -- Returns: 1 done; 0 refused because the caller's lease is gone (stale ack:
 -- the job was recovered and re-issued, so the new holder completes it).
@@ -34,5 +38,9 @@ else
     'duration_ms', ARGV[6])
 end
 redis.call('EXPIRE', KEYS[6], ARGV[4])
+redis.call('ZADD', KEYS[7], ARGV[9], id)
+redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -1 - tonumber(ARGV[10]))
+redis.call('HINCRBY', KEYS[8], 'completed', 1)
+redis.call('EXPIRE', KEYS[8], 7200)
 redis.call('PUBLISH', ARGV[8], 'completed')
 return 1

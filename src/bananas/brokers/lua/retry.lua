@@ -9,6 +9,7 @@
 -- ARGV[2]  lease token
 -- ARGV[3]  updated record JSON (attempts + 1, status scheduled, error)
 -- ARGV[4]  due time (unix seconds)
+-- KEYS[6]  throughput hash of the current minute (counts the failed attempt)
 --
 -- The scheduler's move_due routes the job back to its ready list when due.
 -- Returns: 1 done; 0 refused (stale lease).
@@ -20,4 +21,6 @@ redis.call('HDEL', KEYS[2], id)
 redis.call('HDEL', KEYS[3], id)
 redis.call('SET', KEYS[4], ARGV[3])
 redis.call('ZADD', KEYS[5], ARGV[4], id)
+redis.call('HINCRBY', KEYS[6], 'failed', 1)
+redis.call('EXPIRE', KEYS[6], 7200)
 return 1
