@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv redis-server clean
+.PHONY: demo test lint venv redis-server chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +17,15 @@ venv: $(STAMP)
 redis-server:
 	@scripts/ensure-redis.sh
 
+chromium:
+	@scripts/ensure-chromium.sh
+
 ## make demo: run Bananas' main job end to end (see README)
 demo: venv
 	$(BIN)/bananas demo
 
 ## make test: the whole suite against a real redis-server the tests start themselves
-test: venv redis-server
+test: venv redis-server chromium
 	$(BIN)/python -m pytest
 
 ## make lint: ruff + mypy (strict)
