@@ -1,0 +1,349 @@
+"""The embedded SQLite broker: one file, no server, the Redis broker's semantics.
+
+For development, CI and small single-host deployments; several worker
+processes on one host may share the file. Every state transition is one
+transaction (sqlite_ops.py, one function per lua/ script); reads are in
+sqlite_inspect.py. All SQLite calls run on one thread per broker instance,
+which owns the connection, so the event loop never blocks on the file and the
+`_sync` client helpers work from plain code too.
+
+There is no pub/sub: idle waits (for jobs, for a result) poll
+`PRAGMA data_version`, which changes when another connection commits and
+costs no I/O, and look at the queues only after it changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import orjson
+
+from ..job import now_iso
+from . import sqlite_inspect as inspect
+from . import sqlite_ops as ops
+from .base import (
+    Broker,
+    BrokerStats,
+    DeadInfo,
+    DeadLetter,
+    Delivery,
+    JobResult,
+    JobSummary,
+    NewJob,
+    QueueRef,
+    Recovered,
+    Throughput,
+    check_state,
+)
+from .sqlite_db import Store, Tables, path_from_url, wrap
+from .sqlite_ops import Clock, Outcome
+
+T = TypeVar("T")
+
+# Same figures as the Redis broker, so both behave alike.
+ENQUEUE_CHUNK = 500
+KEEP_COMPLETED = 100_000
+# How often an idle wait looks for a commit: pick-up latency vs idle CPU.
+POLL_INTERVAL = 0.025
+# Expired records and results are deleted at most this often per broker.
+PURGE_INTERVAL = 30.0
+
+
+def _poll_ready(
+    queues: Sequence[QueueRef], seen: tuple[int, int] | None, store: Store
+) -> tuple[tuple[int, int], bool]:
+    return inspect.poll_ready(store, queues, seen)
+
+
+def _clock() -> Clock:
+    return Clock(time.time(), now_iso())
+
+
+class SQLiteBroker(Broker):
+    def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
+        self.url = url
+        self.path = path_from_url(url)
+        self.prefix = prefix
+        self.result_ttl = result_ttl
+        self._ttl = max(1, int(result_ttl))
+        self._tables = Tables(prefix)
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._store: Store | None = None  # touched on the pool's thread only
+        self._next_purge = 0.0
+
+    # -- the database thread ----------------------------------------------------
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="bananas-sqlite")
+            return self._pool
+
+    def _on_thread(self, fn: Callable[[Store], T]) -> T:
+        try:
+            if self._store is None:
+                self._store = Store.open(self.path, self._tables)
+            return fn(self._store)
+        except sqlite3.Error as exc:
+            raise wrap(exc) from exc
+
+    async def _run(self, fn: Callable[[Store], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), self._on_thread, fn)
+
+    def _run_sync(self, fn: Callable[[Store], T]) -> T:
+        return self._executor().submit(self._on_thread, fn).result()
+
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    async def ping(self) -> None:
+        await self._run(lambda s: s.conn.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        await asyncio.get_running_loop().run_in_executor(pool, self._close_store)
+        pool.shutdown(wait=False)
+
+    # -- client -------------------------------------------------------------------
+    def _enqueue_all(self, store: Store, jobs: Sequence[NewJob]) -> list[bool]:
+        out: list[bool] = []
+        # Each chunk is one short transaction, so a big batch never holds the
+        # write lock for long; each job is still written atomically.
+        for start in range(0, len(jobs), ENQUEUE_CHUNK):
+            out += ops.enqueue(store, jobs[start : start + ENQUEUE_CHUNK], _clock())
+        return out
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
+        return await self._run(lambda s: self._enqueue_all(s, jobs))
+
+    def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[bool]:
+        return self._run_sync(lambda s: self._enqueue_all(s, jobs))
+
+    async def get_result(self, job_id: str) -> JobResult | None:
+        return await self._run(lambda s: inspect.get_result(s, job_id, time.time()))
+
+    def get_result_sync(self, job_id: str) -> JobResult | None:
+        return self._run_sync(lambda s: inspect.get_result(s, job_id, time.time()))
+
+    def _poll_result(
+        self, job_id: str, seen: tuple[int, int]
+    ) -> Callable[[Store], tuple[tuple[int, int], JobResult | None]]:
+        return lambda s: inspect.poll_result(s, job_id, seen, time.time())
+
+    async def wait_result(self, job_id: str, timeout: float) -> JobResult | None:
+        seen = await self._run(Store.version)
+        found = await self.get_result(job_id)
+        deadline = time.monotonic() + timeout
+        while found is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            await asyncio.sleep(min(POLL_INTERVAL, remaining))
+            seen, found = await self._run(self._poll_result(job_id, seen))
+        return found
+
+    def wait_result_sync(self, job_id: str, timeout: float) -> JobResult | None:
+        seen = self._run_sync(Store.version)
+        found = self.get_result_sync(job_id)
+        deadline = time.monotonic() + timeout
+        while found is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            time.sleep(min(POLL_INTERVAL, remaining))
+            seen, found = self._run_sync(self._poll_result(job_id, seen))
+        return found
+
+    async def get_record(self, job_id: str) -> bytes | None:
+        return await self._run(lambda s: inspect.get_record(s, job_id, time.time()))
+
+    # -- worker -------------------------------------------------------------------
+    async def register_types(self, names: Sequence[str]) -> None:
+        if names:
+            now_ms = int(time.time() * 1000)
+            await self._run(lambda s: ops.register_types(s, names, now_ms))
+
+    def _dequeue(
+        self, store: Store, queues: Sequence[QueueRef], count: int, lease: float, prefix: str
+    ) -> list[Delivery]:
+        # Looking first without the write lock keeps idle workers from queueing
+        # behind each other's empty transactions.
+        if count <= 0 or not inspect.has_ready(store, queues):
+            return []
+        deadline = int((time.time() + lease) * 1000)
+        return ops.dequeue(store, queues, count, deadline, prefix)
+
+    async def dequeue(
+        self, queues: Sequence[QueueRef], count: int, lease_seconds: float, token_prefix: str
+    ) -> list[Delivery]:
+        return await self._run(
+            lambda s: self._dequeue(s, queues, count, lease_seconds, token_prefix)
+        )
+
+    async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        seen: tuple[int, int] | None = None
+        while True:
+            seen, ready = await self._run(functools.partial(_poll_ready, queues, seen))
+            if ready:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(POLL_INTERVAL, remaining))
+
+    async def extend_leases(
+        self, leases: Sequence[tuple[str, str]], lease_seconds: float
+    ) -> list[str]:
+        if not leases:
+            return []
+        deadline = int((time.time() + lease_seconds) * 1000)
+        return await self._run(lambda s: ops.extend(s, leases, deadline))
+
+    async def complete(
+        self, delivery: Delivery, record: bytes, result: bytes | None, duration_ms: float
+    ) -> bool:
+        outcome = Outcome("completed", duration_ms, self._ttl, result=result)
+        return await self._run(
+            lambda s: ops.complete(s, delivery, record, outcome, _clock(), KEEP_COMPLETED)
+        )
+
+    async def retry(self, delivery: Delivery, record: bytes, due: float) -> bool:
+        return await self._run(lambda s: ops.retry(s, delivery, record, due, _clock()))
+
+    async def bury(
+        self, delivery: Delivery, record: bytes | None, info: DeadInfo, duration_ms: float
+    ) -> bool:
+        clock = _clock()
+        if not info.failed_at:
+            info.failed_at = clock.iso
+        outcome = Outcome("failed", duration_ms, self._ttl, error=info.error or info.reason)
+        return await self._run(lambda s: ops.bury(s, delivery, record, info, outcome, clock))
+
+    async def requeue(self, deliveries: Sequence[Delivery]) -> int:
+        if not deliveries:
+            return 0
+        return await self._run(lambda s: ops.requeue(s, deliveries))
+
+    async def pump_foreign(self, priority: str, timeout: float) -> int:
+        # Only Redis has plain SDK lists to route; nothing foreign reaches a file.
+        await asyncio.sleep(timeout)
+        return 0
+
+    # -- scheduler / recovery -----------------------------------------------------
+    def _recover(self, store: Store, max_stalls: int, limit: int) -> Recovered:
+        self._maybe_purge(store)
+        clock = _clock()
+        if not ops.has_expired(store, clock.ms):
+            return Recovered([], [])
+        return ops.recover(store, max_stalls, limit, clock, self._ttl)
+
+    def _maybe_purge(self, store: Store) -> None:
+        now = time.time()
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_INTERVAL
+            ops.purge(store, now)
+
+    async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
+        return await self._run(lambda s: self._recover(s, max_stalls, limit))
+
+    def _move_due(self, store: Store, limit: int) -> int:
+        total = 0
+        while True:
+            clock = _clock()
+            if not ops.has_due(store, clock.now):
+                return total
+            moved, more = ops.move_due(store, limit, clock, self._ttl)
+            total += moved
+            if not more:
+                return total
+
+    async def move_due(self, limit: int = 1000) -> int:
+        return await self._run(lambda s: self._move_due(s, limit))
+
+    # -- worker registry ------------------------------------------------------------
+    async def heartbeat_worker(self, worker_id: str, info: dict[str, Any]) -> None:
+        data = orjson.dumps(info)
+        now_ms = int(time.time() * 1000)
+        await self._run(lambda s: ops.heartbeat_worker(s, worker_id, data, now_ms))
+
+    async def remove_worker(self, worker_id: str) -> None:
+        await self._run(lambda s: ops.remove_worker(s, worker_id))
+
+    async def list_workers(self, expiry: float) -> list[dict[str, Any]]:
+        cutoff = int((time.time() - expiry) * 1000)
+        rows = await self._run(lambda s: ops.prune_workers(s, cutoff))
+        out = []
+        for worker_id, raw, seen_ms in rows:
+            try:
+                entry = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(entry, dict):
+                entry.setdefault("id", worker_id)
+                entry["last_seen"] = seen_ms / 1000
+                out.append(entry)
+        return out
+
+    # -- inspection and admin ---------------------------------------------------------
+    async def stats(self) -> BrokerStats:
+        return await self._run(inspect.stats)
+
+    async def oldest_ready_age(self) -> dict[str, float]:
+        return await self._run(lambda s: inspect.oldest_ready_age(s, time.time()))
+
+    async def active_by_queue(self) -> dict[QueueRef, int]:
+        return await self._run(inspect.active_by_queue)
+
+    async def get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]:
+        if not job_ids:
+            return []
+        return await self._run(lambda s: inspect.get_results(s, job_ids, time.time()))
+
+    async def list_jobs(
+        self, state: str, offset: int = 0, limit: int = 50, job_type: str | None = None
+    ) -> list[JobSummary]:
+        check_state(state)
+        if state == "queued":
+            return await self._run(lambda s: inspect.list_queued(s, offset, limit, job_type))
+        return await self._run(
+            lambda s: inspect.list_indexed(s, state, offset, limit, job_type, time.time())
+        )
+
+    async def count_jobs(self, state: str, job_type: str | None = None) -> int:
+        check_state(state)
+        return await self._run(lambda s: inspect.count_jobs(s, state, job_type, time.time()))
+
+    async def job_state(self, job_id: str) -> str | None:
+        return await self._run(lambda s: inspect.job_state(s, job_id, time.time()))
+
+    async def get_dead_info(self, job_id: str) -> DeadInfo | None:
+        return await self._run(lambda s: inspect.get_dead_info(s, job_id))
+
+    async def throughput(self, minutes: int = 60) -> list[Throughput]:
+        return await self._run(lambda s: inspect.throughput(s, minutes, time.time()))
+
+    async def list_dead(self, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
+        return await self._run(lambda s: inspect.list_dead(s, offset, limit))
+
+    async def delete_dead(self, job_id: str) -> bool:
+        return await self._run(lambda s: ops.delete_dead(s, job_id))
+
+    async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
+        return await self._run(lambda s: ops.replay(s, job_id, record, (priority, name)))
+
+
+__all__ = ["SQLiteBroker"]

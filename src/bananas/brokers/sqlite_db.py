@@ -1,0 +1,183 @@
+"""The SQLite file behind the embedded broker: URL, connection, schema, transactions.
+
+Several worker processes share one file, so the mechanics follow huey's
+SqliteStorage: WAL (readers never block the writer), a busy timeout (a writer
+waits for another process's transaction instead of failing), and explicit
+`BEGIN IMMEDIATE` so a transaction takes the write lock before it reads the
+state it is about to change. Transactions are short: one state transition each.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import BrokerError, BrokerUnavailable, ConfigError
+
+BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
+
+# Error codes that mean "try again later" (another process holds the lock, the
+# file or its directory is not reachable right now), not a bug in a statement.
+_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL")
+
+
+def path_from_url(url: str) -> str:
+    """`sqlite:///relative/path.db` -> relative/path.db; `sqlite:////abs.db` -> /abs.db."""
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() != "sqlite" or not sep:
+        raise ConfigError(f"broker URL {url!r} is not a sqlite:// URL")
+    rest = rest.split("?", 1)[0]
+    if not rest.startswith("/") or len(rest) < 2:
+        raise ConfigError(
+            f"broker URL {url!r} names no file (allowed: sqlite:///relative/path.db "
+            "or sqlite:////absolute/path.db)"
+        )
+    return rest[1:]
+
+
+def wrap(exc: sqlite3.Error) -> BrokerError:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(_TRANSIENT) or "locked" in str(exc):
+        return BrokerUnavailable(f"SQLite database unavailable: {exc}")
+    return BrokerError(f"SQLite error: {exc}")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Tables:
+    """Table and index names, under the broker prefix like the Redis keys."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.jobs = self.name("jobs")
+        self.results = self.name("results")
+        self.completed = self.name("completed")
+        self.queues = self.name("queues")
+        self.workers = self.name("workers")
+        self.types = self.name("types")
+        self.throughput = self.name("throughput")
+
+    def name(self, what: str) -> str:
+        return _quote(f"{self.prefix}:{what}")
+
+    def schema(self) -> list[str]:
+        t, ix = self, self.name
+        return [
+            # One row per job. `at` is the sort key of the job's state: queue
+            # position (queued; smaller runs first), lease deadline in unix ms
+            # (running), due time in unix seconds (scheduled), time of death in
+            # unix ms (dead), finish time in unix ms (completed). `expires` is the
+            # record's TTL after completion, like the Redis record key's.
+            f"""CREATE TABLE IF NOT EXISTS {t.jobs} (
+                id TEXT PRIMARY KEY NOT NULL,
+                record BLOB,
+                state TEXT NOT NULL,
+                priority TEXT NOT NULL,
+                name TEXT NOT NULL,
+                at REAL NOT NULL,
+                token TEXT,
+                stalls INTEGER NOT NULL DEFAULT 0,
+                dead_info BLOB,
+                expires REAL)""",
+            f"""CREATE INDEX IF NOT EXISTS {ix("jobs:ready")}
+                ON {t.jobs} (priority, name, at) WHERE state = 'queued'""",
+            f"CREATE INDEX IF NOT EXISTS {ix('jobs:state')} ON {t.jobs} (state, at, id)",
+            f"CREATE INDEX IF NOT EXISTS {ix('jobs:type')} ON {t.jobs} (name, state, at, id)",
+            f"""CREATE INDEX IF NOT EXISTS {ix("jobs:expires")}
+                ON {t.jobs} (expires) WHERE expires IS NOT NULL""",
+            f"""CREATE TABLE IF NOT EXISTS {t.results} (
+                id TEXT PRIMARY KEY NOT NULL,
+                status TEXT NOT NULL,
+                completed_at TEXT NOT NULL,
+                duration_ms REAL NOT NULL,
+                result BLOB,
+                error TEXT,
+                expires REAL NOT NULL)""",
+            f"CREATE INDEX IF NOT EXISTS {ix('results:expires')} ON {t.results} (expires)",
+            # The capped recent-completions index: seq gives newest-first paging
+            # and lets the cap be enforced with one range delete.
+            f"""CREATE TABLE IF NOT EXISTS {t.completed} (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                at_ms INTEGER NOT NULL)""",
+            f"""CREATE TABLE IF NOT EXISTS {t.queues} (
+                priority TEXT NOT NULL, name TEXT NOT NULL,
+                PRIMARY KEY (priority, name)) WITHOUT ROWID""",
+            f"""CREATE TABLE IF NOT EXISTS {t.workers} (
+                id TEXT PRIMARY KEY NOT NULL, info BLOB NOT NULL, seen_ms INTEGER NOT NULL)""",
+            f"""CREATE TABLE IF NOT EXISTS {t.types} (
+                name TEXT PRIMARY KEY NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID""",
+            f"""CREATE TABLE IF NOT EXISTS {t.throughput} (
+                minute INTEGER PRIMARY KEY,
+                completed INTEGER NOT NULL DEFAULT 0,
+                failed INTEGER NOT NULL DEFAULT 0)""",
+        ]
+
+
+class Store:
+    """One connection and its schema. Used from a single thread only."""
+
+    def __init__(self, conn: sqlite3.Connection, tables: Tables) -> None:
+        self.conn = conn
+        self.t = tables
+        # Commits made on this connection: PRAGMA data_version only counts
+        # other connections' commits, so waiters combine the two.
+        self.writes = 0
+
+    @classmethod
+    def open(cls, path: str, tables: Tables) -> Store:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # WAL + NORMAL syncs at checkpoints, not per commit: a power cut may
+            # lose the last transactions (like Redis' appendfsync everysec); a
+            # process crash loses nothing.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            store = cls(conn, tables)
+            with store.write():
+                for statement in tables.schema():
+                    conn.execute(statement)
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the write lock from its first read."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.writes += 1
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: several queries see one consistent state."""
+        conn = self.conn
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    def version(self) -> tuple[int, int]:
+        """Changes whenever anyone (this connection or another) committed."""
+        row = self.conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0]), self.writes
