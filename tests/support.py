@@ -197,6 +197,18 @@ class WorkerFactory:
             worker.wait_started()
         return worker
 
+    def start_scheduler(
+        self, app: str = "apps.core:app", wait: bool = True, **env: str
+    ) -> WorkerProcess:
+        n = len(self.started)
+        process = WorkerProcess(
+            ["scheduler", "--app", app], self.env(**env), self.tmp / f"scheduler-{n}.log"
+        )
+        self.started.append(process)
+        if wait:
+            process.wait_started()
+        return process
+
     def cli(self, *args: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "bananas.cli", *args],

@@ -17,6 +17,7 @@ from .durations import parse_duration
 from .errors import BananasError, PayloadError
 from .handle import JobHandle
 from .job import build_record, check_priority, encode_payload, new_job_id
+from .schedules import Schedule, zone
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -100,6 +101,7 @@ class Bananas:
         self._prefix = prefix
         self._settings = settings
         self.handlers: dict[str, JobDefinition] = {}
+        self.schedules: dict[str, Schedule] = {}
         self._sync_broker: Broker | None = None
         self._async_brokers: dict[asyncio.AbstractEventLoop, Broker] = {}
 
@@ -194,6 +196,58 @@ class Bananas:
 
         return register(fn) if fn is not None else register
 
+    def cron(
+        self,
+        expression: str,
+        *,
+        name: str | None = None,
+        payload: dict[str, Any] | None = None,
+        timezone: str = "UTC",
+        **job_options: Any,
+    ) -> Callable[[Callable[P, R]], JobFunction[P, R]]:
+        """Register a job and run it on a cron schedule ("*/5 * * * *"; a sixth
+        field gives seconds). Each firing is enqueued exactly once, however many
+        schedulers run."""
+
+        def register(func: Callable[P, R]) -> JobFunction[P, R]:
+            fn = self.job(name=name, **job_options)(func)
+            self._add_schedule(
+                Schedule(fn.name, cron=expression, payload=payload or {}, timezone=zone(timezone))
+            )
+            return fn
+
+        return register
+
+    def periodic(
+        self,
+        *,
+        every: str | float,
+        name: str | None = None,
+        payload: dict[str, Any] | None = None,
+        **job_options: Any,
+    ) -> Callable[[Callable[P, R]], JobFunction[P, R]]:
+        """Register a job and run it every `every` ("30s", "5m"), aligned to the
+        clock (multiples of the interval since the epoch)."""
+        try:
+            seconds = parse_duration(every)
+        except ValueError as exc:
+            raise BananasError(f"@app.periodic every={every!r}: {exc}") from None
+
+        def register(func: Callable[P, R]) -> JobFunction[P, R]:
+            fn = self.job(name=name, **job_options)(func)
+            self._add_schedule(Schedule(fn.name, every=seconds, payload=payload or {}))
+            return fn
+
+        return register
+
+    def _add_schedule(self, schedule: Schedule) -> None:
+        definition = self.handlers[schedule.name]
+        try:
+            definition.check_payload(schedule.payload)
+        except TypeError as exc:
+            raise BananasError(f"schedule {schedule.name!r}: payload does not fit: {exc}") from None
+        self.schedules[schedule.name] = schedule
+
     def include(self, other: Bananas) -> None:
         """Take every handler registered on another app (processor discovery)."""
         for name, definition in other.handlers.items():
@@ -201,6 +255,7 @@ class Bananas:
             if existing is not None and existing.fn is not definition.fn:
                 raise BananasError(f"job type {name!r} is registered by two processors")
             self.handlers[name] = definition
+        self.schedules.update(other.schedules)
 
     # -- enqueue ------------------------------------------------------------
     def spec(self, name: str, payload: dict[str, Any] | None = None, **kwargs: Any) -> JobSpec:
@@ -234,7 +289,8 @@ class Bananas:
             max_retries=max_retries,
         )
 
-    def _new_jobs(self, specs: Iterable[JobSpec | tuple[str, dict[str, Any]]]) -> list[NewJob]:
+    def build_jobs(self, specs: Iterable[JobSpec | tuple[str, dict[str, Any]]]) -> list[NewJob]:
+        """Encode specs into records ready for `Broker.enqueue` (no I/O)."""
         limit = self.settings.max_payload_bytes
         jobs = []
         now = time.time()
@@ -269,7 +325,7 @@ class Bananas:
         self, specs: Sequence[JobSpec | tuple[str, dict[str, Any]]]
     ) -> list[JobHandle]:
         """Enqueue a batch in one round trip (chunked for very large batches)."""
-        jobs = self._new_jobs(specs)
+        jobs = self.build_jobs(specs)
         if jobs:
             self.broker.enqueue_sync(jobs)
         return [JobHandle(self, job.id) for job in jobs]
@@ -277,7 +333,7 @@ class Bananas:
     async def enqueue_many_async(
         self, specs: Sequence[JobSpec | tuple[str, dict[str, Any]]]
     ) -> list[JobHandle]:
-        jobs = self._new_jobs(specs)
+        jobs = self.build_jobs(specs)
         if jobs:
             await self.async_broker().enqueue(jobs)
         return [JobHandle(self, job.id) for job in jobs]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
@@ -138,19 +139,16 @@ def _run_worker(settings: Settings) -> int:
     except AppLoadError as exc:
         fail(str(exc), 2)
     app.configure(settings)
-    if settings.mode == "job-specialized":
-        unknown = [t for t in settings.job_types if t not in app.handlers]
-        if not settings.job_types:
-            fail("WORKER_MODE=job-specialized needs WORKER_JOB_TYPES (a comma list)", 2)
-        if unknown:
-            fail(
-                f"WORKER_JOB_TYPES names {', '.join(unknown)} with no handler "
-                f"(registered: {', '.join(sorted(app.handlers)) or 'none'})",
-                2,
-            )
+    unknown = [t for t in settings.job_types if t not in app.handlers]
+    if settings.mode != "scheduler-only" and unknown:
+        fail(
+            f"WORKER_JOB_TYPES names {', '.join(unknown)} with no handler "
+            f"(registered: {', '.join(sorted(app.handlers)) or 'none'})",
+            2,
+        )
     if settings.mode != "scheduler-only" and not app.handlers:
         fail(f"the app {settings.app!r} registers no job handlers", 2)
-    log = logs.setup(settings.log_level, settings.log_format if "LOG_FORMAT" in os.environ else "")
+    log = logs.setup(settings.log_level, settings.log_format)
     try:
         worker = Worker(app, settings, log)
     except ConfigError as exc:
@@ -234,13 +232,16 @@ def enqueue(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @broker_option
 def status(as_json: bool, broker: str | None) -> None:
-    """Queue depths per priority and job type, in-flight and dead letters."""
+    """The fleet (workers and schedulers) and queue depths per priority and job type."""
     settings = load_settings(BANANAS_BROKER_URL=broker)
 
     async def go(b: Broker) -> None:
         stats = await b.stats()
+        fleet = await b.list_workers(settings.registry_expiry)
         data = {
             "broker": b.describe(),
+            "workers": [e for e in fleet if e.get("kind") != "scheduler"],
+            "schedulers": [e for e in fleet if e.get("kind") == "scheduler"],
             "queues": [
                 {"priority": p, "job_type": n, "depth": d}
                 for (p, n), d in sorted(stats.ready.items(), key=_prio_key)
@@ -252,22 +253,46 @@ def status(as_json: bool, broker: str | None) -> None:
         }
         if as_json:
             click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-            return
-        click.echo(f"broker     {data['broker']}")
-        by_priority = {p: 0 for p in ("high", "normal", "low")}
-        for (p, _), depth in stats.ready.items():
-            by_priority[p] = by_priority.get(p, 0) + depth
-        for p, depth in by_priority.items():
-            click.echo(f"{p:<10} {depth + stats.unrouted.get(p, 0)}")
-        click.echo(
-            f"scheduled  {stats.scheduled}\nin flight  {stats.active}\ndead       {stats.dead}"
-        )
-        if stats.ready:
-            click.echo("\nPRIORITY  JOB TYPE                        DEPTH")
-            for (p, n), d in sorted(stats.ready.items(), key=_prio_key):
-                click.echo(f"{p:<9} {n:<31} {d}")
+        else:
+            click.echo(render_status(data, stats))
 
     run_with_broker(settings, go)
+
+
+def render_status(data: dict[str, Any], stats: Any) -> str:
+    lines = [f"broker     {data['broker']}"]
+    by_priority = {p: stats.unrouted.get(p, 0) for p in ("high", "normal", "low")}
+    for (p, _), depth in stats.ready.items():
+        by_priority[p] = by_priority.get(p, 0) + depth
+    lines += [f"{p:<10} {depth}" for p, depth in by_priority.items()]
+    lines += [
+        f"scheduled  {stats.scheduled}",
+        f"in flight  {stats.active}",
+        f"dead       {stats.dead}",
+    ]
+    now = time.time()
+    for title, entries in (("WORKERS", data["workers"]), ("SCHEDULERS", data["schedulers"])):
+        lines.append(f"\n{title} ({len(entries)})")
+        if not entries:
+            continue
+        lines.append(
+            f"{'ID':<34} {'MODE':<16} {'POOL':<12} {'PRIORITIES':<18} "
+            f"{'BUSY':>9} {'UTIL':>5} {'SEEN':>5} STATE"
+        )
+        for e in sorted(entries, key=lambda e: (str(e.get("group")), str(e.get("id")))):
+            busy = f"{e.get('in_flight', 0)}/{e.get('concurrency', 0)}"
+            lines.append(
+                f"{str(e.get('id', '?'))[:34]:<34} {e.get('mode', '?')!s:<16} "
+                f"{str(e.get('group', '?'))[:12]:<12} "
+                f"{','.join(e.get('priorities') or []) or '-':<18} {busy:>9} "
+                f"{float(e.get('utilization') or 0):>5.0%} "
+                f"{now - float(e.get('last_seen') or now):>4.0f}s {e.get('state', '?')}"
+            )
+    if stats.ready:
+        lines.append("\nPRIORITY  JOB TYPE                        DEPTH")
+        for (p, n), d in sorted(stats.ready.items(), key=_prio_key):
+            lines.append(f"{p:<9} {n:<31} {d}")
+    return "\n".join(lines)
 
 
 def _prio_key(item: tuple[tuple[str, str], int]) -> tuple[int, str]:
@@ -367,8 +392,13 @@ def dlq_delete(ids: tuple[str, ...], all_: bool, broker: str | None) -> None:
 
 
 @main.command()
-@click.option("--jobs", default=300, type=click.IntRange(20, 100_000), show_default=True,
-              help="How many jobs the demo enqueues.")
+@click.option(
+    "--jobs",
+    default=300,
+    type=click.IntRange(20, 100_000),
+    show_default=True,
+    help="How many jobs the demo enqueues.",
+)
 @broker_option
 def demo(jobs: int, broker: str | None) -> None:
     """Run Bananas' main job end to end on the embedded broker, with a live display."""

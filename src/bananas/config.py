@@ -17,6 +17,7 @@ from .errors import ConfigError
 from .keys import PRIORITIES
 
 MODES = ("thin", "default", "specialized", "job-specialized", "scheduler-only")
+POLICIES = ("strict", "weighted")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("json", "console")
 _TRUE = ("1", "true", "yes", "on")
@@ -36,6 +37,8 @@ class Settings:
     priorities: tuple[str, ...] = PRIORITIES
     job_types: tuple[str, ...] = ()
     group_id: str = "default"
+    priority_policy: str = "strict"
+    priority_weights: tuple[tuple[str, int], ...] = (("high", 6), ("normal", 3), ("low", 1))
     enable_scheduler: bool = True
     scheduler_interval: float = 1.0
     job_timeout: float = 300.0
@@ -51,7 +54,10 @@ class Settings:
     health_host: str = "0.0.0.0"
     metrics_log_interval: float = 30.0
     log_level: str = "info"
-    log_format: str = "json"
+    log_format: str = ""  # "" = console on a terminal, json otherwise
+    liveness_loop_stall: float = 10.0
+    registry_heartbeat: float = 2.0
+    registry_expiry: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -151,6 +157,22 @@ def _priorities(raw: Any) -> tuple[str, ...]:
     return values
 
 
+def _weights(raw: Any) -> tuple[tuple[str, int], ...]:
+    weights: dict[str, int] = {}
+    for item in str(raw).split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in PRIORITIES:
+            raise ValueError(f"bad item {item.strip()!r}")
+        number = int(value.strip())
+        if not 1 <= number <= 1000:
+            raise ValueError(f"weight of {name} must be 1-1000")
+        weights[name] = number
+    if set(weights) != set(PRIORITIES):
+        raise ValueError("give a weight for each of high, normal, low")
+    return tuple((p, weights[p]) for p in PRIORITIES)
+
+
 def _names(raw: Any) -> tuple[str, ...]:
     items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
     return tuple(dict.fromkeys(str(n).strip() for n in items if str(n).strip()))
@@ -201,10 +223,28 @@ def _build(source: Mapping[str, Any]) -> Settings:
         if name == "WORKER_TYPE" and _get(source, "WORKER_MODE") is None:
             values["mode"] = "job-specialized"
     opt("GROUP_ID", "group_id", _nonempty_name, "a pool name")
+    mode = values.get("mode", defaults.mode)
+    if mode == "specialized" and _get(source, "WORKER_PRIORITIES") is None:
+        raise ConfigError(
+            "WORKER_MODE=specialized needs WORKER_PRIORITIES (the priorities this pool takes, "
+            "e.g. high)"
+        )
+    if mode == "job-specialized" and "job_types" not in values:
+        raise ConfigError(
+            "WORKER_MODE=job-specialized needs WORKER_JOB_TYPES (a comma list of job types)"
+        )
+    opt("WORKER_PRIORITY_POLICY", "priority_policy", _choice(POLICIES), ", ".join(POLICIES))
+    opt(
+        "WORKER_PRIORITY_WEIGHTS",
+        "priority_weights",
+        _weights,
+        "e.g. high=6,normal=3,low=1 (positive integers)",
+    )
     opt("ENABLE_SCHEDULER", "enable_scheduler", _bool, "true or false")
     if "enable_scheduler" not in values:
-        mode = values.get("mode", defaults.mode)
         values["enable_scheduler"] = mode in ("thin", "default", "scheduler-only")
+    elif mode == "scheduler-only" and not values["enable_scheduler"]:
+        raise ConfigError("ENABLE_SCHEDULER=false contradicts WORKER_MODE=scheduler-only")
     opt("SCHEDULER_INTERVAL", "scheduler_interval", _duration_in(0.1, 60), "100ms to 1m")
     opt("JOB_TIMEOUT", "job_timeout", _duration_in(0.001, 7 * 86400), "1ms to 7d")
     opt("MAX_RETRIES", "max_retries", _int_in(0, 1000), "an integer from 0 to 1000")
@@ -214,7 +254,10 @@ def _build(source: Mapping[str, Any]) -> Settings:
     opt("RETRY_BACKOFF", "retry_backoff", _duration_in(0.001, 3600), "1ms to 1h")
     opt("RETRY_BACKOFF_MAX", "retry_backoff_max", _duration_in(0.001, 7 * 86400), "1ms to 7d")
     opt("MAX_PAYLOAD_BYTES", "max_payload_bytes", _int_in(64, 512 * 1024 * 1024), "64 to 512 MiB")
-    opt("RESULT_TTL", "result_ttl", _duration_in(1, 365 * 86400), "1s to 365d")
+    # Records of finished jobs live this long; cron firing ids rely on it being
+    # longer than the scheduler's look-back, hence the 5m floor.
+    opt("RESULT_TTL", "result_ttl", _duration_in(300, 365 * 86400), "5m to 365d")
+    opt("LIVENESS_LOOP_STALL", "liveness_loop_stall", _duration_in(0.5, 3600), "500ms to 1h")
     opt("HEALTH_PORT", "health_port", _int_in(0, 65535), "0 (off) or a port 1-65535")
     opt("HEALTH_HOST", "health_host", _nonempty_text, "an address to bind")
     opt("METRICS_LOG_INTERVAL", "metrics_log_interval", _duration_in(0.1, 86400), "100ms to 1d")

@@ -1,21 +1,32 @@
-"""The scheduler loop: moves due delayed / back-off jobs to ready, and the
-lease recoverer that returns a dead worker's jobs.
+"""The scheduler loop: moves due delayed / back-off jobs to ready, fires cron
+and periodic schedules; and the lease recoverer that returns a dead worker's jobs.
 
-Both are single atomic scripts on the broker, so any number of these loops
-may run at once (HA): a due job is moved once, an expired lease recovered once.
+Moving and recovering are single atomic scripts on the broker, and a firing's
+job id is derived from (job type, firing time) with an idempotent enqueue, so
+any number of these loops may run at once (HA): a due job is moved once, an
+expired lease recovered once, a cron firing enqueued once.
+
+Firings are looked for from the previous check to now. A scheduler starting
+fresh looks back one interval only: firings that fell while no scheduler ran
+at all are skipped, as cron does, rather than fired late in a burst.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from .brokers.base import Broker
 from .config import Settings
 from .errors import BrokerError
 from .logs import EventLog
 from .worker.stats import WorkerStats
+
+if TYPE_CHECKING:
+    from .app import Bananas
 
 
 class Maintenance:
@@ -28,9 +39,13 @@ class Maintenance:
         log: EventLog,
         stats: WorkerStats,
         *,
+        app: Bananas,
         schedule: bool,
         recover: bool,
     ) -> None:
+        self.app = app
+        self.fired = 0
+        self._checked_until = time.time() - settings.scheduler_interval
         self.broker = broker
         self.settings = settings
         self.log = log
@@ -73,10 +88,31 @@ class Maintenance:
             await asyncio.sleep(period)
 
     async def _move_due(self) -> None:
+        if self.app.schedules:
+            await self._fire_schedules()
         moved = await self.broker.move_due()
         self.moved += moved
         if moved:
             self.log.debug("scheduler.moved", count=moved)
+
+    async def _fire_schedules(self) -> None:
+        now = time.time()
+        specs = []
+        for schedule in self.app.schedules.values():
+            for fired_at in schedule.firings(self._checked_until, now):
+                options = {"_job_id": schedule.firing_id(fired_at)}
+                if schedule.priority:
+                    options["_priority"] = schedule.priority
+                specs.append(self.app.spec(schedule.name, dict(schedule.payload), **options))
+        if specs:
+            jobs = self.app.build_jobs(specs)
+            created = await self.broker.enqueue(jobs)
+            for job, new in zip(jobs, created, strict=True):
+                if new:
+                    self.fired += 1
+                    self.log.info("schedule.fired", job_id=job.id, job_type=job.name)
+        # Only advanced once the enqueue went through: a broker outage is retried.
+        self._checked_until = now
 
     async def _recover(self) -> None:
         report = await self.broker.recover_expired(self.settings.max_stalls)

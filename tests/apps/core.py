@@ -98,3 +98,9 @@ def cpu(n: int) -> int:
 @app.job()
 async def unserializable() -> Any:
     return {1, 2, 3}
+
+
+@app.job()
+async def block_loop(seconds: float) -> None:
+    """A badly written async handler: blocks the worker's event loop."""
+    time.sleep(seconds)

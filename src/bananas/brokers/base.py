@@ -151,6 +151,10 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    async def durability_warnings(self) -> list[str]:
+        """Start-up warnings about settings that can lose jobs (none by default)."""
+        return []
+
     def describe(self) -> str:
         """Broker URL with any password masked, for logs."""
         return _mask(self.url)

@@ -104,6 +104,25 @@ class RedisBroker(Broker):
             self._sync_client.close()
             self._sync_client = None
 
+    async def durability_warnings(self) -> list[str]:
+        try:
+            info = await self.server_info()
+        except BrokerError:
+            return ["could not read Redis' persistence settings (CONFIG GET is refused here?)"]
+        warnings = []
+        if info.get("appendonly") != "yes":
+            warnings.append(
+                "Redis runs without appendonly yes: acknowledged enqueues can be "
+                "lost if Redis crashes (production: appendonly yes, appendfsync "
+                "everysec)"
+            )
+        if info.get("maxmemory-policy") != "noeviction":
+            warnings.append(
+                f"Redis maxmemory-policy is {info.get('maxmemory-policy')!r}: "
+                "under memory pressure it may evict job keys (production: noeviction)"
+            )
+        return warnings
+
     async def server_info(self) -> dict[str, Any]:
         """Persistence settings, for the start-up durability warning."""
         try:

@@ -109,7 +109,7 @@ class JobRunner:
                 delivery, record.updated(status="completed", attempts=attempt), result, duration_ms
             ),
         )
-        self.stats.finished(duration_ms, ok=True)
+        self.stats.finished(record.name, duration_ms, ok=True)
         if done:
             self.log.info(
                 "job.completed",
@@ -132,7 +132,7 @@ class JobRunner:
         started: float,
     ) -> None:
         duration_ms = (time.perf_counter() - started) * 1000
-        self.stats.finished(duration_ms, ok=False)
+        self.stats.finished(record.name, duration_ms, ok=False)
         error = str(exc) if isinstance(exc, JobTimeout) else f"{type(exc).__name__}: {exc}"
         tb = "" if isinstance(exc, JobTimeout) else traceback.format_exc()[-MAX_TRACEBACK:]
         default_budget = (
@@ -164,6 +164,7 @@ class JobRunner:
                 delivery, lambda: self.broker.bury(delivery, new_record, info, duration_ms)
             )
             if done:
+                self.stats.dead_lettered += 1
                 self.log.warning("job.dead_lettered", reason=info.reason, **fields)
         else:
             delay = self.backoff(attempt)
@@ -175,6 +176,7 @@ class JobRunner:
                 delivery, lambda: self.broker.retry(delivery, new_record, due)
             )
             if done:
+                self.stats.retried += 1
                 self.log.info("job.retried", retry_in_s=round(delay, 3), **fields)
         if not done:
             self._stale(delivery, record, "failed")

@@ -21,16 +21,21 @@ from collections.abc import Awaitable
 from typing import Any
 
 from ..app import Bananas
-from ..brokers.base import Broker, Delivery, QueueRef
+from ..brokers.base import Broker, Delivery
 from ..config import Settings
 from ..errors import BrokerError
 from ..logs import EventLog
+from ..observe.health import HealthServer
+from ..observe.metrics import BrokerSnapshot, WorkerMetrics
+from ..observe.monitor import Monitor
 from ..scheduler import Maintenance
 from .executors import Executors, Requeue
+from .ordering import queue_orders
 from .runner import JobRunner
 from .stats import WorkerStats
 
 IDLE_WAIT = 1.0  # seconds a blocking wait lasts before the loop looks again
+FETCH_STALL = 15.0  # /livez fails when the fetch loop is this quiet with free slots
 
 
 class Worker:
@@ -41,16 +46,19 @@ class Worker:
         self.settings = settings
         self.log = log
         self.broker = broker or app.new_broker()
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.pid = os.getpid()
+        self.id = f"{socket.gethostname()}:{self.pid}:{uuid.uuid4().hex[:6]}"
         self.concurrency = settings.concurrency
-        self.stats = WorkerStats()
+        self.stats = WorkerStats(concurrency=settings.concurrency)
         self.types = self._select_types()
         self.priorities = (
             ()
             if settings.mode == "scheduler-only"
             else (("high", "normal", "low") if settings.mode == "thin" else settings.priorities)
         )
-        self._orders = _queue_orders(self.priorities, self.types)
+        self._orders = queue_orders(
+            self.priorities, self.types, settings.priority_policy, dict(settings.priority_weights)
+        )
         self._order_cycle = itertools.cycle(self._orders) if self._orders else None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._deliveries: dict[str, Delivery] = {}
@@ -65,10 +73,24 @@ class Worker:
             app.handlers, self.broker, settings, self.executors, log, self.stats
         )
         self.maintenance = Maintenance(
-            self.broker, settings, log, self.stats, schedule=settings.enable_scheduler, recover=True
+            self.broker,
+            settings,
+            log,
+            self.stats,
+            app=app,
+            schedule=settings.enable_scheduler,
+            recover=True,
         )
         self._signals = 0
         self.drain_started: float | None = None
+        self.drain_duration = 0.0
+        self.last_fetch = time.monotonic()
+        self.utilization = 0.0
+        self.error_rate = 0.0
+        self.snapshot = BrokerSnapshot()
+        self.metrics = WorkerMetrics(self)
+        self.monitor = Monitor(self)
+        self.health: HealthServer | None = None
 
     def _select_types(self) -> tuple[str, ...]:
         if self.settings.mode == "scheduler-only":
@@ -87,7 +109,11 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         self.log.context = {"worker_id": self.id}
+        self._start_health()
+        self.monitor.start()
         await self._connect()
+        if self._stop.is_set():
+            return await self._shutdown([], [])
         self.log.info(
             "worker.started",
             mode=self.settings.mode,
@@ -97,8 +123,10 @@ class Worker:
             job_types=list(self.types),
             scheduler=self.settings.enable_scheduler,
             broker=self.broker.describe(),
-            pid=os.getpid(),
+            pid=self.pid,
+            health_port=self.health.port if self.health else None,
         )
+        await self._startup_checks()
         self.state = "running"
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
@@ -114,12 +142,22 @@ class Worker:
             ]
         await self._stop.wait()
         await self._drain(fetchers)
+        return await self._shutdown(background, fetchers)
+
+    async def _shutdown(
+        self, background: list[asyncio.Task[None]], fetchers: list[asyncio.Task[None]]
+    ) -> int:
+        """Stop order: (fetchers already drained) heartbeat -> maintenance ->
+        monitor (deregisters) -> executors -> broker -> health server."""
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await self.maintenance.stop()
+        await self.monitor.stop()
         self.executors.shutdown()
         await self.broker.close()
+        if self.health is not None:
+            self.health.stop()
         self.log.info(
             "worker.stopped",
             jobs_completed=self.stats.completed,
@@ -132,6 +170,68 @@ class Worker:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def _start_health(self) -> None:
+        if self.settings.health_port == 0:
+            return
+        server = HealthServer(self, self.settings.health_host, self.settings.health_port)
+        error = server.start()
+        if error is None:
+            self.health = server
+        else:
+            self.log.error(
+                "health.unavailable",
+                error=error,
+                detail="set HEALTH_PORT to a free port, or 0 to disable",
+            )
+
+    async def _startup_checks(self) -> None:
+        try:
+            warnings = await self.broker.durability_warnings()
+        except BrokerError as exc:
+            warnings = [f"could not read the broker's persistence settings: {exc}"]
+        for warning in warnings:
+            self.log.warning("broker.durability", detail=warning)
+
+    # -- health -------------------------------------------------------------
+    def liveness_problems(self) -> list[str]:
+        now = time.monotonic()
+        stall = self.settings.liveness_loop_stall
+        problems = []
+        lag = now - self.monitor.last_tick
+        if lag > stall:
+            problems.append(f"event loop blocked for {lag:.1f}s (LIVENESS_LOOP_STALL={stall:g}s)")
+        idle = now - self.last_fetch
+        if (
+            self.state == "running"
+            and self.types
+            and self.in_flight < self.concurrency
+            and idle > max(stall, FETCH_STALL)
+        ):
+            problems.append(f"fetch loop made no progress for {idle:.1f}s with free slots")
+        return problems
+
+    def readiness_problems(self) -> list[str]:
+        problems = []
+        if self.state != "running":
+            problems.append(f"worker is {self.state}")
+        if not self.broker_ok:
+            problems.append("broker unreachable")
+        if not self.types and self.settings.mode != "scheduler-only":
+            problems.append("no job handlers registered")
+        return problems
+
+    def drain_status(self) -> dict[str, Any]:
+        elapsed = None
+        if self.drain_started is not None:
+            elapsed = round(time.monotonic() - self.drain_started, 3)
+        return {
+            "state": self.state,
+            "draining": self.state == "draining",
+            "in_flight": self.in_flight,
+            "drain_elapsed_s": elapsed,
+            "shutdown_timeout_s": self.settings.shutdown_timeout,
+        }
 
     def _on_signal(self, sig: int) -> None:
         self._signals += 1
@@ -150,6 +250,9 @@ class Worker:
             in_flight=self.in_flight,
             shutdown_timeout_s=self.settings.shutdown_timeout,
         )
+        if self.state in ("running", "starting"):
+            self.state = "draining"
+            self.drain_started = time.monotonic()
         self._stop.set()
 
     async def _connect(self) -> None:
@@ -172,6 +275,7 @@ class Worker:
         lease = self.settings.lease_timeout
         pause = 0.1
         while not self._stop.is_set():
+            self.last_fetch = time.monotonic()
             free = self.concurrency - len(self._tasks)
             if free <= 0:
                 self._slot_free.clear()
@@ -200,6 +304,7 @@ class Worker:
         self._tasks[delivery.id] = asyncio.create_task(self._job(delivery))
 
     async def _job(self, delivery: Delivery) -> None:
+        self.stats.begin(delivery.id)
         try:
             await self.runner.run(delivery)
         except asyncio.CancelledError:
@@ -220,6 +325,7 @@ class Worker:
                 "job.internal_error", job_id=delivery.id, error=f"{type(exc).__name__}: {exc}"
             )
         finally:
+            self.stats.end(delivery.id)
             del self._tasks[delivery.id]
             del self._deliveries[delivery.id]
             self._slot_free.set()
@@ -280,7 +386,8 @@ class Worker:
     # -- drain ----------------------------------------------------------------
     async def _drain(self, fetchers: list[asyncio.Task[None]]) -> None:
         self.state = "draining"
-        self.drain_started = time.monotonic()
+        if self.drain_started is None:
+            self.drain_started = time.monotonic()
         await asyncio.gather(*fetchers, return_exceptions=True)
         running = list(self._tasks.values())
         in_flight_at_start = len(running)
@@ -302,6 +409,7 @@ class Worker:
                     detail="the jobs come back after their lease expires",
                 )
         self.stats.requeued += put_back
+        self.drain_duration = time.monotonic() - self.drain_started
         self.state = "stopped"
         self.log.info(
             "worker.drained",
@@ -309,16 +417,3 @@ class Worker:
             finished_during_drain=in_flight_at_start - len(leftover),
             put_back=put_back,
         )
-
-
-def _queue_orders(priorities: tuple[str, ...], types: tuple[str, ...]) -> list[list[QueueRef]]:
-    """Strict priority order, job types rotated per call for fairness within a priority.
-
-    Precomputed so the fetch loop allocates nothing per call."""
-    if not priorities or not types:
-        return []
-    orders = []
-    for shift in range(len(types)):
-        rotated = types[shift:] + types[:shift]
-        orders.append([(p, t) for p in priorities for t in rotated])
-    return orders

@@ -1,0 +1,1 @@
+"""Operability: health endpoints, Prometheus metrics, metrics log, worker registry."""

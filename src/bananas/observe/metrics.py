@@ -1,0 +1,165 @@
+"""Prometheus metrics of one worker or scheduler process (DESIGN.md section 5).
+
+Counters and gauges are read from the process's WorkerStats and the last
+broker snapshot at scrape time, so the per-job hot path only feeds the
+duration histogram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..brokers.base import BrokerStats
+
+if TYPE_CHECKING:
+    from ..worker.runtime import Worker
+
+DURATION_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    float("inf"),
+)
+
+
+@dataclass(slots=True)
+class BrokerSnapshot:
+    """Queue state read from the broker every few seconds (not per scrape)."""
+
+    stats: BrokerStats = field(default_factory=BrokerStats)
+    oldest_age: dict[str, float] = field(default_factory=dict)
+    taken_at: float = 0.0
+
+    @property
+    def queue_depth(self) -> int:
+        return sum(self.stats.ready.values()) + sum(self.stats.unrouted.values())
+
+
+class WorkerMetrics:
+    def __init__(self, worker: Worker) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.duration = Histogram(
+            "bananas_job_duration_seconds",
+            "Time a job attempt ran, by job type.",
+            ["job_type"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._children: dict[str, Histogram] = {}
+        self.registry.register(_WorkerCollector(worker))
+        worker.stats.observe_duration = self.observe
+
+    def observe(self, job_type: str, seconds: float) -> None:
+        child = self._children.get(job_type)
+        if child is None:
+            child = self._children[job_type] = self.duration.labels(job_type=job_type)
+        child.observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _WorkerCollector(Collector):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def collect(self) -> Iterator[Metric]:
+        w = self.worker
+        s = w.stats
+        snap = w.snapshot
+        jobs = CounterMetricFamily(
+            "bananas_jobs", "Job outcomes in this process.", labels=["status"]
+        )
+        for status, value in (
+            ("completed", s.completed),
+            ("failed", s.failed),
+            ("retried", s.retried),
+            ("dead_lettered", s.dead_lettered),
+            ("rejected", s.rejected),
+            ("requeued", s.requeued),
+        ):
+            jobs.add_metric([status], value)
+        yield jobs
+        depth = GaugeMetricFamily(
+            "bananas_queue_depth",
+            "Jobs waiting, by priority and type.",
+            labels=["priority", "job_type"],
+        )
+        for (priority, name), n in sorted(snap.stats.ready.items()):
+            depth.add_metric([priority, name], n)
+        for priority, n in sorted(snap.stats.unrouted.items()):
+            depth.add_metric([priority, ""], n)
+        yield depth
+        oldest = GaugeMetricFamily(
+            "bananas_oldest_job_age_seconds",
+            "Age of the oldest waiting job, by priority.",
+            labels=["priority"],
+        )
+        for priority, age in sorted(snap.oldest_age.items()):
+            oldest.add_metric([priority], age)
+        yield oldest
+        yield _gauge(
+            "bananas_worker_utilization",
+            "Busy slot-time over total slot-time, last sample.",
+            w.utilization,
+        )
+        yield _gauge(
+            "bananas_error_rate", "Failed over finished attempts, last sample.", w.error_rate
+        )
+        yield _gauge("bananas_in_flight_jobs", "Jobs running in this process.", w.in_flight)
+        yield _gauge("bananas_worker_concurrency", "Job slots in this process.", w.concurrency)
+        yield _gauge(
+            "bananas_drain_duration_seconds",
+            "Duration of the last drain (0 if none).",
+            w.drain_duration,
+        )
+        yield _gauge(
+            "bananas_scheduled_jobs", "Delayed and back-off jobs waiting.", snap.stats.scheduled
+        )
+        yield _gauge("bananas_dead_letter_jobs", "Jobs in the dead-letter queue.", snap.stats.dead)
+        yield _gauge(
+            "bananas_broker_up",
+            "1 when the broker answered the last check.",
+            1 if w.broker_ok else 0,
+        )
+        m = w.maintenance
+        for name, doc, value in (
+            ("bananas_scheduler_moved", "Due jobs moved to ready by this scheduler.", m.moved),
+            ("bananas_scheduler_firings", "Cron/periodic firings enqueued here.", m.fired),
+            ("bananas_leases_recovered", "Expired leases recovered here.", s.recovered),
+        ):
+            counter = CounterMetricFamily(name, doc)
+            counter.add_metric([], value)
+            yield counter
+        info = GaugeMetricFamily(
+            "bananas_worker_info",
+            "Static facts of this process.",
+            labels=["worker_id", "mode", "group"],
+        )
+        info.add_metric([w.id, w.settings.mode, w.settings.group_id], 1)
+        yield info
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, doc)
+    gauge.add_metric([], value)
+    return gauge
