@@ -66,6 +66,43 @@ def test_errors_are_one_line_exit_2(
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"WORKER_MODE": "turbo"}, "WORKER_MODE"),
+        ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"),
+        ({"WORKER_CONCURRENCY": "5000"}, "WORKER_CONCURRENCY"),
+        ({"CONCURRENCY": "-3"}, "CONCURRENCY"),
+        ({"WORKER_PRIORITIES": "high,urgent"}, "WORKER_PRIORITIES"),
+        ({"WORKER_MODE": "specialized"}, "WORKER_PRIORITIES"),
+        ({"WORKER_MODE": "job-specialized"}, "WORKER_JOB_TYPES"),
+        ({"WORKER_MODE": "job-specialized", "WORKER_JOB_TYPES": " , "}, "WORKER_JOB_TYPES"),
+        ({"WORKER_MODE": "job-specialized", "WORKER_JOB_TYPES": "nope"}, "WORKER_JOB_TYPES"),
+        ({"WORKER_TYPE": "nope"}, "WORKER_JOB_TYPES"),
+        ({"SCHEDULER_INTERVAL": "10ms"}, "SCHEDULER_INTERVAL"),
+        ({"SCHEDULER_INTERVAL": "5m"}, "SCHEDULER_INTERVAL"),
+        ({"JOB_TIMEOUT": "a while"}, "JOB_TIMEOUT"),
+        ({"SHUTDOWN_TIMEOUT": "-1s"}, "SHUTDOWN_TIMEOUT"),
+        ({"ENABLE_SCHEDULER": "perhaps"}, "ENABLE_SCHEDULER"),
+        ({"WORKER_PRIORITY_POLICY": "random"}, "WORKER_PRIORITY_POLICY"),
+        ({"WORKER_PRIORITY_WEIGHTS": "high=1"}, "WORKER_PRIORITY_WEIGHTS"),
+        ({"WORKER_CONCURRENCY": "4", "CONCURRENCY": "8"}, "CONCURRENCY"),
+        ({"WORKER_JOB_TYPES": "add", "WORKER_TYPE": "cpu"}, "WORKER_TYPE"),
+        ({"GROUP_ID": "two words"}, "GROUP_ID"),
+        ({"HEALTH_PORT": "70000"}, "HEALTH_PORT"),
+        ({"MAX_RETRIES": "many"}, "MAX_RETRIES"),
+    ],
+)
+def test_invalid_worker_configuration(
+    workers: WorkerFactory, env: dict[str, str], variable: str
+) -> None:
+    out = workers.cli("worker", "--app", "apps.core:app", **env)
+    assert out.returncode == 2, out.stderr
+    assert variable in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_unreachable_broker_is_exit_1(workers: WorkerFactory) -> None:
     out = workers.cli("status", REDIS_URL="redis://127.0.0.1:1/0")
     assert out.returncode == 1

@@ -104,3 +104,32 @@ async def unserializable() -> Any:
 async def block_loop(seconds: float) -> None:
     """A badly written async handler: blocks the worker's event loop."""
     time.sleep(seconds)
+
+
+def _ran_in_pool(k: str) -> str:
+    pipe = r().pipeline()
+    pipe.hincrby("test:runs", k, 1)
+    pipe.hset("test:pool", k, os.environ.get("GROUP_ID", "?"))
+    pipe.rpush("test:order", k)
+    pipe.execute()
+    return k
+
+
+@app.job()
+def cpu_task(k: str) -> str:
+    return _ran_in_pool(k)
+
+
+@app.job()
+def io_task(k: str) -> str:
+    return _ran_in_pool(k)
+
+
+@app.job()
+def misc_task(k: str) -> str:
+    return _ran_in_pool(k)
+
+
+@app.job()
+async def fast(k: str) -> str:
+    return _ran_in_pool(k)
