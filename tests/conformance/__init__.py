@@ -1,0 +1,1 @@
+"""Broker conformance: every test runs on every broker and must pass unchanged."""

@@ -1,0 +1,138 @@
+"""Leases: tokens, heartbeats, stale outcomes refused, recovery of a lost
+worker's jobs, stall counting and dead-lettering, requeue on drain."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bananas.brokers import Broker
+from bananas.brokers.base import DeadInfo
+
+from .kit import Q, drain_ids, expire, fields, jobs, lease_one, record
+
+
+async def test_dequeue_leases_the_job(broker: Broker) -> None:
+    await broker.enqueue(jobs("a", "b"))
+    before = time.time()
+    d = await lease_one(broker, lease=30.0)
+    assert d.id == "a"
+    assert await broker.job_state("a") == "running"
+    assert await broker.job_state("b") == "queued"
+    assert (await broker.stats()).active == 1
+    assert await broker.active_by_queue() == {("normal", "t"): 1}
+    [running] = await broker.list_jobs("running")
+    assert running.id == "a"
+    assert (before + 29) * 1000 < running.when_ms < (time.time() + 31) * 1000
+
+
+async def test_heartbeat_keeps_the_lease(broker: Broker) -> None:
+    await broker.enqueue(jobs("a"))
+    d = await lease_one(broker, lease=0.4)
+    for _ in range(5):
+        await asyncio.sleep(0.15)
+        assert await broker.extend_leases([(d.id, d.token)], 0.4) == []
+        assert (await broker.recover_expired(3)).recovered == []
+    assert await broker.complete(d, record("a"), None, 1.0)
+
+
+async def test_expired_lease_comes_back_first(broker: Broker) -> None:
+    await broker.enqueue(jobs("a", "b"))
+    first = await lease_one(broker, lease=0.1)
+    report = await expire(broker)
+    assert report.recovered == ["a"] and report.buried == []
+    assert await broker.job_state("a") == "queued"
+    again = await lease_one(broker)
+    assert again.id == "a"  # back at the head of its queue, before b
+    assert again.token != first.token
+    assert fields(again.raw)["attempts"] == 0  # a lost worker charges no attempt
+
+
+async def test_stale_lease_outcomes_are_refused(broker: Broker) -> None:
+    await broker.enqueue(jobs("a"))
+    slow = await lease_one(broker, lease=0.1)
+    await expire(broker)
+    fresh = await lease_one(broker)
+    assert await broker.extend_leases([(slow.id, slow.token)], 30.0) == ["a"]
+    assert not await broker.complete(slow, record("a"), b"1", 1.0)
+    assert not await broker.retry(slow, record("a"), time.time())
+    assert not await broker.bury(slow, None, DeadInfo("x", "x"), 1.0)
+    assert await broker.requeue([slow]) == 0
+    assert await broker.job_state("a") == "running"
+    assert await broker.extend_leases([(fresh.id, fresh.token)], 30.0) == []
+    assert await broker.complete(fresh, record("a"), b"2", 1.0)
+    result = await broker.get_result("a")
+    assert result is not None and result.value() == 2
+
+
+async def test_extend_reports_leases_no_longer_held(broker: Broker) -> None:
+    await broker.enqueue(jobs("a", "b"))
+    a, b = await lease_one(broker), await lease_one(broker)
+    assert await broker.complete(a, record("a"), None, 1.0)
+    lost = await broker.extend_leases([(a.id, a.token), (b.id, b.token), ("ghost", "t")], 30.0)
+    assert sorted(lost) == ["a", "ghost"]
+
+
+async def test_extend_moves_the_deadline(broker: Broker) -> None:
+    await broker.enqueue(jobs("a"))
+    d = await lease_one(broker, lease=0.2)
+    assert await broker.extend_leases([(d.id, d.token)], 60.0) == []
+    await asyncio.sleep(0.4)
+    assert (await broker.recover_expired(3)).recovered == []
+    [running] = await broker.list_jobs("running")
+    assert running.when_ms > (time.time() + 50) * 1000
+
+
+async def test_recovery_is_bounded_per_call(broker: Broker) -> None:
+    await broker.enqueue(jobs("a", "b", "c"))
+    await broker.dequeue(Q, 3, 0.05, "w:")
+    await asyncio.sleep(0.2)
+    first = await broker.recover_expired(3, limit=2)
+    assert first.recovered == ["a", "b"]
+    assert (await broker.recover_expired(3, limit=2)).recovered == ["c"]
+    assert sorted(await drain_ids(broker)) == ["a", "b", "c"]
+
+
+async def test_job_stalling_max_stalls_times_is_dead_lettered(broker: Broker) -> None:
+    [new] = jobs("crash")
+    await broker.enqueue([new])
+    await lease_one(broker, lease=0.05)
+    assert (await expire(broker, max_stalls=2)).recovered == ["crash"]
+    await lease_one(broker, lease=0.05)
+    report = await expire(broker, max_stalls=2)
+    assert report.buried == ["crash"] and report.recovered == []
+    assert await broker.job_state("crash") == "dead"
+    info = await broker.get_dead_info("crash")
+    assert info is not None and "MAX_STALLS=2" in info.reason and info.source == "broker"
+    result = await broker.get_result("crash")
+    assert result is not None and result.status == "failed" and "MAX_STALLS" in (result.error or "")
+    assert await broker.get_record("crash") == new.record  # kept as it was, for inspection
+
+
+async def test_stall_count_survives_retries_and_resets_on_replay(broker: Broker) -> None:
+    await broker.enqueue(jobs("s"))
+    await lease_one(broker, lease=0.05)
+    await expire(broker, max_stalls=2)  # stall 1 of 2
+    d = await lease_one(broker)
+    assert await broker.retry(d, record("s", attempts=1), time.time() - 1)
+    assert await broker.move_due() == 1
+    await lease_one(broker, lease=0.05)
+    assert (await expire(broker, max_stalls=2)).buried == ["s"]  # stall 2: counted across retry
+    assert await broker.replay_dead("s")
+    await lease_one(broker, lease=0.05)
+    assert (await expire(broker, max_stalls=2)).recovered == ["s"]  # replay reset the count
+
+
+async def test_requeue_puts_back_at_the_head_uncharged(broker: Broker) -> None:
+    await broker.enqueue(jobs("a", "b", "c"))
+    got = await broker.dequeue(Q, 2, 30.0, "w:")
+    assert await broker.requeue(got) == 2
+    assert await broker.count_jobs("running") == 0
+    order = await drain_ids(broker)
+    assert order == ["b", "a", "c"]  # each put back at the head, in turn
+    assert fields(await broker.get_record("a"))["attempts"] == 0
+
+
+async def test_requeue_nothing(broker: Broker) -> None:
+    assert await broker.requeue([]) == 0
+    assert await broker.extend_leases([], 1.0) == []

@@ -1,0 +1,68 @@
+"""The worker registry: heartbeats, expiry of silent workers, removal."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bananas.brokers import Broker
+
+from .conftest import Brokers
+from .kit import until
+
+
+def entry(pid: int, in_flight: int = 0) -> dict[str, object]:
+    return {"host": "h", "pid": pid, "mode": "default", "in_flight": in_flight, "draining": False}
+
+
+async def test_heartbeat_registers_and_refreshes(broker: Broker) -> None:
+    before = time.time()
+    await broker.heartbeat_worker("w1", entry(1))
+    await broker.heartbeat_worker("w2", {"id": "custom", **entry(2)})
+    await broker.heartbeat_worker("w1", entry(1, in_flight=5))
+    listed = {w["pid"]: w for w in await broker.list_workers(60)}
+    assert set(listed) == {1, 2}
+    assert listed[1]["id"] == "w1" and listed[1]["in_flight"] == 5
+    assert listed[2]["id"] == "custom"  # the entry's own id is kept
+    assert before - 1 <= listed[1]["last_seen"] <= time.time() + 1
+
+
+async def test_silent_workers_expire(brokers: Brokers) -> None:
+    broker = brokers.new()
+    await broker.heartbeat_worker("gone", entry(1))
+    await asyncio.sleep(0.3)
+    await broker.heartbeat_worker("alive", entry(2))
+    assert [w["id"] for w in await broker.list_workers(0.2)] == ["alive"]
+    # Pruned for good: a longer window does not bring it back.
+    assert [w["id"] for w in await brokers.new().list_workers(3600)] == ["alive"]
+
+
+async def test_listed_oldest_heartbeat_first(broker: Broker) -> None:
+    for name in ("c", "a", "b"):
+        await broker.heartbeat_worker(name, entry(0))
+        await asyncio.sleep(0.003)  # distinct heartbeat times
+    assert [w["id"] for w in await broker.list_workers(60)] == ["c", "a", "b"]
+
+
+async def test_remove_worker(broker: Broker) -> None:
+    await broker.heartbeat_worker("w1", entry(1))
+    await broker.heartbeat_worker("w2", entry(2))
+    await broker.remove_worker("w1")
+    await broker.remove_worker("never-there")
+    assert [w["id"] for w in await broker.list_workers(60)] == ["w2"]
+
+
+async def test_registry_is_shared_between_clients(brokers: Brokers) -> None:
+    await brokers.new().heartbeat_worker("w", entry(7))
+
+    async def seen() -> list[dict[str, object]]:
+        return await brokers.new().list_workers(60)
+
+    assert [w["pid"] for w in await until(seen)] == [7]
+
+
+async def test_register_types_and_ping(broker: Broker) -> None:
+    await broker.ping()
+    await broker.register_types(["a", "b"])
+    await broker.register_types([])
+    assert "://" in broker.describe()
