@@ -1,0 +1,1 @@
+"""Benchmark harness: private Redis, per-library virtualenvs, workloads, RESULTS.md."""

@@ -1,0 +1,154 @@
+"""`python -m bench.harness [--quick] [--libs a,b] [--workloads x,y] [--runs N]`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from . import envs, machine, report
+from .adapters import ADAPTERS
+from .adapters.base import BENCH, ROOT
+from .procs import BenchError, Worker
+from .redis_server import FLAGS, RedisServer
+from .workloads import BANANAS_ONLY, SINGLE_RUN, WORKLOADS, Context, Sizes
+
+NOTES = [
+    "Completion is detected without touching the measured path: each job bumps an "
+    "in-process counter; a 20 ms daemon thread per worker process publishes it to the "
+    "private Redis (`bench/apps/probe.py`).",
+    "Drain 'jobs/s from worker spawn' counts from launching the worker command (interpreter "
+    "start, imports, connecting) to the last job, as issue 8 words it; 'first->last job' "
+    "is the steady-state rate without start-up.",
+    "Enqueue times exclude the client's start-up and first connection (one warm-up call); "
+    "the batch API is called with 1,000 jobs per call. Libraries without a batch enqueue "
+    "API have no batch figure.",
+    "Queues are pre-filled with the fastest enqueue path the library has before a drain.",
+    "Latency: the job carries time.time() at enqueue; the worker records start - enqueue. "
+    "The client paces sends on an absolute schedule; client_max_late_ms shows its own lag.",
+    "IO: rate = jobs / (last job end - first job start); the ideal at concurrency 50 and "
+    "50 ms per job is 1,000 jobs/s.",
+    "Priority: the low backlog is queued first, the workers start, and once the backlog "
+    "is draining a client sends high jobs at a steady rate until the backlog is done.",
+    "Memory: RSS summed over the worker's process group (supervisor + children where the "
+    "library forks), after 100 warm-up jobs and 1 s idle, then after the jobs ran.",
+    "Ratios '÷ best peer' are computed per run (same Redis, same load) and the median is "
+    "shown; for latency and memory lower is better, so a ratio < 1 is better there.",
+    "Each failure or timeout is recorded in the table footnotes, never fatal to the run.",
+]
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.harness", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test")
+    p.add_argument("--runs", type=int, default=None, help="runs per workload (default 3)")
+    p.add_argument("--libs", default="", help="comma list (default: all)")
+    p.add_argument("--workloads", default="", help="comma list: " + ",".join(WORKLOADS))
+    p.add_argument("--out", default=str(BENCH / "RESULTS.md"))
+    return p.parse_args()
+
+
+def main() -> int:
+    args = parse()
+    sizes = Sizes.quick() if args.quick else Sizes()
+    runs = args.runs or (1 if args.quick else 3)
+    libs = [x for x in args.libs.split(",") if x] or list(ADAPTERS)
+    wanted = [x for x in args.workloads.split(",") if x] or list(WORKLOADS)
+    for name in libs + wanted:
+        if name not in ADAPTERS and name not in WORKLOADS:
+            print(f"unknown library or workload: {name}", file=sys.stderr)
+            return 2
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    work = BENCH / ".work" / stamp
+    results_dir = BENCH / "results"
+    results_dir.mkdir(exist_ok=True)
+    raw_file = f"{stamp}{'-quick' if args.quick else ''}.json"
+    data: dict[str, Any] = {
+        "command": " ".join(["python -m bench.harness", *map(shlex.quote, sys.argv[1:])]),
+        "mode": "quick" if args.quick else "full",
+        "runs_per_workload": runs,
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "load_start": machine.load(),
+        "bananas_commit": machine.git_revision(ROOT),
+        "sizes": sizes.__dict__,
+        "libraries": {},
+        "failures": {},
+        "runs": {},
+        "notes": NOTES,
+        "raw_file": raw_file,
+    }
+    for name in libs:
+        adapter = ADAPTERS[name]
+        try:
+            log(f"environment: {name}")
+            envs.ensure(adapter)
+            data["libraries"][name] = {
+                "versions": envs.versions(adapter),
+                "config": adapter.config,
+                "guarantees": adapter.guarantees,
+            }
+        except Exception as exc:
+            data["failures"][name] = f"install failed: {exc}"
+            log(f"  {name}: {exc}")
+    usable = [n for n in libs if n in data["libraries"]]
+    server = RedisServer(work)
+    live: list[Worker] = []
+    try:
+        server.start()
+        data["redis_version"] = server.version()
+        data["redis_flags"] = "redis-server " + " ".join(shlex.quote(f) for f in FLAGS)
+        ctx = Context(server.url, sizes, work / "logs", live=live)
+        for workload in wanted:
+            fn = WORKLOADS[workload]
+            names = [n for n in usable if workload not in BANANAS_ONLY or n == "bananas"]
+            table: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+            data["runs"][workload] = table
+            for run in range(1 if workload in SINGLE_RUN else runs):
+                ctx.run = run
+                for name in names:
+                    table[name].append(measure(ctx, fn, workload, name, run))
+                    save(results_dir / raw_file, data)
+    finally:
+        for worker in list(live):
+            worker.stop(grace=2)
+        server.stop()
+    data["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    data["load_end"] = machine.load()
+    save(results_dir / raw_file, data)
+    Path(args.out).write_text(report.render(data))
+    log(f"wrote {args.out} and bench/results/{raw_file}")
+    return 0
+
+
+def measure(ctx: Context, fn: Any, workload: str, name: str, run: int) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        figures: dict[str, Any] = fn(ctx, ADAPTERS[name])
+    except BenchError as exc:
+        figures = {"error": str(exc)}
+    except Exception as exc:  # a harness bug or a peer misbehaving: record, go on
+        figures = {"error": f"{type(exc).__name__}: {exc}"}
+        traceback.print_exc()
+    figures["wall_s"] = round(time.monotonic() - started, 2)
+    shown = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in figures.items()}
+    log(f"{workload:<21} run {run + 1} {name:<9} {shown}")
+    return figures
+
+
+def save(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=1, default=str))
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
