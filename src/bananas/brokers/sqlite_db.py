@@ -60,6 +60,9 @@ class Tables:
         self.workers = self.name("workers")
         self.types = self.name("types")
         self.throughput = self.name("throughput")
+        # Queued-job queries name their index: without statistics the planner
+        # may pick the job-type index and scan a whole type to find one priority.
+        self.ready = f"{self.jobs} INDEXED BY {self.name('jobs:ready')}"
 
     def name(self, what: str) -> str:
         return _quote(f"{self.prefix}:{what}")
@@ -84,7 +87,7 @@ class Tables:
                 dead_info BLOB,
                 expires REAL)""",
             f"""CREATE INDEX IF NOT EXISTS {ix("jobs:ready")}
-                ON {t.jobs} (priority, name, at) WHERE state = 'queued'""",
+                ON {t.jobs} (priority, name, at, id) WHERE state = 'queued'""",
             f"CREATE INDEX IF NOT EXISTS {ix('jobs:state')} ON {t.jobs} (state, at, id)",
             f"CREATE INDEX IF NOT EXISTS {ix('jobs:type')} ON {t.jobs} (name, state, at, id)",
             f"""CREATE INDEX IF NOT EXISTS {ix("jobs:expires")}

@@ -93,7 +93,7 @@ def poll_result(
 def has_ready(store: Store, queues: Sequence[QueueRef]) -> bool:
     for queue in queues:
         row = store.conn.execute(
-            f"""SELECT 1 FROM {store.t.jobs}
+            f"""SELECT 1 FROM {store.t.ready}
                 WHERE state = 'queued' AND priority = ? AND name = ? LIMIT 1""",
             queue,
         ).fetchone()
@@ -139,9 +139,11 @@ def members(conn: sqlite3.Connection, store: Store) -> list[QueueRef]:
 
 
 def _grouped(conn: sqlite3.Connection, store: Store, state: str) -> dict[QueueRef, int]:
+    assert state in ("queued", "running")
+    source = store.t.ready if state == "queued" else store.t.jobs
+    # A literal state: the partial ready index only matches a constant.
     rows = conn.execute(
-        f"SELECT priority, name, count(*) FROM {store.t.jobs} WHERE state = ? GROUP BY 1, 2",
-        (state,),
+        f"SELECT priority, name, count(*) FROM {source} WHERE state = '{state}' GROUP BY 1, 2"
     ).fetchall()
     return {(str(p), str(n)): int(c) for p, n, c in rows}
 
@@ -176,7 +178,7 @@ def oldest_ready_age(store: Store, now: float) -> dict[str, float]:
     with store.snapshot() as conn:
         for priority, name in members(conn, store):
             row = conn.execute(
-                f"""SELECT record FROM {store.t.jobs}
+                f"""SELECT record FROM {store.t.ready}
                     WHERE state = 'queued' AND priority = ? AND name = ? ORDER BY at LIMIT 1""",
                 (priority, name),
             ).fetchone()
@@ -217,10 +219,13 @@ def list_queued(store: Store, offset: int, limit: int, job_type: str | None) -> 
             if skip >= depth:
                 skip -= depth
                 continue
+            # Paged on the index alone; only the rows shown are read.
             rows = conn.execute(
-                f"""SELECT id, record FROM {store.t.jobs}
-                    WHERE state = 'queued' AND priority = ? AND name = ?
-                    ORDER BY at LIMIT ? OFFSET ?""",
+                f"""SELECT j.id, j.record FROM (
+                        SELECT id, at FROM {store.t.ready}
+                        WHERE state = 'queued' AND priority = ? AND name = ?
+                        ORDER BY at LIMIT ? OFFSET ?) page
+                    JOIN {store.t.jobs} j ON j.id = page.id ORDER BY page.at""",
                 (priority, name, limit - len(out), skip),
             ).fetchall()
             out += [JobSummary(i, "queued", 0, rec, priority, name) for i, rec in rows]

@@ -61,7 +61,7 @@ def _holds(conn: sqlite3.Connection, t: Tables, job_id: str, token: str) -> bool
 def _tail(conn: sqlite3.Connection, t: Tables, queue: QueueRef) -> float:
     """Position behind the last queued job (LPUSH: runs after all of them)."""
     row = conn.execute(
-        f"SELECT max(at) FROM {t.jobs} WHERE state = 'queued' AND priority = ? AND name = ?",
+        f"SELECT max(at) FROM {t.ready} WHERE state = 'queued' AND priority = ? AND name = ?",
         queue,
     ).fetchone()
     return 0.0 if row[0] is None else float(row[0]) + 1
@@ -70,7 +70,7 @@ def _tail(conn: sqlite3.Connection, t: Tables, queue: QueueRef) -> float:
 def _head(conn: sqlite3.Connection, t: Tables, queue: QueueRef) -> float:
     """Position before the next queued job (RPUSH: runs before all of them)."""
     row = conn.execute(
-        f"SELECT min(at) FROM {t.jobs} WHERE state = 'queued' AND priority = ? AND name = ?",
+        f"SELECT min(at) FROM {t.ready} WHERE state = 'queued' AND priority = ? AND name = ?",
         queue,
     ).fetchone()
     return 0.0 if row[0] is None else float(row[0]) - 1
@@ -218,7 +218,7 @@ def dequeue(
             if len(out) >= count:
                 break
             rows = conn.execute(
-                f"""SELECT id, record FROM {t.jobs}
+                f"""SELECT id, record FROM {t.ready}
                     WHERE state = 'queued' AND priority = ? AND name = ?
                     ORDER BY at LIMIT ?""",
                 (*queue, count - len(out)),
