@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,27 @@ class ThreadServer:
     def __exit__(self, *_: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class ClosingBroker:
+    """Wraps an ASGI app: closes a broker handed to it when the server shuts down
+    (on the server's own event loop, where the broker's connections live)."""
+
+    def __init__(self, app: Any, broker: Broker) -> None:
+        self.app, self.broker = app, broker
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def watch() -> Any:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.broker.close()
+            return message
+
+        await self.app(scope, watch, send)
 
 
 @contextmanager
@@ -174,6 +196,15 @@ async def finish(broker: Broker, deliveries: Sequence[Any], *, fail: bool) -> No
 
     for start in range(0, len(deliveries), 200):
         await asyncio.gather(*(one(d) for d in deliveries[start : start + 200]))
+
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
 
 
 def timed_get(client: httpx.Client, url: str, **kw: Any) -> tuple[float, httpx.Response]:

@@ -154,6 +154,9 @@ class WorkerRow:
     state: str
     heartbeat_age: float | None
     uptime: float | None
+    scheduler_loop: bool = False
+    jobs_completed: int | None = None
+    jobs_failed: int | None = None
 
     @property
     def is_scheduler(self) -> bool:
@@ -203,6 +206,9 @@ def normalize_worker(entry: dict[str, Any], now: float) -> WorkerRow:
         state=str(entry.get("state") or ""),
         heartbeat_age=None if last_seen is None else max(0.0, now - last_seen),
         uptime=None if started is None else max(0.0, now - started),
+        scheduler_loop=entry.get("scheduler") is True,
+        jobs_completed=_int(entry.get("jobs_completed")),
+        jobs_failed=_int(entry.get("jobs_failed")),
     )
 
 

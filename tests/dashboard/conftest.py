@@ -1,0 +1,30 @@
+"""Fixtures for the dashboard tests: a real uvicorn serving the dashboard on a
+free loopback port, against the real redis-server of tests/conftest.py."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from dashtools import ThreadServer, serve_app
+
+
+@pytest.fixture
+def dash(redis_url: str) -> Iterator[ThreadServer]:
+    """An open dashboard (no credentials configured)."""
+    with serve_app(redis_url) as server:
+        yield server
+
+
+@pytest.fixture
+def client(dash: ThreadServer) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=dash.url, headers={"accept": "text/html"}, timeout=10, follow_redirects=True
+    ) as c:
+        yield c
