@@ -18,14 +18,15 @@ from typing import Any
 
 import httpx
 import uvicorn
+from support import free_port, wait_for
 
 from bananas import Bananas
 from bananas.brokers import Broker, from_url
 from bananas.brokers.base import DeadInfo
 from bananas.config import Settings
 from bananas.dashboard import create_app
-from support import free_port, wait_for
 
+TRACEBACK = 'Traceback (most recent call last):\n  File "x.py"\nRuntimeError: boom'
 CHROMIUM = os.environ.get("BANANAS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -48,7 +49,11 @@ class ThreadServer:
     def __init__(self, app: Any) -> None:
         self.port = free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
             lifespan="on",
         )
         self.server = uvicorn.Server(config)
@@ -156,7 +161,9 @@ async def with_broker(redis_url: str, action: Any) -> Any:
         await broker.close()
 
 
-def enqueue(redis_url: str, specs: Sequence[tuple[str, dict[str, Any]]], **options: Any) -> list[str]:
+def enqueue(
+    redis_url: str, specs: Sequence[tuple[str, dict[str, Any]]], **options: Any
+) -> list[str]:
     app = Bananas(redis_url)
     try:
         return [h.id for h in app.enqueue_many([app.spec(n, p, **options) for n, p in specs])]
@@ -185,8 +192,9 @@ async def finish(broker: Broker, deliveries: Sequence[Any], *, fail: bool) -> No
                 d,
                 d.raw,
                 DeadInfo(
-                    reason="failed", error="RuntimeError: boom",
-                    traceback='Traceback (most recent call last):\n  File "x.py"\nRuntimeError: boom',
+                    reason="failed",
+                    error="RuntimeError: boom",
+                    traceback=TRACEBACK,
                     source="test",
                 ),
                 1.0,

@@ -47,7 +47,8 @@ def test_replay_and_delete_selected(redis_url: str, client: httpx.Client) -> Non
     ids = _bury(redis_url, 5)
     token = csrf_from(client.get("/dead").text)
     r = client.post(
-        "/dead/replay", data={"csrf_token": token, "ids": ids[:2], "next": "/dead"},
+        "/dead/replay",
+        data={"csrf_token": token, "ids": ids[:2], "next": "/dead"},
     )
     assert r.status_code == 200 and "Replayed 2 jobs." in r.text
     r = client.post(

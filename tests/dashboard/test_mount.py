@@ -7,7 +7,17 @@ import re
 from collections.abc import AsyncIterator
 
 import httpx
-from dashtools import ClosingBroker, ThreadServer, csrf_from, enqueue, finish, lease, run, settings_for, with_broker
+from dashtools import (
+    ClosingBroker,
+    ThreadServer,
+    csrf_from,
+    enqueue,
+    finish,
+    lease,
+    run,
+    settings_for,
+    with_broker,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -38,7 +48,10 @@ def test_mounted_in_a_starlette_app(redis_url: str) -> None:
     outer = Starlette(
         routes=[Route("/", home), Mount("/ops/bananas", app=dashboard)], lifespan=lifespan
     )
-    with ThreadServer(outer) as s, httpx.Client(base_url=s.url, headers={"accept": "text/html"}) as c:
+    with (
+        ThreadServer(outer) as s,
+        httpx.Client(base_url=s.url, headers={"accept": "text/html"}) as c,
+    ):
         assert c.get("/").text == "the user's own app"
         assert c.get("/ops/bananas/").status_code == 401
         r = c.get("/ops/bananas/jobs", params={"token": "mounted-token"}, follow_redirects=False)
@@ -61,7 +74,10 @@ def test_served_under_a_prefix_with_a_broker_handed_in(redis_url: str) -> None:
     run(with_broker(redis_url, bury))
     broker = from_url(redis_url)
     app = create_app(broker, prefix="/queues", env={})
-    with ThreadServer(ClosingBroker(app, broker)) as s, httpx.Client(base_url=s.url, headers={"accept": "text/html"}) as c:
+    with (
+        ThreadServer(ClosingBroker(app, broker)) as s,
+        httpx.Client(base_url=s.url, headers={"accept": "text/html"}) as c,
+    ):
         r = c.get("/", follow_redirects=False)
         assert r.status_code == 307 and r.headers["location"] == "/queues/"
         page = c.get("/queues/dead").text

@@ -64,16 +64,35 @@ def test_workers_page_separates_schedulers(redis_url: str, client: httpx.Client)
         await b.heartbeat_worker(
             "w-1",
             {
-                "id": "w-1", "kind": "worker", "host": "box-a", "pid": 4242, "mode": "job-specialized",
-                "group": "images", "priorities": ["high", "normal"], "job_types": ["resize"],
-                "concurrency": 8, "in_flight": 6, "utilization": 0.75, "started_at": now - 120,
-                "draining": True, "state": "draining",
+                "id": "w-1",
+                "kind": "worker",
+                "host": "box-a",
+                "pid": 4242,
+                "mode": "job-specialized",
+                "group": "images",
+                "priorities": ["high", "normal"],
+                "job_types": ["resize"],
+                "concurrency": 8,
+                "in_flight": 6,
+                "utilization": 0.75,
+                "started_at": now - 120,
+                "draining": True,
+                "state": "draining",
             },
         )
         await b.heartbeat_worker(
             "s-1",
-            {"id": "s-1", "kind": "scheduler", "host": "box-b", "pid": 7, "mode": "scheduler-only",
-             "group": "ops", "started_at": now - 5, "draining": False, "state": "running"},
+            {
+                "id": "s-1",
+                "kind": "scheduler",
+                "host": "box-b",
+                "pid": 7,
+                "mode": "scheduler-only",
+                "group": "ops",
+                "started_at": now - 5,
+                "draining": False,
+                "state": "running",
+            },
         )
 
     run(with_broker(redis_url, register))
@@ -81,7 +100,16 @@ def test_workers_page_separates_schedulers(redis_url: str, client: httpx.Client)
     worker = re.search(r'<tr data-worker-id="w-1" class="draining">(.*?)</tr>', html, re.S)
     assert worker, html
     cells = worker.group(1)
-    for text in ("images", "job-specialized", "box-a", "4242", "high, normal", "resize", "75%", "draining"):
+    for text in (
+        "images",
+        "job-specialized",
+        "box-a",
+        "4242",
+        "high, normal",
+        "resize",
+        "75%",
+        "draining",
+    ):
         assert text in cells
     assert 'data-scheduler-id="s-1"' in html
     assert 'data-worker-id="s-1"' not in html
@@ -89,8 +117,12 @@ def test_workers_page_separates_schedulers(redis_url: str, client: httpx.Client)
     assert [w["id"] for w in data["workers"]] == ["w-1"]
     assert [s["id"] for s in data["schedulers"]] == ["s-1"]
     assert data["pools"][0] == {
-        "group": "images", "mode": "job-specialized", "workers": 1, "concurrency": 8,
-        "in_flight": 6, "utilization": 0.75,
+        "group": "images",
+        "mode": "job-specialized",
+        "workers": 1,
+        "concurrency": 8,
+        "in_flight": 6,
+        "utilization": 0.75,
     }
     assert data["workers"][0]["heartbeat_age"] < 10
 
@@ -101,10 +133,12 @@ def test_jobs_by_state_with_type_filter_and_paging(redis_url: str, client: httpx
     page1 = client.get("/jobs", params={"state": "queued", "type": "alpha", "limit": 25}).text
     shown = re.findall(r'<tr data-job-id="([^"]+)">', page1)
     assert shown == ids[:25]  # next to run first
-    assert "1–25 of 60" in page1
-    page3 = client.get("/jobs", params={"state": "queued", "type": "alpha", "limit": 25, "offset": 50})
+    assert "1\u201325 of 60" in page1
+    page3 = client.get(
+        "/jobs", params={"state": "queued", "type": "alpha", "limit": 25, "offset": 50}
+    )
     assert re.findall(r'<tr data-job-id="([^"]+)">', page3.text) == ids[50:]
-    assert "51–60 of 60" in page3.text
+    assert "51\u201360 of 60" in page3.text
     beta = client.get("/api/jobs", params={"state": "queued", "type": "beta"}).json()
     assert beta["total"] == 5 and {r["name"] for r in beta["rows"]} == {"beta"}
 
@@ -173,17 +207,22 @@ def test_job_page_shows_record_payload_error_traceback_result_timeline(
         got = await lease(b, [("normal", "calc")], 2)
         await b.complete(got[0], got[0].raw, b'{"sum": 6}', 12.5)
         await b.bury(
-            got[1], got[1].raw,
-            DeadInfo(reason="failed", error="ZeroDivisionError: division by zero",
-                     traceback="Traceback (most recent call last):\n  File \"calc.py\", line 3\n"
-                     "ZeroDivisionError: division by zero", source="worker"),
+            got[1],
+            got[1].raw,
+            DeadInfo(
+                reason="failed",
+                error="ZeroDivisionError: division by zero",
+                traceback='Traceback (most recent call last):\n  File "calc.py", line 3\n'
+                "ZeroDivisionError: division by zero",
+                source="worker",
+            ),
             3.0,
         )
 
     run(with_broker(redis_url, work))
     done = client.get(f"/jobs/{done_id}").text
     assert "state-completed" in done
-    assert '&#34;numbers&#34;: [\n    1,' in done  # pretty-printed, escaped
+    assert "&#34;numbers&#34;: [\n    1," in done  # pretty-printed, escaped
     assert re.search(r'<pre class="code" id="result">\{\n  &#34;sum&#34;: 6\n\}</pre>', done)
     timeline = re.search(r'<ol class="timeline">(.*?)</ol>', done, re.S)
     assert timeline
@@ -218,7 +257,9 @@ def test_job_ids_with_slashes_and_odd_characters(redis_url: str, client: httpx.C
     assert page.status_code == 200 and "state-queued" in page.text
 
 
-def test_dead_letter_page_lists_newest_first_with_paging(redis_url: str, client: httpx.Client) -> None:
+def test_dead_letter_page_lists_newest_first_with_paging(
+    redis_url: str, client: httpx.Client
+) -> None:
     enqueue(redis_url, [("d", {"i": i}) for i in range(30)])
 
     async def work(b):
@@ -231,7 +272,7 @@ def test_dead_letter_page_lists_newest_first_with_paging(redis_url: str, client:
     html = client.get("/dead", params={"limit": 25}).text
     first = re.findall(r'<tr data-job-id="([^"]+)">', html)
     assert len(first) == 25
-    assert "1–25 of 30" in html and "Replay all 30" in html
+    assert "1\u201325 of 30" in html and "Replay all 30" in html
     rest = client.get("/api/dead", params={"limit": 25, "offset": 25}).json()
     assert rest["total"] == 30
     assert sorted(first + [row["id"] for row in rest["rows"]]) == sorted(died)

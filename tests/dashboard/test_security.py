@@ -83,10 +83,13 @@ def test_login_form_then_logout(locked: ThreadServer) -> None:
         page = c.get("/dead")
         assert page.status_code == 401
         token = csrf_from(page.text)
-        wrong = c.post("/login", data={"token": "nope-nope-nope", "csrf_token": token, "next": "/dead"})
+        wrong = c.post(
+            "/login", data={"token": "nope-nope-nope", "csrf_token": token, "next": "/dead"}
+        )
         assert wrong.status_code == 401 and "not valid" in wrong.text
         ok = c.post(
-            "/login", data={"token": TOKEN, "csrf_token": token, "next": "/dead"},
+            "/login",
+            data={"token": TOKEN, "csrf_token": token, "next": "/dead"},
             follow_redirects=False,
         )
         assert ok.status_code == 303 and ok.headers["location"] == "/dead"
@@ -94,7 +97,8 @@ def test_login_form_then_logout(locked: ThreadServer) -> None:
         assert page.status_code == 200 and "Log out" in page.text
         # An open redirect is not possible through `next`.
         again = c.post(
-            "/login", data={"token": TOKEN, "csrf_token": token, "next": "//evil.example/x"},
+            "/login",
+            data={"token": TOKEN, "csrf_token": token, "next": "//evil.example/x"},
             follow_redirects=False,
         )
         assert again.headers["location"] == "/"
@@ -105,7 +109,9 @@ def test_login_form_then_logout(locked: ThreadServer) -> None:
 
 def test_basic_auth(basic: ThreadServer) -> None:
     r = httpx.get(f"{basic.url}/", headers=HTML)
-    assert r.status_code == 401 and 'Basic realm="Bananas dashboard"' in r.headers["www-authenticate"]
+    assert (
+        r.status_code == 401 and 'Basic realm="Bananas dashboard"' in r.headers["www-authenticate"]
+    )
     assert httpx.get(f"{basic.url}/", auth=("ops", "wrong password")).status_code == 401
     assert httpx.get(f"{basic.url}/", auth=("other", "correct horse")).status_code == 401
     ok = httpx.get(f"{basic.url}/", auth=("ops", "correct horse"), headers=HTML)
@@ -113,7 +119,12 @@ def test_basic_auth(basic: ThreadServer) -> None:
     garbage = httpx.get(f"{basic.url}/", headers={"authorization": "Basic %%%"})
     assert garbage.status_code == 401
     token = base64.b64encode(b"ops:correct horse").decode()
-    assert httpx.get(f"{basic.url}/api/overview", headers={"authorization": f"Basic {token}"}).status_code == 200
+    assert (
+        httpx.get(
+            f"{basic.url}/api/overview", headers={"authorization": f"Basic {token}"}
+        ).status_code
+        == 200
+    )
 
 
 def _dead_job(redis_url: str) -> str:
@@ -140,14 +151,17 @@ def test_actions_need_the_csrf_token(redis_url: str, client: httpx.Client) -> No
     assert client.post("/api/dead/delete", json={"ids": [job_id]}).status_code == 403
     # A cross-origin POST is refused even with a valid token.
     r = client.post(
-        "/dead/delete", data={"ids": job_id, "csrf_token": token},
+        "/dead/delete",
+        data={"ids": job_id, "csrf_token": token},
         headers={"origin": "http://evil.example"},
     )
     assert r.status_code == 403 and "cross-origin" in r.text
     assert client.get(f"/api/jobs/{job_id}").json()["state"] == "dead"  # nothing happened
     # State changes are POST only.
     assert client.get("/dead/delete", params={"ids": job_id}).status_code == 405
-    ok = client.post("/dead/delete", data={"ids": job_id, "csrf_token": token}, follow_redirects=False)
+    ok = client.post(
+        "/dead/delete", data={"ids": job_id, "csrf_token": token}, follow_redirects=False
+    )
     assert ok.status_code == 303
     assert client.get(f"/api/jobs/{job_id}").status_code == 404
 
@@ -191,8 +205,14 @@ def test_security_headers(client: httpx.Client) -> None:
         ({"BANANAS_DASHBOARD_TOKEN": " padded-token "}, "spaces at its ends"),
         ({"BANANAS_DASHBOARD_USER": "ops"}, "BANANAS_DASHBOARD_PASSWORD is not set"),
         ({"BANANAS_DASHBOARD_PASSWORD": "long-enough"}, "BANANAS_DASHBOARD_USER is not set"),
-        ({"BANANAS_DASHBOARD_USER": "a:b", "BANANAS_DASHBOARD_PASSWORD": "long-enough"}, "without ':'"),
-        ({"BANANAS_DASHBOARD_PREFIX": "no-slash"}, "BANANAS_DASHBOARD_PREFIX='no-slash' is invalid"),
+        (
+            {"BANANAS_DASHBOARD_USER": "a:b", "BANANAS_DASHBOARD_PASSWORD": "long-enough"},
+            "without ':'",
+        ),
+        (
+            {"BANANAS_DASHBOARD_PREFIX": "no-slash"},
+            "BANANAS_DASHBOARD_PREFIX='no-slash' is invalid",
+        ),
         ({"BANANAS_DASHBOARD_REFRESH": "soon"}, "BANANAS_DASHBOARD_REFRESH='soon' is invalid"),
         ({"BANANAS_DASHBOARD_REFRESH": "100ms"}, "1s to 1h"),
     ],
@@ -209,6 +229,11 @@ def test_settings_from_env_and_arguments() -> None:
         {"BANANAS_DASHBOARD_TOKEN": "from-env-token", "BANANAS_DASHBOARD_PREFIX": "/ops/q/"}
     )
     assert config.token == "from-env-token" and config.prefix == "/ops/q" and config.auth_required
-    assert DashboardConfig.load({"BANANAS_DASHBOARD_TOKEN": "from-env-token"}, token="arg-wins-1").token == "arg-wins-1"
+    assert (
+        DashboardConfig.load(
+            {"BANANAS_DASHBOARD_TOKEN": "from-env-token"}, token="arg-wins-1"
+        ).token
+        == "arg-wins-1"
+    )
     assert not DashboardConfig.load({}).auth_required
     assert DashboardConfig.load({"BANANAS_DASHBOARD_REFRESH": "0"}).refresh_seconds == 0
