@@ -1,0 +1,1 @@
+"""Example application the deployment files run; replace it with your own."""
