@@ -149,8 +149,27 @@ def chromium_available() -> bool:
     return Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None
 
 
+def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call fn in a fresh thread: Playwright's sync API keeps an event loop
+    running in the main thread, where asyncio.run() is refused."""
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = fn(*args, **kwargs)
+        except BaseException as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
 def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+    return in_thread(asyncio.run, coro)
 
 
 async def with_broker(redis_url: str, action: Any) -> Any:
@@ -162,6 +181,12 @@ async def with_broker(redis_url: str, action: Any) -> Any:
 
 
 def enqueue(
+    redis_url: str, specs: Sequence[tuple[str, dict[str, Any]]], **options: Any
+) -> list[str]:
+    return in_thread(_enqueue, redis_url, specs, **options)  # type: ignore[no-any-return]
+
+
+def _enqueue(
     redis_url: str, specs: Sequence[tuple[str, dict[str, Any]]], **options: Any
 ) -> list[str]:
     app = Bananas(redis_url)
