@@ -35,3 +35,12 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bananas
+
+## make bench: Bananas vs Celery, Dramatiq, Huey, RQ, arq, SAQ, Taskiq on a private
+## loopback redis-server (peers in bench/.envs/*); writes bench/RESULTS.md and
+## bench/results/*.json. QUICK=1 for a small smoke run; BENCH_ARGS for more flags
+## (e.g. BENCH_ARGS="--libs bananas,celery --workloads drain1"). Bounded: 100 min.
+.PHONY: bench
+bench: venv
+	@scripts/ensure-redis.sh
+	timeout -s INT -k 60 6000 $(BIN)/python -m bench.harness $(if $(QUICK),--quick) $(BENCH_ARGS)

@@ -1,7 +1,8 @@
 """Client side of a benchmark, run inside one library's virtualenv.
 
     python client.py LIB enqueue --task noop --n 20000 --mode single|batch [--queue Q]
-    python client.py LIB rate --task stamp --n 2000 --rate 200 [--queue Q] [--stop-key K]
+    python client.py LIB rate --task stamp --n 2000 --rate 200 [--queue Q] [--go-key K]
+        [--stop-key K]
 
 LIB names a module `<LIB>_app` next to this file exposing `Client` (sync) or
 `AsyncClient` (asyncio) with `send(task, queue, t)`, `send_many(task, queue, count)`
@@ -59,10 +60,21 @@ def _stopper(args: argparse.Namespace) -> redis.Redis | None:
     return redis.Redis.from_url(os.environ["BENCH_REDIS_URL"]) if args.stop_key else None
 
 
+def _wait_go(args: argparse.Namespace) -> None:
+    """Block until the harness sets the go key (so this process's start-up is not timed)."""
+    if not args.go_key:
+        return
+    r = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
+    deadline = time.monotonic() + 120
+    while not r.exists(args.go_key) and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
 def rate(client: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Send at a steady rate on an absolute schedule, each job carrying its send time."""
     stop = _stopper(args)
     client.send("noop", "default", time.time())  # warm the connection
+    _wait_go(args)
     period, late, sent = 1.0 / args.rate, 0.0, 0
     started = time.perf_counter()
     for i in range(args.n):
@@ -81,6 +93,7 @@ def rate(client: Any, args: argparse.Namespace) -> dict[str, Any]:
 async def rate_async(client: Any, args: argparse.Namespace) -> dict[str, Any]:
     stop = _stopper(args)
     await client.send("noop", "default", time.time())
+    _wait_go(args)
     period, late, sent = 1.0 / args.rate, 0.0, 0
     started = time.perf_counter()
     for i in range(args.n):
@@ -128,6 +141,7 @@ def main() -> None:
     parser.add_argument("--warmup", action="store_true")
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--stop-key", default="")
+    parser.add_argument("--go-key", default="")
     args = parser.parse_args()
     module = importlib.import_module(f"{args.lib}_app")
     if hasattr(module, "AsyncClient"):

@@ -115,6 +115,9 @@ def main() -> int:
                 for name in names:
                     table[name].append(measure(ctx, fn, workload, name, run))
                     save(results_dir / raw_file, data)
+    except KeyboardInterrupt:  # `make bench`'s time limit: keep what was measured
+        data["notes"] = [*NOTES, "**The run was interrupted; some workloads are missing.**"]
+        log("interrupted: writing what was measured")
     finally:
         for worker in list(live):
             worker.stop(grace=2)

@@ -64,7 +64,7 @@ class Worker:
                         total += int(line.split()[1]) * 1024
         return total
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float = 3.0) -> None:
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)

@@ -32,9 +32,9 @@ class Sizes:
     io: int = 2_000
     io_concurrency: int = 50
     prio_backlog: int = 20_000
-    prio_rate: float = 50.0
+    prio_rate: float = 100.0
     memory: int = 100_000
-    memory_timeout: float = 180.0
+    memory_timeout: float = 120.0
     concurrency: int = 10
 
     @classmethod
@@ -292,29 +292,18 @@ def priority(ctx: Context, a: Adapter, mode: str) -> Figures:
     r = ctx.r()
     r.flushall()
     prefill(ctx, a, "noop", s.prio_backlog, queue="low", extra=extra)
-    workers = ctx.start(a, specs, f"prio-{mode}", extra)
-    sender: Client | None = None
+    sender = Client(a, ctx.env(extra), [
+        "rate", "--task", "stamp", "--queue", "high", "--n", "100000",
+        "--rate", str(s.prio_rate), "--go-key", "bench:go", "--stop-key", "bench:stop",
+    ])  # fmt: skip
+    workers: list[Worker] = []
     try:
+        time.sleep(1.0)  # the sender imports its library and connects, then waits for go
+        workers = ctx.start(a, specs, f"prio-{mode}", extra)
         count, _, _, ok = wait_for(r, "noop", 1, 60, workers)
         if not ok:
             raise BenchError(f"the backlog did not start draining in 60s: {workers[0].tail()}")
-        sender = Client(
-            a,
-            ctx.env(extra),
-            [
-                "rate",
-                "--task",
-                "stamp",
-                "--queue",
-                "high",
-                "--n",
-                "100000",
-                "--rate",
-                str(s.prio_rate),
-                "--stop-key",
-                "bench:stop",
-            ],
-        )
+        r.set("bench:go", 1)
         count, first, last, ok = wait_for(r, "noop", s.prio_backlog, s.drain_timeout, workers)
         r.set("bench:stop", 1)
         sent = sender.result(30)
@@ -322,8 +311,7 @@ def priority(ctx: Context, a: Adapter, mode: str) -> Figures:
         time.sleep(0.1)
         lat = latencies_ms(r, "stamp")
     finally:
-        if sender is not None:
-            sender.kill()
+        sender.kill()
         ctx.stop(workers)
     if not lat:
         raise BenchError("no high job ran")
