@@ -126,3 +126,16 @@ async def test_results_and_records_expire_after_the_ttl(brokers: Brokers) -> Non
     assert await broker.job_state("f") == "dead"  # a dead letter stays until handled
     assert await broker.get_record("f") is not None
     assert await broker.enqueue(jobs("t")) == [True]  # the id is free again
+
+
+async def test_many_waiters_each_get_their_own_result(brokers: Brokers) -> None:
+    client, worker = brokers.new(), brokers.new()
+    ids = [f"m{i}" for i in range(30)]
+    await worker.enqueue(jobs(*ids))
+    waits = [asyncio.create_task(client.wait_result(i, 10.0)) for i in ids]
+    leases = await worker.dequeue([("normal", "t")], 30, 30.0, "w:")
+    await asyncio.sleep(0.1)
+    for d in leases:
+        assert await worker.complete(d, record(d.id), f'"{d.id}"'.encode(), 1.0)
+    results = await asyncio.wait_for(asyncio.gather(*waits), 5.0)
+    assert [r.value() if r else None for r in results] == ids

@@ -7,15 +7,15 @@ sqlite_inspect.py. All SQLite calls run on one thread per broker instance,
 which owns the connection, so the event loop never blocks on the file and the
 `_sync` client helpers work from plain code too.
 
-There is no pub/sub: idle waits (for jobs, for a result) poll
-`PRAGMA data_version`, which changes when another connection commits and
-costs no I/O, and look at the queues only after it changed.
+There is no pub/sub: idle waits (for jobs, for a result) are handed to a
+watcher thread (sqlite_watch.py) that polls `PRAGMA data_version` and looks
+at the queues or results only after someone committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import sqlite3
 import threading
 import time
@@ -44,6 +44,7 @@ from .base import (
 )
 from .sqlite_db import Store, Tables, path_from_url, wrap
 from .sqlite_ops import Clock, Outcome
+from .sqlite_watch import Check, Wait, Watcher
 
 T = TypeVar("T")
 
@@ -54,12 +55,6 @@ KEEP_COMPLETED = 100_000
 POLL_INTERVAL = 0.025
 # Expired records and results are deleted at most this often per broker.
 PURGE_INTERVAL = 30.0
-
-
-def _poll_ready(
-    queues: Sequence[QueueRef], seen: tuple[int, int] | None, store: Store
-) -> tuple[tuple[int, int], bool]:
-    return inspect.poll_ready(store, queues, seen)
 
 
 def _clock() -> Clock:
@@ -77,6 +72,7 @@ class SQLiteBroker(Broker):
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._store: Store | None = None  # touched on the pool's thread only
+        self._watch: Watcher | None = None
         self._next_purge = 0.0
 
     # -- the database thread ----------------------------------------------------
@@ -91,7 +87,7 @@ class SQLiteBroker(Broker):
             if self._store is None:
                 self._store = Store.open(self.path, self._tables)
             return fn(self._store)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise wrap(exc) from exc
 
     async def _run(self, fn: Callable[[Store], T]) -> T:
@@ -106,16 +102,71 @@ class SQLiteBroker(Broker):
             self._store.close()
             self._store = None
 
+    def _watcher(self) -> Watcher:
+        with self._lock:
+            if self._watch is None:
+                self._watch = Watcher(lambda: Store.open(self.path, self._tables), POLL_INTERVAL)
+            return self._watch
+
+    async def _wait(self, check: Check, timeout: float) -> Any:
+        """Await the first non-None value of `check`, or None after `timeout`."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def deliver(value: Any, error: BaseException | None) -> None:
+            # A closed loop raises RuntimeError: nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, future, value, error)
+
+        wait = Wait(check, deliver)
+        watcher = self._watcher()
+        watcher.add(wait)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            watcher.remove(wait)
+
+    def _wait_sync(self, check: Check, timeout: float) -> Any:
+        done = threading.Event()
+        outcome: list[tuple[Any, BaseException | None]] = []
+
+        def deliver(value: Any, error: BaseException | None) -> None:
+            outcome.append((value, error))
+            done.set()
+
+        wait = Wait(check, deliver)
+        watcher = self._watcher()
+        watcher.add(wait)
+        try:
+            if not done.wait(timeout):
+                return None
+        finally:
+            watcher.remove(wait)
+        value, error = outcome[0]
+        if error is not None:
+            raise error
+        return value
+
     async def ping(self) -> None:
         await self._run(lambda s: s.conn.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        await asyncio.get_running_loop().run_in_executor(pool, self._close_store)
-        pool.shutdown(wait=False)
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            await asyncio.get_running_loop().run_in_executor(None, watch.close)
+        if pool is not None:
+            await asyncio.get_running_loop().run_in_executor(pool, self._close_store)
+            pool.shutdown(wait=False)
+
+    async def durability_warnings(self) -> list[str]:
+        return [
+            f"embedded SQLite broker ({self.path}): for development, CI and one host; "
+            "Redis is the production broker (set REDIS_URL)"
+        ]
 
     # -- client -------------------------------------------------------------------
     def _enqueue_all(self, store: Store, jobs: Sequence[NewJob]) -> list[bool]:
@@ -138,33 +189,19 @@ class SQLiteBroker(Broker):
     def get_result_sync(self, job_id: str) -> JobResult | None:
         return self._run_sync(lambda s: inspect.get_result(s, job_id, time.time()))
 
-    def _poll_result(
-        self, job_id: str, seen: tuple[int, int]
-    ) -> Callable[[Store], tuple[tuple[int, int], JobResult | None]]:
-        return lambda s: inspect.poll_result(s, job_id, seen, time.time())
+    def _result_check(self, job_id: str) -> Check:
+        return lambda store: inspect.get_result(store, job_id, time.time())
 
     async def wait_result(self, job_id: str, timeout: float) -> JobResult | None:
-        seen = await self._run(Store.version)
-        found = await self.get_result(job_id)
-        deadline = time.monotonic() + timeout
-        while found is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            await asyncio.sleep(min(POLL_INTERVAL, remaining))
-            seen, found = await self._run(self._poll_result(job_id, seen))
+        if timeout <= 0:
+            return await self.get_result(job_id)
+        found: JobResult | None = await self._wait(self._result_check(job_id), timeout)
         return found
 
     def wait_result_sync(self, job_id: str, timeout: float) -> JobResult | None:
-        seen = self._run_sync(Store.version)
-        found = self.get_result_sync(job_id)
-        deadline = time.monotonic() + timeout
-        while found is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            time.sleep(min(POLL_INTERVAL, remaining))
-            seen, found = self._run_sync(self._poll_result(job_id, seen))
+        if timeout <= 0:
+            return self.get_result_sync(job_id)
+        found: JobResult | None = self._wait_sync(self._result_check(job_id), timeout)
         return found
 
     async def get_record(self, job_id: str) -> bytes | None:
@@ -194,16 +231,13 @@ class SQLiteBroker(Broker):
         )
 
     async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        seen: tuple[int, int] | None = None
-        while True:
-            seen, ready = await self._run(functools.partial(_poll_ready, queues, seen))
-            if ready:
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            await asyncio.sleep(min(POLL_INTERVAL, remaining))
+        if timeout <= 0:
+            return await self._run(lambda s: inspect.has_ready(s, queues))
+
+        def check(store: Store) -> bool | None:
+            return True if inspect.has_ready(store, queues) else None
+
+        return bool(await self._wait(check, timeout))
 
     async def extend_leases(
         self, leases: Sequence[tuple[str, str]], lease_seconds: float
@@ -344,6 +378,15 @@ class SQLiteBroker(Broker):
 
     async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
         return await self._run(lambda s: ops.replay(s, job_id, record, (priority, name)))
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
 
 
 __all__ = ["SQLiteBroker"]

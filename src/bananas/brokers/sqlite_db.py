@@ -37,7 +37,9 @@ def path_from_url(url: str) -> str:
     return rest[1:]
 
 
-def wrap(exc: sqlite3.Error) -> BrokerError:
+def wrap(exc: sqlite3.Error | OSError) -> BrokerError:
+    if isinstance(exc, OSError):  # the file's directory could not be created
+        return BrokerUnavailable(f"SQLite database unavailable: {exc}")
     name = getattr(exc, "sqlite_errorname", "") or ""
     if name.startswith(_TRANSIENT) or "locked" in str(exc):
         return BrokerUnavailable(f"SQLite database unavailable: {exc}")
@@ -127,9 +129,6 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, tables: Tables) -> None:
         self.conn = conn
         self.t = tables
-        # Commits made on this connection: PRAGMA data_version only counts
-        # other connections' commits, so waiters combine the two.
-        self.writes = 0
 
     @classmethod
     def open(cls, path: str, tables: Tables) -> Store:
@@ -167,7 +166,6 @@ class Store:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self.writes += 1
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -180,7 +178,7 @@ class Store:
             if conn.in_transaction:
                 conn.execute("COMMIT")
 
-    def version(self) -> tuple[int, int]:
-        """Changes whenever anyone (this connection or another) committed."""
+    def version(self) -> int:
+        """Changes whenever another connection committed (not for this one's commits)."""
         row = self.conn.execute("PRAGMA data_version").fetchone()
-        return int(row[0]), self.writes
+        return int(row[0])

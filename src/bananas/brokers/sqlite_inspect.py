@@ -80,16 +80,6 @@ def get_results(store: Store, job_ids: Sequence[str], now: float) -> list[JobRes
     return [found.get(job_id) for job_id in job_ids]
 
 
-def poll_result(
-    store: Store, job_id: str, seen: tuple[int, int], now: float
-) -> tuple[tuple[int, int], JobResult | None]:
-    """One step of a result wait: look again only when something was committed."""
-    version = store.version()
-    if version == seen:
-        return version, None
-    return version, get_result(store, job_id, now)
-
-
 def has_ready(store: Store, queues: Sequence[QueueRef]) -> bool:
     for queue in queues:
         row = store.conn.execute(
@@ -100,16 +90,6 @@ def has_ready(store: Store, queues: Sequence[QueueRef]) -> bool:
         if row is not None:
             return True
     return False
-
-
-def poll_ready(
-    store: Store, queues: Sequence[QueueRef], seen: tuple[int, int] | None
-) -> tuple[tuple[int, int], bool]:
-    """One step of an idle wait: check the queues only when something was committed."""
-    version = store.version()
-    if version == seen:
-        return version, False
-    return version, has_ready(store, queues)
 
 
 def job_state(store: Store, job_id: str, now: float) -> str | None:
