@@ -227,8 +227,8 @@ async def finish(broker: Broker, deliveries: Sequence[Any], *, fail: bool) -> No
         else:
             await broker.complete(d, d.raw, b'{"ok":true}', 1.0)
 
-    for start in range(0, len(deliveries), 200):
-        await asyncio.gather(*(one(d) for d in deliveries[start : start + 200]))
+    for start in range(0, len(deliveries), 50):
+        await asyncio.gather(*(one(d) for d in deliveries[start : start + 50]))
 
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

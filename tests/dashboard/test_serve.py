@@ -1,0 +1,39 @@
+"""`bananas dashboard`: binds loopback by default, refuses bad settings clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from dashtools import CliDashboard
+from support import WorkerFactory
+
+
+def test_cli_serves_on_loopback_and_says_so(redis_url: str, tmp_path: Path) -> None:
+    server = CliDashboard(redis_url, tmp_path / "dash.log", BANANAS_DASHBOARD_TOKEN="cli-token-123")
+    try:
+        r = httpx.get(f"{server.url}/api/overview")
+        assert r.status_code == 401
+        ok = httpx.get(
+            f"{server.url}/api/overview", headers={"authorization": "Bearer cli-token-123"}
+        )
+        assert ok.status_code == 200 and ok.json()["queued"] == 0
+    finally:
+        server.stop()
+    log = server.log_path.read_text()
+    assert f"bananas dashboard on http://127.0.0.1:{server.port}/" in log
+    assert "auth: token" in log
+    assert "cli-token-123" not in log  # never logged
+
+
+def test_cli_rejects_invalid_settings_with_one_line(workers: WorkerFactory) -> None:
+    done = workers.cli("dashboard", "--port", "1", BANANAS_DASHBOARD_USER="ops")
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        "bananas: error: BANANAS_DASHBOARD_USER and BANANAS_DASHBOARD_PASSWORD go together: "
+        "BANANAS_DASHBOARD_PASSWORD is not set"
+    ], done.stderr
+    short = workers.cli("dashboard", BANANAS_DASHBOARD_TOKEN="abc")
+    assert short.returncode != 0 and "BANANAS_DASHBOARD_TOKEN is too short" in short.stderr
+    assert "Traceback" not in short.stderr
