@@ -103,8 +103,7 @@ def check_pool_against_app(pool: Pool, app: Bananas) -> None:
     if s.job_types and all(app.handlers[t].executor == "process" for t in s.job_types):
         assert pool.cpu_limit is not None, f"{pool.where}: a CPU pool needs a CPU limit"
         assert s.concurrency <= pool.cpu_limit, (
-            f"{pool.where}: {s.concurrency} process-executor jobs at once on "
-            f"{pool.cpu_limit} CPUs"
+            f"{pool.where}: {s.concurrency} process-executor jobs at once on {pool.cpu_limit} CPUs"
         )
 
 
@@ -125,7 +124,7 @@ def scheduler_runs(pools: list[Pool]) -> list[Pool]:
 # -- Compose ------------------------------------------------------------------
 def _runs(cmd: list[str]) -> bool:
     try:
-        out = subprocess.run(cmd + ["version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([*cmd, "version"], capture_output=True, text=True, timeout=30)
     except OSError:
         return False
     return out.returncode == 0 and re.search(r"version v?2\.", out.stdout) is not None
@@ -228,7 +227,8 @@ def container_env(
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
-            env.update({k: str(v) for k, v in configmaps[source["configMapRef"]["name"]]["data"].items()})
+            data = configmaps[source["configMapRef"]["name"]]["data"]
+            env.update({k: str(v) for k, v in data.items()})
         if "secretRef" in source:
             env.update(secret_data(secrets[source["secretRef"]["name"]]))
     for item in container.get("env", []):
@@ -289,11 +289,7 @@ def promql_selectors(expr: str) -> list[Selector]:
 
 def grafana_expr(expr: str) -> str:
     """Substitute the dashboard's variables the way Grafana would before querying."""
-    return (
-        expr.replace("$__rate_interval", "5m")
-        .replace("${group}", ".*")
-        .replace("$group", ".*")
-    )
+    return expr.replace("$__rate_interval", "5m").replace("${group}", ".*").replace("$group", ".*")
 
 
 @dataclass
@@ -369,7 +365,7 @@ def exec_form(args: str) -> list[str]:
 
 def healthcheck_command(args: str) -> list[str]:
     """HEALTHCHECK [--options] CMD ["..."] -> the argv."""
-    options, sep, command = args.partition("CMD ")
+    _options, sep, command = args.partition("CMD ")
     assert sep, f"HEALTHCHECK without CMD: {args}"
     command = command.strip()
     return exec_form(command) if command.startswith("[") else ["sh", "-c", command]

@@ -164,9 +164,7 @@ def test_pool_deployment(item: tuple[dict[str, Any], Pool]) -> None:
 
 
 def test_all_pools_share_one_image() -> None:
-    images = {
-        d["spec"]["template"]["spec"]["containers"][0]["image"] for d, _ in POOLS
-    }
+    images = {d["spec"]["template"]["spec"]["containers"][0]["image"] for d, _ in POOLS}
     assert len(images) == 1, images
 
 
@@ -178,7 +176,7 @@ def test_every_job_type_is_taken_and_one_scheduler_deployment() -> None:
 
 
 def test_scheduler_runs_two_replicas_with_a_pdb() -> None:
-    (deployment, pool) = next((d, p) for d, p in POOLS if p.settings.mode == "scheduler-only")
+    (deployment, _pool) = next((d, p) for d, p in POOLS if p.settings.mode == "scheduler-only")
     assert deployment["spec"]["replicas"] == 2
     pdb = _pdb_for(deployment)
     assert pdb["spec"]["minAvailable"] == 1
@@ -242,7 +240,7 @@ def test_keda_scaled_object_scales_a_pool_on_its_own_lists() -> None:
     assert so["apiVersion"] == "keda.sh/v1alpha1"
     spec = so["spec"]
     target = spec["scaleTargetRef"]["name"]
-    deployment, pool = next((d, p) for d, p in POOLS if d["metadata"]["name"] == target)
+    _deployment, pool = next((d, p) for d, p in POOLS if d["metadata"]["name"] == target)
     assert spec.get("scaleTargetRef", {}).get("kind", "Deployment") == "Deployment"
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
 
