@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv redis-server chromium clean
+.PHONY: demo test chaos lint venv redis-server chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: venv
 ## make test: the whole suite against a real redis-server the tests start themselves
 test: venv redis-server chromium
 	$(BIN)/python -m pytest
+
+## make chaos: the chaos suite at full scale; figures go to docs/reliability.md
+## (`make test` runs the same scenarios shortened)
+chaos: venv redis-server
+	CHAOS_FULL=1 $(BIN)/python -m pytest tests/chaos -s --timeout 900 -q
 
 ## make lint: ruff + mypy (strict)
 lint: venv

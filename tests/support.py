@@ -141,7 +141,10 @@ class WorkerProcess:
                 )
             return False
 
-        wait_for(started, timeout, message="worker.started")
+        try:
+            wait_for(started, timeout, message="worker.started")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; its output:\n{self.output()[-3000:]}") from None
         return self
 
     def signal(self, sig: int) -> None:

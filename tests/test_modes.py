@@ -26,8 +26,9 @@ def test_specialized_high_pool_is_isolated(workers: WorkerFactory, r: redis.Redi
     for batch in range(40):
         enqueue([("record", {"k": f"low-{batch}-{i}"}, {"_priority": "low"}) for i in range(500)])
     busy = workers.start("apps.core:app", "--concurrency", "20", GROUP_ID="default")
-    high = workers.start("apps.core:app", "--mode", "specialized", "--priorities", "high",
-                         GROUP_ID="high")
+    high = workers.start(
+        "apps.core:app", "--mode", "specialized", "--priorities", "high", GROUP_ID="high"
+    )
     wait_for(lambda: r.hlen("test:runs") > 500, 20, message="default pool busy on low jobs")
     for i in range(200):
         enqueue([("stamp", {"k": str(i), "sent": time.time()}, {"_priority": "high"})])
@@ -49,10 +50,12 @@ def test_job_specialized_pools_and_unserved_type(workers: WorkerFactory, r: redi
     specs = [(kinds[i % 3], {"k": f"{kinds[i % 3]}-{i}"}, {}) for i in range(3000)]
     specs += [("rare_task", {"k": f"rare-{i}"}, {}) for i in range(20)]
     enqueue(specs)
-    workers.start("apps.core:app", "--mode", "job-specialized", "--job-types", "cpu_task",
-                  GROUP_ID="cpu")
-    workers.start("apps.core:app", "--mode", "job-specialized", "--job-types", "io_task",
-                  GROUP_ID="io")
+    workers.start(
+        "apps.core:app", "--mode", "job-specialized", "--job-types", "cpu_task", GROUP_ID="cpu"
+    )
+    workers.start(
+        "apps.core:app", "--mode", "job-specialized", "--job-types", "io_task", GROUP_ID="io"
+    )
     workers.start("apps.core:app", GROUP_ID="general")
     wait_for(lambda: r.hlen("test:runs") == 3000, 60, interval=0.1, message="3,000 jobs")
     runs = r.hgetall("test:runs")
@@ -95,8 +98,9 @@ def test_weighted_priority_serves_low_early(workers: WorkerFactory, r: redis.Red
 
 def test_three_schedulers_fire_once(workers: WorkerFactory, r: redis.Redis) -> None:
     rng = random.Random(3)
-    due_ids = enqueue([("record", {"k": f"d{i}"}, {"_delay": rng.uniform(0.5, 10)})
-                       for i in range(5000)])
+    due_ids = enqueue(
+        [("record", {"k": f"d{i}"}, {"_delay": rng.uniform(0.5, 10)}) for i in range(5000)]
+    )
     env = {"SCHEDULER_INTERVAL": "200ms"}
     schedulers = [workers.start_scheduler("apps.sched:app", **env) for _ in range(3)]
     all_started = time.time()
@@ -129,8 +133,11 @@ def test_scheduler_only_runs_nothing(workers: WorkerFactory, r: redis.Redis) -> 
     scheduler = workers.start_scheduler("apps.core:app")
     [job_id] = enqueue([("record", {"k": "x"}, {})])
     [later] = enqueue([("record", {"k": "y"}, {"_delay": 0.3})])
-    wait_for(lambda: r.llen("bananas:ready:normal:record") == 2, 5,
-             message="the scheduler moved the delayed job to ready")
+    wait_for(
+        lambda: r.llen("bananas:ready:normal:record") == 2,
+        5,
+        message="the scheduler moved the delayed job to ready",
+    )
     assert r.hlen("test:runs") == 0 and r.zcard("bananas:active") == 0
     assert not scheduler.events("job.started")
     assert {job_id, later} == set(r.lrange("bananas:ready:normal:record", 0, -1))

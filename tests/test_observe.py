@@ -75,9 +75,7 @@ def test_livez_fails_while_loop_blocked(workers: WorkerFactory) -> None:
     workers.start("apps.core:app", HEALTH_PORT=str(port), LIVENESS_LOOP_STALL="1s")
     assert get(port, "/livez")[0] == 200
     enqueue("block_loop", [{"seconds": 4.0}])
-    _, body = wait_for(
-        lambda: (s := get(port, "/livez"))[0] == 503 and s, 5, message="/livez 503"
-    )
+    _, body = wait_for(lambda: (s := get(port, "/livez"))[0] == 503 and s, 5, message="/livez 503")
     assert "event loop blocked" in body["problems"][0]
     wait_for(lambda: get(port, "/livez")[0] == 200, 10, message="/livez recovers")
 

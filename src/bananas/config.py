@@ -200,14 +200,16 @@ def _build(source: Mapping[str, Any]) -> Settings:
             values[attr] = _parse(name, raw, parser, allowed)
 
     values["app"] = _get(source, "BANANAS_APP")
-    values["broker_url"] = _get(source, "BANANAS_BROKER_URL") or _get(source, "REDIS_URL")
-    if values["broker_url"] is not None:
-        url = str(values["broker_url"])
-        if not url.startswith(("redis://", "rediss://", "unix://", "sqlite://")):
+    for name in ("BANANAS_BROKER_URL", "REDIS_URL"):
+        url = _get(source, name)
+        if url is None:
+            continue
+        if not str(url).startswith(("redis://", "rediss://", "unix://", "sqlite://")):
             raise ConfigError(
-                f"broker URL {url!r} is invalid (allowed: redis://, rediss://, unix:// "
+                f"{name}={url!r} is invalid (allowed: redis://, rediss://, unix:// "
                 "or sqlite:///path)"
             )
+        values.setdefault("broker_url", str(url))
     opt("BANANAS_PREFIX", "prefix", _nonempty_name, "letters, digits, _ - . :")
 
     opt("WORKER_MODE", "mode", _choice(MODES), ", ".join(MODES))

@@ -44,6 +44,16 @@ class EventLog:
             line = f"{stamp} {level.upper():7} {event:20} {extras}"
         self.stream.write(line + "\n")
 
+    def lifecycle(self, event: str, **fields: Any) -> None:
+        """Process lifecycle lines (started, draining, drained, stopped): written
+        at LOG_LEVEL info and warning alike, so a quiet worker still says what it does."""
+        if self.threshold <= _LEVELS["warning"]:
+            saved, self.threshold = self.threshold, _LEVELS["info"]
+            try:
+                self.log("info", event, **fields)
+            finally:
+                self.threshold = saved
+
     def info(self, event: str, **fields: Any) -> None:
         self.log("info", event, **fields)
 

@@ -36,6 +36,7 @@ class Delivery:
     id: str
     raw: bytes | None
     token: str
+    settling: bool = False  # its outcome (ack / retry / bury) is being recorded
 
 
 @dataclass(slots=True)

@@ -226,6 +226,7 @@ class JobRunner:
     async def _settle(self, delivery: Delivery, action: Callable[[], Awaitable[bool]]) -> bool:
         """Record an outcome, retrying through a broker outage while the lease
         could still be ours; after that the job comes back by lease expiry."""
+        delivery.settling = True
         deadline = time.monotonic() + self.settings.lease_timeout
         pause = 0.05
         while True:

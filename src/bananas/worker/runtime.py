@@ -114,7 +114,7 @@ class Worker:
         await self._connect()
         if self._stop.is_set():
             return await self._shutdown([], [])
-        self.log.info(
+        self.log.lifecycle(
             "worker.started",
             mode=self.settings.mode,
             group=self.settings.group_id,
@@ -158,7 +158,7 @@ class Worker:
         await self.broker.close()
         if self.health is not None:
             self.health.stop()
-        self.log.info(
+        self.log.lifecycle(
             "worker.stopped",
             jobs_completed=self.stats.completed,
             jobs_failed=self.stats.failed,
@@ -244,7 +244,7 @@ class Worker:
             )
             self.log.flush()
             os._exit(1)
-        self.log.info(
+        self.log.lifecycle(
             "worker.draining",
             signal=signal.Signals(sig).name,
             in_flight=self.in_flight,
@@ -357,11 +357,14 @@ class Worker:
                 self.log.warning("heartbeat.failed", error=str(exc))
                 continue
             for job_id in lost:
-                self.log.warning(
-                    "job.lease_lost",
-                    job_id=job_id,
-                    detail="lease expired before the heartbeat; the job may run twice",
-                )
+                # A job acked while the heartbeat was in flight is not a lost lease.
+                delivery = self._deliveries.get(job_id)
+                if delivery is not None and not delivery.settling:
+                    self.log.warning(
+                        "job.lease_lost",
+                        job_id=job_id,
+                        detail="lease expired before the heartbeat; the job may run twice",
+                    )
 
     async def _flush_loop(self) -> None:
         while True:
@@ -411,7 +414,7 @@ class Worker:
         self.stats.requeued += put_back
         self.drain_duration = time.monotonic() - self.drain_started
         self.state = "stopped"
-        self.log.info(
+        self.log.lifecycle(
             "worker.drained",
             drain_s=round(time.monotonic() - self.drain_started, 3),
             finished_during_drain=in_flight_at_start - len(leftover),
