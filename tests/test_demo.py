@@ -1,0 +1,77 @@
+"""`bananas demo` as a user runs it: no Redis anywhere, a fresh directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def bananas(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WORKER_", "BANANAS_", "LOG_")) and k != "REDIS_URL"
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bananas.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def figure(output: str, label: str) -> int:
+    match = re.search(rf"^\s+{label}\s+(\d+)", output, re.MULTILINE)
+    assert match, f"no {label!r} line in:\n{output}"
+    return int(match.group(1))
+
+
+def test_demo_runs_to_its_summary_on_the_embedded_broker(tmp_path: Path) -> None:
+    started = time.monotonic()
+    done = bananas(tmp_path, "demo", "--jobs", "60")
+    wall = time.monotonic() - started
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert wall < 60
+    assert "fresh embedded SQLite file (sqlite:///.bananas/demo.db)" in out
+    assert re.search(r"\[\s*\d+\.\ds\] high \d+ queued/\d+ running", out)  # plain progress lines
+    finished = re.search(r"Finished (\d+) of (\d+) jobs in ([\d.]+) s \(([\d.]+) jobs/s", out)
+    assert finished, out
+    assert finished.group(1) == finished.group(2) == "60"
+    assert 0 < float(finished.group(3)) < 50 and float(finished.group(4)) > 0
+    assert figure(out, "completed") == 59
+    assert figure(out, "retries") == 4  # 2 for the flaky payment, 2 before the dead letter
+    assert figure(out, "dead letters") == 1
+    assert figure(out, "delayed") == 5
+    assert "charge_card retried 2x, then succeeded" in out
+    assert "sync_legacy_crm: ValueError" in out
+    assert "none before its delay" in out
+    assert "worker exited 0, scheduler exited 0" in out
+    for command in ("bananas status", "bananas dlq list", "REDIS_URL=redis://"):
+        assert command in out
+
+    # The summary agrees with what the broker holds afterwards.
+    url = "sqlite:///.bananas/demo.db"
+    status = json.loads(bananas(tmp_path, "status", "--json", "--broker", url).stdout)
+    assert (status["dead"], status["scheduled"], status["in_flight"]) == (1, 0, 0)
+    assert sum(q["depth"] for q in status["queues"]) == 0
+    [letter] = json.loads(bananas(tmp_path, "dlq", "list", "--json", "--broker", url).stdout)
+    assert letter["name"] == "sync_legacy_crm" and "vat_id" in letter["error"]
+    for log in ("demo-worker.log", "demo-scheduler.log"):
+        text = (tmp_path / ".bananas" / log).read_text()
+        assert '"event":"worker.stopped"' in text  # drained and stopped, not killed
+
+
+def test_demo_starts_from_a_fresh_file_each_time(tmp_path: Path) -> None:
+    for _ in range(2):
+        done = bananas(tmp_path, "demo", "--jobs", "20")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Finished 20 of 20 jobs" in done.stdout
+        assert figure(done.stdout, "completed") == 19
