@@ -10,7 +10,7 @@ from ..brokers.base import Throughput
 
 WIDTH = 600
 HEIGHT = 140
-PAD_LEFT = 40
+PAD_LEFT = 56
 PAD_BOTTOM = 18
 PAD_TOP = 8
 

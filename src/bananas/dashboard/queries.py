@@ -442,7 +442,7 @@ def _timeline(
             events.append(Event(at, label, detail))
 
     add(fields.get("created_at"), "created")
-    add(fields.get("scheduled_for"), "due", "scheduled to run at")
+    add(fields.get("scheduled_for"), "scheduled for", "due time (a delay or a retry back-off)")
     add(fields.get("updated_at"), "updated", f"status {fields.get('status') or '?'}")
     if result is not None:
         detail = f"{result.duration_ms:.0f} ms" + (f": {result.error}" if result.error else "")
