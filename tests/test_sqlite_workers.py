@@ -294,3 +294,23 @@ def test_a_locked_file_waits_without_blocking_the_event_loop(tmp_path: Path) -> 
         await broker.close()
 
     asyncio.run(main())
+
+
+def test_a_file_from_a_newer_bananas_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from bananas.errors import BrokerError
+
+    with sqlite3.connect(tmp_path / "q.db") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+
+    async def main() -> None:
+        broker = SQLiteBroker(f"sqlite:///{tmp_path}/q.db")
+        try:
+            with pytest.raises(BrokerError, match="schema version 99"):
+                await broker.ping()
+        finally:
+            await broker.close()
+
+    asyncio.run(main())

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import BrokerError, BrokerUnavailable, ConfigError
 
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
+SCHEMA_VERSION = 1  # PRAGMA user_version of the files this code writes
 
 # Error codes that mean "try again later" (another process holds the lock, the
 # file or its directory is not reachable right now), not a bug in a statement.
@@ -123,6 +124,18 @@ class Tables:
         ]
 
 
+def _check_version(conn: sqlite3.Connection) -> None:
+    """Refuse a file whose layout a newer Bananas wrote, rather than misread it."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise BrokerError(
+            f"this SQLite file has schema version {version}, newer than this Bananas "
+            f"understands ({SCHEMA_VERSION}): upgrade Bananas or use another file"
+        )
+    if version < SCHEMA_VERSION:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
 class Store:
     """One connection and its schema. Used from a single thread only."""
 
@@ -144,6 +157,7 @@ class Store:
             conn.execute("PRAGMA synchronous = NORMAL")
             store = cls(conn, tables)
             with store.write():
+                _check_version(conn)
                 for statement in tables.schema():
                     conn.execute(statement)
         except BaseException:
