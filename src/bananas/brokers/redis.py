@@ -19,6 +19,8 @@ from ..errors import BrokerError, BrokerUnavailable
 from ..job import created_at, now_iso
 from ..keys import PRIORITIES, PRIORITY_RANK, Keys
 from . import lua_scripts
+from .lua_scripts import LuaScript
+from .redis_batch import ScriptBatcher
 from .base import (
     Broker,
     BrokerStats,
@@ -63,6 +65,7 @@ class RedisBroker(Broker):
         self._sync_client: Any = None
         self._scripts = {name: lua_scripts.load(name) for name in lua_scripts.SCRIPT_NAMES}
         self._ready_cache: dict[tuple[QueueRef, ...], list[str]] = {}
+        self._batcher: ScriptBatcher | None = None
 
     # -- connections ------------------------------------------------------
     @property
@@ -100,6 +103,7 @@ class RedisBroker(Broker):
         if self._async is not None:
             await self._async.aclose()
             self._async = None
+            self._batcher = None
         if self._sync_client is not None:
             self._sync_client.close()
             self._sync_client = None
@@ -138,7 +142,11 @@ class RedisBroker(Broker):
 
     # -- script calls ---------------------------------------------------------
     async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        script = self._scripts[name]
+        if self._batcher is None:
+            self._batcher = ScriptBatcher(lambda: self.redis, self._call_one, _wrap)
+        return await self._batcher.call(self._scripts[name], keys, args)
+
+    async def _call_one(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             try:
                 return await self.redis.evalsha(script.sha, len(keys), *keys, *args)

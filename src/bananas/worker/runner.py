@@ -36,7 +36,9 @@ class JobRunner:
         executors: Executors,
         log: EventLog,
         stats: WorkerStats,
+        release_slot: Callable[[Delivery], None] = lambda _: None,
     ) -> None:
+        self.release_slot = release_slot
         self.handlers = handlers
         self.broker = broker
         self.settings = settings
@@ -227,6 +229,7 @@ class JobRunner:
         """Record an outcome, retrying through a broker outage while the lease
         could still be ours; after that the job comes back by lease expiry."""
         delivery.settling = True
+        self.release_slot(delivery)
         deadline = time.monotonic() + self.settings.lease_timeout
         pause = 0.05
         while True:

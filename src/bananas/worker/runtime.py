@@ -61,6 +61,9 @@ class Worker:
         )
         self._order_cycle = itertools.cycle(self._orders) if self._orders else None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Slots: a job holds one while it executes, not while its ack is in
+        # flight, so the next dequeue rides in the same pipeline as the acks.
+        self._executing: set[str] = set()
         self._deliveries: dict[str, Delivery] = {}
         self._to_requeue: list[Delivery] = []
         self._slot_free = asyncio.Event()
@@ -70,7 +73,13 @@ class Worker:
         self.broker_ok = False
         self.executors = Executors(self.concurrency)
         self.runner = JobRunner(
-            app.handlers, self.broker, settings, self.executors, log, self.stats
+            app.handlers,
+            self.broker,
+            settings,
+            self.executors,
+            log,
+            self.stats,
+            release_slot=self._release_slot,
         )
         self.maintenance = Maintenance(
             self.broker,
@@ -276,7 +285,7 @@ class Worker:
         pause = 0.1
         while not self._stop.is_set():
             self.last_fetch = time.monotonic()
-            free = self.concurrency - len(self._tasks)
+            free = self.concurrency - len(self._executing)
             if free <= 0:
                 self._slot_free.clear()
                 await self._until_stop(self._slot_free.wait())
@@ -299,7 +308,13 @@ class Worker:
             for delivery in deliveries:
                 self._start(delivery)
 
+    def _release_slot(self, delivery: Delivery) -> None:
+        if delivery.id in self._executing:
+            self._executing.discard(delivery.id)
+            self._slot_free.set()
+
     def _start(self, delivery: Delivery) -> None:
+        self._executing.add(delivery.id)
         self._deliveries[delivery.id] = delivery
         self._tasks[delivery.id] = asyncio.create_task(self._job(delivery))
 
@@ -326,9 +341,9 @@ class Worker:
             )
         finally:
             self.stats.end(delivery.id)
+            self._release_slot(delivery)
             del self._tasks[delivery.id]
             del self._deliveries[delivery.id]
-            self._slot_free.set()
 
     async def _foreign_loop(self, priority: str) -> None:
         """Route jobs SDK clients pushed onto the plain priority list."""
