@@ -19,8 +19,6 @@ from ..errors import BrokerError, BrokerUnavailable
 from ..job import created_at, now_iso
 from ..keys import PRIORITIES, PRIORITY_RANK, Keys
 from . import lua_scripts
-from .lua_scripts import LuaScript
-from .redis_batch import ScriptBatcher
 from .base import (
     Broker,
     BrokerStats,
@@ -35,6 +33,8 @@ from .base import (
     Throughput,
     check_state,
 )
+from .lua_scripts import LuaScript
+from .redis_batch import ScriptBatcher
 
 # Enqueue batches are split so that one script never holds Redis for long.
 ENQUEUE_CHUNK = 500

@@ -33,6 +33,7 @@ class ScriptBatcher:
         self._wrap = wrap
         self._pending: list[Pending] = []
         self._running = False
+        self._task: asyncio.Future[None] | None = None  # kept: the loop holds tasks weakly
 
     def call(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -43,7 +44,7 @@ class ScriptBatcher:
         return future
 
     def _start(self) -> None:
-        asyncio.ensure_future(self._drain())
+        self._task = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
         try:
@@ -72,7 +73,7 @@ class ScriptBatcher:
                 # Redis restarted or flushed its script cache: load and redo this one.
                 try:
                     future.set_result(await self._single(script, keys, args))
-                except Exception as exc:  # noqa: BLE001 - handed to the caller
+                except Exception as exc:  # handed to the caller
                     if not future.done():
                         future.set_exception(exc)
             elif isinstance(reply, Exception):
