@@ -51,6 +51,11 @@ def parse() -> argparse.Namespace:
     p.add_argument("--libs", default="", help="comma list (default: all)")
     p.add_argument("--workloads", default="", help="comma list: " + ",".join(WORKLOADS))
     p.add_argument("--out", default=str(BENCH / "RESULTS.md"))
+    p.add_argument(
+        "--working-tree",
+        action="store_true",
+        help="measure src/ as it is on disk (default: a snapshot of the committed HEAD)",
+    )
     return p.parse_args()
 
 
@@ -76,7 +81,7 @@ def main() -> int:
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine.describe(),
         "load_start": machine.load(),
-        "bananas_commit": machine.git_revision(ROOT),
+        "bananas_commit": machine.git_revision(ROOT),  # replaced below by the snapshot
         "sizes": sizes.__dict__,
         "libraries": {},
         "failures": {},
@@ -98,13 +103,17 @@ def main() -> int:
             data["failures"][name] = f"install failed: {exc}"
             log(f"  {name}: {exc}")
     usable = [n for n in libs if n in data["libraries"]]
+    src = None
+    if not args.working_tree:
+        src, rev = machine.snapshot_src(ROOT, work / "bananas-src")
+        data["bananas_commit"] = f"{rev} (src/ exported from HEAD, uncommitted edits excluded)"
     server = RedisServer(work)
     live: list[Worker] = []
     try:
         server.start()
         data["redis_version"] = server.version()
         data["redis_flags"] = "redis-server " + " ".join(shlex.quote(f) for f in FLAGS)
-        ctx = Context(server.url, sizes, work / "logs", live=live)
+        ctx = Context(server.url, sizes, work / "logs", live=live, src=src)
         for workload in wanted:
             fn = WORKLOADS[workload]
             names = [n for n in usable if workload not in BANANAS_ONLY or n == "bananas"]

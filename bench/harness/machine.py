@@ -61,3 +61,24 @@ def git_revision(root: Path) -> str:
         return rev + (" (src/ modified)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "?"
+
+
+def snapshot_src(root: Path, dest: Path) -> tuple[Path, str]:
+    """Export src/ at HEAD into `dest` (other engineers edit the working tree while a
+    run goes on); returns the directory to put on PYTHONPATH and the commit."""
+    dest.mkdir(parents=True, exist_ok=True)
+    rev = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", "HEAD", "src"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, timeout=60, check=True)
+    return dest / "src", rev

@@ -21,10 +21,15 @@ class BenchError(Exception):
     """A library failed a workload (recorded, never fatal to the run)."""
 
 
-def base_env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+def base_env(
+    redis_url: str, extra: dict[str, str] | None = None, src: Path | None = None
+) -> dict[str, str]:
+    """Environment of every worker and client; `src` (a snapshot of src/) goes first on
+    sys.path so the Bananas measured is that snapshot, not the live working tree."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BANANAS_", "WORKER_"))}
+    path = [str(APPS)] + ([str(src)] if src is not None else [])
     env |= {
-        "PYTHONPATH": str(APPS),
+        "PYTHONPATH": os.pathsep.join(path),
         "BENCH_REDIS_URL": redis_url,
         "REDIS_URL": redis_url,
         "PYTHONUNBUFFERED": "1",

@@ -245,6 +245,17 @@ def targets(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def sqlite_vs_redis(data: dict[str, Any]) -> str:
+    lite = median(data, "sqlite_drain1", "bananas", "jobs_s")
+    red = median(data, "drain1", "bananas", "jobs_s")
+    if lite is None or red is None:
+        return "Redis figure for comparison: not measured in this run."
+    return (
+        f"Same workload on Redis in this run (table 2a): {fmt(red)} jobs/s; "
+        f"SQLite is {lite / red:.2f}{TIMES} of Redis."
+    )
+
+
 def render(data: dict[str, Any]) -> str:
     m = data["machine"]
     lines = [
@@ -279,5 +290,7 @@ def render(data: dict[str, Any]) -> str:
         if workload not in data["runs"]:
             continue
         lines += [f"## {TITLES[workload].format(**sizes)}", "", *workload_table(data, workload), ""]
+        if workload == "sqlite_drain1":
+            lines += [sqlite_vs_redis(data), ""]
     lines += ["## Notes", "", *[f"- {n}" for n in data.get("notes", [])], ""]
     return "\n".join(lines)

@@ -58,12 +58,13 @@ class Context:
     logs: Path
     run: int = 0
     live: list[Worker] | None = None
+    src: Path | None = None  # snapshot of src/ to measure (None: the installed package)
 
     def r(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url)
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        return base_env(self.redis_url, extra)
+        return base_env(self.redis_url, extra, self.src)
 
     def start(
         self,
