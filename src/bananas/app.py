@@ -16,7 +16,7 @@ from .config import Settings
 from .durations import parse_duration
 from .errors import BananasError, PayloadError
 from .handle import JobHandle
-from .job import build_record, check_priority, encode_payload, new_job_id
+from .job import build_record, check_priority, encode_payload, new_job_id, now_iso
 from .schedules import Schedule, zone
 
 P = ParamSpec("P")
@@ -285,6 +285,18 @@ class Bananas:
     def spec(self, name: str, payload: dict[str, Any] | None = None, **kwargs: Any) -> JobSpec:
         """Describe a job: keyword arguments are the payload, `_delay`, `_at`,
         `_priority`, `_job_id`, `_description`, `_max_retries` are options."""
+        definition = self.handlers.get(name)
+        if not any(k[:1] == "_" for k in kwargs):  # the common case: no options
+            if payload is not None and kwargs:
+                raise PayloadError("give the payload either as a dict or as keyword arguments")
+            if definition is None:
+                return JobSpec(name, payload if payload is not None else kwargs, "normal")
+            return JobSpec(
+                name,
+                payload if payload is not None else kwargs,
+                definition.priority,
+                max_retries=definition.max_retries,
+            )
         options = {k: kwargs.pop(k) for k in _OPTIONS if k in kwargs}
         unknown = [k for k in kwargs if k.startswith("_")]
         if unknown:
@@ -293,7 +305,6 @@ class Bananas:
             )
         if payload is not None and kwargs:
             raise PayloadError("give the payload either as a dict or as keyword arguments")
-        definition = self.handlers.get(name)
         priority = options.get("_priority") or (definition.priority if definition else "normal")
         try:
             check_priority(str(priority))
@@ -318,6 +329,7 @@ class Bananas:
         limit = self.settings.max_payload_bytes
         jobs = []
         now = time.time()
+        stamp = now_iso()  # one created_at for the batch: they are enqueued together
         for item in specs:
             spec = item if isinstance(item, JobSpec) else self.spec(item[0], item[1])
             if not spec.name or not isinstance(spec.name, str):
@@ -332,6 +344,7 @@ class Bananas:
                 max_retries=spec.max_retries,
                 scheduled_for=due,
                 description=spec.description,
+                now=stamp,
             )
             jobs.append(NewJob(job_id, spec.name, spec.priority, record, due))
         return jobs

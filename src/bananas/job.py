@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -55,7 +55,12 @@ def created_at(raw: bytes | None) -> float | None:
 
 
 def new_job_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID string, built without uuid.UUID's overhead."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = "89ab"
 
 
 def check_priority(value: str) -> str:
@@ -125,9 +130,10 @@ def build_record(
     max_retries: int | None,
     scheduled_for: float | None,
     description: str = "",
+    now: str | None = None,
 ) -> bytes:
     """Encode a new record; the payload is spliced in already serialized."""
-    now = now_iso()
+    now = now or now_iso()
     head: dict[str, Any] = {
         "id": job_id,
         "name": name,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -66,6 +68,7 @@ class RedisBroker(Broker):
         self._scripts = {name: lua_scripts.load(name) for name in lua_scripts.SCRIPT_NAMES}
         self._ready_cache: dict[tuple[QueueRef, ...], list[str]] = {}
         self._batcher: ScriptBatcher | None = None
+        self._local = threading.local()
 
     # -- connections ------------------------------------------------------
     @property
@@ -107,6 +110,10 @@ class RedisBroker(Broker):
         if self._sync_client is not None:
             self._sync_client.close()
             self._sync_client = None
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            held.disconnect()
+            self._local.conn = None
 
     async def durability_warnings(self) -> list[str]:
         try:
@@ -159,6 +166,19 @@ class RedisBroker(Broker):
 
     def _call_sync(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         script = self._scripts[name]
+        fast = self._held_connection()
+        if fast is not None:
+            try:
+                fast.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                return fast.read_response()
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                # The held connection broke: drop it; the pooled path below retries.
+                fast.disconnect()
+                self._local.conn = None
+            except NoScriptError:
+                pass  # loaded below
+            except RedisError as exc:
+                raise _wrap(exc) from exc
         client = self._sync()
         try:
             try:
@@ -168,6 +188,24 @@ class RedisBroker(Broker):
                 return client.evalsha(script.sha, len(keys), *keys, *args)
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
+
+    def _held_connection(self) -> Any:
+        """This thread's own connection for single sync calls.
+
+        redis-py's pool costs tens of microseconds per checkout; a web thread
+        enqueueing one job per request pays it on every call. Holding one
+        connection per thread (never shared, dropped after a fork or an
+        error) halves the cost of `fn.enqueue()`."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        try:
+            conn = self._sync().connection_pool.make_connection()
+            conn.connect()
+        except (RedisError, OSError):
+            return None
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
 
     # -- client -----------------------------------------------------------
     def _enqueue_chunks(self, jobs: Sequence[NewJob]) -> list[tuple[list[str], list[Any]]]:
