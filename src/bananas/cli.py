@@ -86,6 +86,14 @@ def main() -> None:
 @click.option("--group-id", help="Pool name shown in logs, metrics and status.")
 @click.option("--scheduler/--no-scheduler", default=None, help="Run the scheduler loop here.")
 @click.option("--log-level", help="debug, info, warning, error.")
+@click.option(
+    "--processes",
+    "-p",
+    default=1,
+    type=click.IntRange(1, 256),
+    show_default=True,
+    help="Start this many worker processes sharing this configuration.",
+)
 def worker(
     app_target: str | None,
     broker: str | None,
@@ -96,6 +104,7 @@ def worker(
     group_id: str | None,
     scheduler: bool | None,
     log_level: str | None,
+    processes: int,
 ) -> None:
     """Run a worker process (configured by the environment; flags override)."""
     settings = load_settings(
@@ -109,7 +118,24 @@ def worker(
         ENABLE_SCHEDULER=scheduler,
         LOG_LEVEL=log_level,
     )
+    if processes > 1:
+        from .worker.supervisor import supervise
+
+        args = sys.argv[sys.argv.index("worker") + 1 :]
+        sys.exit(supervise(processes, _without_processes(args), settings.health_port))
     sys.exit(_run_worker(settings))
+
+
+def _without_processes(args: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("--processes", "-p"):
+            skip = True
+        elif not arg.startswith("--processes="):
+            out.append(arg)
+    return out
 
 
 @main.command("scheduler")

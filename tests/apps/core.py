@@ -133,3 +133,10 @@ def misc_task(k: str) -> str:
 @app.job()
 async def fast(k: str) -> str:
     return _ran_in_pool(k)
+
+
+@app.job()
+def which_pid(k: str) -> int:
+    r().hset("test:pid", k, os.getpid())
+    time.sleep(0.01)
+    return os.getpid()
