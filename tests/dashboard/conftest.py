@@ -16,9 +16,19 @@ from dashtools import ThreadServer, serve_app
 
 
 @pytest.fixture
-def dash(redis_url: str) -> Iterator[ThreadServer]:
+def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The broker the dashboard reads: Redis (a flushed database) unless a test
+    is parametrized over BACKENDS with `both_brokers`."""
+    if getattr(request, "param", "redis") == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        return url
+    return f"sqlite:///{tmp_path}/queue.db"
+
+
+@pytest.fixture
+def dash(broker_url: str) -> Iterator[ThreadServer]:
     """An open dashboard (no credentials configured)."""
-    with serve_app(redis_url) as server:
+    with serve_app(broker_url) as server:
         yield server
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from support import free_port, wait_for
 
@@ -26,6 +27,9 @@ from bananas.brokers.base import DeadInfo
 from bananas.config import Settings
 from bananas.dashboard import create_app
 
+BACKENDS = ("redis", "sqlite")
+both_brokers = pytest.mark.parametrize("broker_url", BACKENDS, indirect=True)
+"""Run a test against every broker (the `broker_url` fixture of conftest.py)."""
 TRACEBACK = 'Traceback (most recent call last):\n  File "x.py"\nRuntimeError: boom'
 CHROMIUM = os.environ.get("BANANAS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -39,8 +43,8 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def settings_for(redis_url: str) -> Settings:
-    return Settings.load({"REDIS_URL": redis_url})
+def settings_for(url: str) -> Settings:
+    return Settings.load({"BANANAS_BROKER_URL": url})
 
 
 class ThreadServer:

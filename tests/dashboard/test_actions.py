@@ -6,16 +6,16 @@ import re
 
 import httpx
 import redis
-from dashtools import csrf_from, enqueue, finish, lease, run, with_broker
+from dashtools import both_brokers, csrf_from, enqueue, finish, lease, run, with_broker
 
 
-def _bury(redis_url: str, n: int, name: str = "doomed") -> list[str]:
-    ids = enqueue(redis_url, [(name, {"i": i}) for i in range(n)])
+def _bury(url: str, n: int, name: str = "doomed") -> list[str]:
+    ids = enqueue(url, [(name, {"i": i}) for i in range(n)])
 
     async def work(b):
         await finish(b, await lease(b, [("normal", name)], n), fail=True)
 
-    run(with_broker(redis_url, work))
+    run(with_broker(url, work))
     return ids
 
 
@@ -27,8 +27,9 @@ def _states(client: httpx.Client, ids: list[str]) -> list[str | None]:
     return out
 
 
-def test_replay_one_from_its_job_page(redis_url: str, client: httpx.Client) -> None:
-    [job_id] = _bury(redis_url, 1)
+@both_brokers
+def test_replay_one_from_its_job_page(broker_url: str, client: httpx.Client) -> None:
+    [job_id] = _bury(broker_url, 1)
     page = client.get(f"/jobs/{job_id}").text
     form = re.search(r'<form method="post" action="(/dead/replay)">(.*?)</form>', page, re.S)
     assert form, "no replay form on a dead job's page"
@@ -43,8 +44,9 @@ def test_replay_one_from_its_job_page(redis_url: str, client: httpx.Client) -> N
     assert record["attempts"] == 0 and record["status"] == "pending"
 
 
-def test_replay_and_delete_selected(redis_url: str, client: httpx.Client) -> None:
-    ids = _bury(redis_url, 5)
+@both_brokers
+def test_replay_and_delete_selected(broker_url: str, client: httpx.Client) -> None:
+    ids = _bury(broker_url, 5)
     token = csrf_from(client.get("/dead").text)
     r = client.post(
         "/dead/replay",
@@ -58,20 +60,22 @@ def test_replay_and_delete_selected(redis_url: str, client: httpx.Client) -> Non
     assert _states(client, ids) == ["queued", "queued", None, "dead", "dead"]
 
 
-def test_replay_all_and_delete_all(redis_url: str, client: httpx.Client) -> None:
-    ids = _bury(redis_url, 12)
+@both_brokers
+def test_replay_all_and_delete_all(broker_url: str, client: httpx.Client) -> None:
+    ids = _bury(broker_url, 12)
     token = csrf_from(client.get("/dead").text)
     r = client.post("/dead/replay", data={"csrf_token": token, "all": "1", "next": "/dead"})
     assert "Replayed 12 jobs." in r.text and "The dead-letter queue is empty." in r.text
     assert set(_states(client, ids)) == {"queued"}
-    more = _bury(redis_url, 12, name="again")
+    more = _bury(broker_url, 12, name="again")
     r = client.post("/dead/delete", data={"csrf_token": token, "all": "1"})
     assert "Deleted 12 jobs." in r.text
     assert set(_states(client, more)) == {None}
 
 
-def test_api_actions(redis_url: str, client: httpx.Client) -> None:
-    ids = _bury(redis_url, 4)
+@both_brokers
+def test_api_actions(broker_url: str, client: httpx.Client) -> None:
+    ids = _bury(broker_url, 4)
     headers = {"x-csrf-token": csrf_from(client.get("/dead").text)}
     r = client.post("/api/dead/replay", json={"ids": ids[:1]}, headers=headers)
     assert r.json() == {"action": "replay", "done": 1, "missing": [], "invalid": {}}

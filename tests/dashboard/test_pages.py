@@ -8,7 +8,7 @@ import re
 import time
 
 import httpx
-from dashtools import enqueue, finish, lease, run, serve_app, with_broker
+from dashtools import both_brokers, enqueue, finish, lease, run, serve_app, with_broker
 
 from bananas.brokers.base import DeadInfo
 
@@ -21,17 +21,18 @@ def _cell(html: str, job_type: str, priority: str) -> str:
     return cell.group(1)
 
 
-def test_overview_shows_depth_per_priority_and_type(redis_url: str, client: httpx.Client) -> None:
-    enqueue(redis_url, [("send_email", {"to": f"u{i}"}) for i in range(7)])
-    enqueue(redis_url, [("resize", {"n": i}) for i in range(3)], _priority="high")
-    enqueue(redis_url, [("resize", {"n": 9})], _priority="low")
-    enqueue(redis_url, [("later", {})], _delay="1h")
+@both_brokers
+def test_overview_shows_depth_per_priority_and_type(broker_url: str, client: httpx.Client) -> None:
+    enqueue(broker_url, [("send_email", {"to": f"u{i}"}) for i in range(7)])
+    enqueue(broker_url, [("resize", {"n": i}) for i in range(3)], _priority="high")
+    enqueue(broker_url, [("resize", {"n": 9})], _priority="low")
+    enqueue(broker_url, [("later", {})], _delay="1h")
 
     async def dead_one(b):  # one dead letter, one in flight
         got = await lease(b, [("normal", "send_email")], 2)
         await finish(b, got[:1], fail=True)
 
-    run(with_broker(redis_url, dead_one))
+    run(with_broker(broker_url, dead_one))
     r = client.get("/")
     assert r.status_code == 200
     html = r.text
@@ -48,8 +49,9 @@ def test_overview_shows_depth_per_priority_and_type(redis_url: str, client: http
     assert age and age.group(1) != "—"
 
 
-def test_overview_api_matches(redis_url: str, client: httpx.Client) -> None:
-    enqueue(redis_url, [("a", {}), ("a", {}), ("b", {})])
+@both_brokers
+def test_overview_api_matches(broker_url: str, client: httpx.Client) -> None:
+    enqueue(broker_url, [("a", {}), ("a", {}), ("b", {})])
     data = client.get("/api/overview").json()
     assert data["queued"] == 3
     assert {(r["job_type"], r["total"]) for r in data["rows"]} == {("a", 2), ("b", 1)}
@@ -57,7 +59,8 @@ def test_overview_api_matches(redis_url: str, client: httpx.Client) -> None:
     assert data["failure_rate"] == 0.0
 
 
-def test_workers_page_separates_schedulers(redis_url: str, client: httpx.Client) -> None:
+@both_brokers
+def test_workers_page_separates_schedulers(broker_url: str, client: httpx.Client) -> None:
     now = time.time()
 
     async def register(b):
@@ -95,7 +98,7 @@ def test_workers_page_separates_schedulers(redis_url: str, client: httpx.Client)
             },
         )
 
-    run(with_broker(redis_url, register))
+    run(with_broker(broker_url, register))
     html = client.get("/workers").text
     worker = re.search(r'<tr data-worker-id="w-1" class="draining">(.*?)</tr>', html, re.S)
     assert worker, html
@@ -127,9 +130,10 @@ def test_workers_page_separates_schedulers(redis_url: str, client: httpx.Client)
     assert data["workers"][0]["heartbeat_age"] < 10
 
 
-def test_jobs_by_state_with_type_filter_and_paging(redis_url: str, client: httpx.Client) -> None:
-    ids = enqueue(redis_url, [("alpha", {"i": i}) for i in range(60)])
-    enqueue(redis_url, [("beta", {"i": i}) for i in range(5)])
+@both_brokers
+def test_jobs_by_state_with_type_filter_and_paging(broker_url: str, client: httpx.Client) -> None:
+    ids = enqueue(broker_url, [("alpha", {"i": i}) for i in range(60)])
+    enqueue(broker_url, [("beta", {"i": i}) for i in range(5)])
     page1 = client.get("/jobs", params={"state": "queued", "type": "alpha", "limit": 25}).text
     shown = re.findall(r'<tr data-job-id="([^"]+)">', page1)
     assert shown == ids[:25]  # next to run first
@@ -143,9 +147,10 @@ def test_jobs_by_state_with_type_filter_and_paging(redis_url: str, client: httpx
     assert beta["total"] == 5 and {r["name"] for r in beta["rows"]} == {"beta"}
 
 
-def test_running_scheduled_completed_dead_listings(redis_url: str, client: httpx.Client) -> None:
-    ids = enqueue(redis_url, [("job", {"i": i}) for i in range(6)])
-    later = enqueue(redis_url, [("job", {"i": 99})], _delay="10m")
+@both_brokers
+def test_running_scheduled_completed_dead_listings(broker_url: str, client: httpx.Client) -> None:
+    ids = enqueue(broker_url, [("job", {"i": i}) for i in range(6)])
+    later = enqueue(broker_url, [("job", {"i": 99})], _delay="10m")
 
     async def work(b):
         got = await lease(b, [("normal", "job")], 4, lease_seconds=120)
@@ -153,7 +158,7 @@ def test_running_scheduled_completed_dead_listings(redis_url: str, client: httpx
         await finish(b, got[2:3], fail=True)
         return got
 
-    got = run(with_broker(redis_url, work))
+    got = run(with_broker(broker_url, work))
     running = client.get("/jobs", params={"state": "running"}).text
     assert re.findall(r'<tr data-job-id="([^"]+)">', running) == [got[3].id]
     assert "Lease deadline" in running and "in 1m" in running  # about two minutes out
@@ -168,14 +173,15 @@ def test_running_scheduled_completed_dead_listings(redis_url: str, client: httpx
     assert re.findall(r'<tr data-job-id="([^"]+)">', queued) == ids[4:]
 
 
-def test_filtered_completed_pages_without_a_total(redis_url: str, client: httpx.Client) -> None:
-    enqueue(redis_url, [("x", {"i": i}) for i in range(30)] + [("y", {"i": i}) for i in range(30)])
+@both_brokers
+def test_filtered_completed_pages_without_a_total(broker_url: str, client: httpx.Client) -> None:
+    enqueue(broker_url, [("x", {"i": i}) for i in range(30)] + [("y", {"i": i}) for i in range(30)])
 
     async def work(b):
         got = await lease(b, [("normal", "x"), ("normal", "y")], 60)
         await finish(b, got, fail=False)
 
-    run(with_broker(redis_url, work))
+    run(with_broker(broker_url, work))
     first = client.get("/api/jobs", params={"state": "completed", "type": "x", "limit": 25}).json()
     assert first["total"] is None and first["has_more"] is True
     assert len(first["rows"]) == 25 and {r["name"] for r in first["rows"]} == {"x"}
@@ -188,19 +194,21 @@ def test_filtered_completed_pages_without_a_total(redis_url: str, client: httpx.
     assert "from 1" in html and 'rel="next"' in html
 
 
-def test_search_by_id_opens_the_job(redis_url: str, client: httpx.Client) -> None:
-    [job_id] = enqueue(redis_url, [("find_me", {"k": 1})])
+@both_brokers
+def test_search_by_id_opens_the_job(broker_url: str, client: httpx.Client) -> None:
+    [job_id] = enqueue(broker_url, [("find_me", {"k": 1})])
     r = client.get("/jobs", params={"q": job_id}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith(f"/jobs/{job_id}")
     missing = client.get("/jobs", params={"q": "no-such-id"})
     assert missing.status_code == 200 and "No job with id" in missing.text
 
 
+@both_brokers
 def test_job_page_shows_record_payload_error_traceback_result_timeline(
-    redis_url: str, client: httpx.Client
+    broker_url: str, client: httpx.Client
 ) -> None:
     [done_id, dead_id] = enqueue(
-        redis_url, [("calc", {"numbers": [1, 2, 3], "nested": {"k": "v"}}), ("calc", {"n": 0})]
+        broker_url, [("calc", {"numbers": [1, 2, 3], "nested": {"k": "v"}}), ("calc", {"n": 0})]
     )
 
     async def work(b):
@@ -219,7 +227,7 @@ def test_job_page_shows_record_payload_error_traceback_result_timeline(
             3.0,
         )
 
-    run(with_broker(redis_url, work))
+    run(with_broker(broker_url, work))
     done = client.get(f"/jobs/{done_id}").text
     assert "state-completed" in done
     assert "&#34;numbers&#34;: [\n    1," in done  # pretty-printed, escaped
@@ -247,8 +255,9 @@ def test_job_page_with_a_malformed_record(redis_url: str, client: httpx.Client, 
     assert "not a JSON object" in html and "{not json &lt;b&gt;" in html
 
 
-def test_job_ids_with_slashes_and_odd_characters(redis_url: str, client: httpx.Client) -> None:
-    app_ids = enqueue(redis_url, [("odd", {})], _job_id="tenant/42?x=1#frag")
+@both_brokers
+def test_job_ids_with_slashes_and_odd_characters(broker_url: str, client: httpx.Client) -> None:
+    app_ids = enqueue(broker_url, [("odd", {})], _job_id="tenant/42?x=1#frag")
     assert app_ids == ["tenant/42?x=1#frag"]
     listing = client.get("/jobs").text
     href = re.search(r'<a href="([^"]+)">tenant/42\?x=1#frag</a>', listing)
@@ -257,10 +266,11 @@ def test_job_ids_with_slashes_and_odd_characters(redis_url: str, client: httpx.C
     assert page.status_code == 200 and "state-queued" in page.text
 
 
+@both_brokers
 def test_dead_letter_page_lists_newest_first_with_paging(
-    redis_url: str, client: httpx.Client
+    broker_url: str, client: httpx.Client
 ) -> None:
-    enqueue(redis_url, [("d", {"i": i}) for i in range(30)])
+    enqueue(broker_url, [("d", {"i": i}) for i in range(30)])
 
     async def work(b):
         got = await lease(b, [("normal", "d")], 30)
@@ -268,7 +278,7 @@ def test_dead_letter_page_lists_newest_first_with_paging(
             await finish(b, [d], fail=True)
         return [d.id for d in got]
 
-    died = run(with_broker(redis_url, work))
+    died = run(with_broker(broker_url, work))
     html = client.get("/dead", params={"limit": 25}).text
     first = re.findall(r'<tr data-job-id="([^"]+)">', html)
     assert len(first) == 25
@@ -291,11 +301,12 @@ def test_bad_query_parameters_are_a_clear_400(client: httpx.Client) -> None:
     assert client.get("/api/dead", params={"offset": "-1"}).status_code == 400
 
 
-def test_schedules_page(redis_url: str) -> None:
+@both_brokers
+def test_schedules_page(broker_url: str) -> None:
     from bananas.schedules import Schedule
 
     every = Schedule("cleanup", every=300.0, payload={"older_than": "<7d>"})
-    with serve_app(redis_url, schedules={"cleanup": every}) as s:
+    with serve_app(broker_url, schedules={"cleanup": every}) as s:
         html = httpx.get(f"{s.url}/schedules").text
     assert 'data-schedule="cleanup"' in html and "every 300s" in html
     assert "&lt;7d&gt;" in html
