@@ -1,0 +1,363 @@
+"""Inspection, admin and registry methods of the Redis broker (a mixin):
+read-mostly queries for `bananas status`, the metrics snapshot and the
+dashboard, kept apart from the worker's hot path in redis.py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+
+from ..job import created_at
+from ..keys import PRIORITIES, PRIORITY_RANK, Keys
+from .base import (
+    BrokerStats,
+    DeadInfo,
+    DeadLetter,
+    JobResult,
+    JobSummary,
+    QueueRef,
+    Throughput,
+    check_state,
+)
+from .redis_support import field as _field
+from .redis_support import parse_result as _parse_result
+from .redis_support import wrap as _wrap
+
+
+class RedisInspection:
+    keys: Keys
+
+    @property
+    def redis(self) -> Any:
+        raise NotImplementedError
+
+    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+    # -- inspection and admin ---------------------------------------------
+    async def stats(self) -> BrokerStats:
+        k = self.keys
+        try:
+            members = sorted(m.decode() for m in await self.redis.smembers(k.queues))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for member in members:
+                    pipe.llen(f"{k.ready_prefix}{member}")
+                for priority in PRIORITIES:
+                    pipe.llen(k.plain_queue(priority))
+                pipe.zcard(k.scheduled)
+                pipe.zcard(k.active)
+                pipe.zcard(k.dead)
+                pipe.zcard(k.completed)
+                replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        stats = BrokerStats()
+        for member, depth in zip(members, replies, strict=False):
+            priority, _, name = member.partition(":")
+            stats.ready[(priority, name)] = int(depth)
+        rest = replies[len(members) :]
+        stats.unrouted = {p: int(n) for p, n in zip(PRIORITIES, rest[:3], strict=True)}
+        stats.scheduled, stats.active, stats.dead, stats.completed = (int(x) for x in rest[3:7])
+        return stats
+
+    async def list_dead(self, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
+        k = self.keys
+        try:
+            entries = await self.redis.zrevrange(
+                k.dead, offset, offset + limit - 1, withscores=True
+            )
+            if not entries:
+                return []
+            ids = [e[0].decode() for e in entries]
+            infos = await self.redis.hmget(k.dead_info, ids)
+            records = await self.redis.mget([k.job(i) for i in ids])
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return [
+            DeadLetter(job_id, int(score), DeadInfo.decode(info), record)
+            for (job_id, (_, score), info, record) in zip(ids, entries, infos, records, strict=True)
+        ]
+
+    async def delete_dead(self, job_id: str) -> bool:
+        k = self.keys
+        keys = [k.dead, k.dead_info, k.stalls, k.job(job_id), k.result(job_id)]
+        return bool(await self._call("delete_dead", keys, [job_id]))
+
+    async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
+        k = self.keys
+        keys = [
+            k.dead,
+            k.dead_info,
+            k.stalls,
+            k.job(job_id),
+            k.result(job_id),
+            k.ready(priority, name),
+            k.marker(priority, name),
+            k.queues,
+        ]
+        return bool(await self._call("replay", keys, [job_id, record, f"{priority}:{name}"]))
+
+    # -- worker registry ----------------------------------------------------
+    async def heartbeat_worker(self, worker_id: str, info: dict[str, Any]) -> None:
+        k = self.keys
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(k.workers, worker_id, orjson.dumps(info))
+                pipe.zadd(k.workers_seen, {worker_id: int(time.time() * 1000)})
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    async def remove_worker(self, worker_id: str) -> None:
+        k = self.keys
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hdel(k.workers, worker_id)
+                pipe.zrem(k.workers_seen, worker_id)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    async def list_workers(self, expiry: float) -> list[dict[str, Any]]:
+        k = self.keys
+        cutoff = int((time.time() - expiry) * 1000)
+        reply = await self._call("prune_workers", [k.workers, k.workers_seen], [cutoff])
+        out = []
+        for i in range(0, len(reply), 3):
+            try:
+                entry = orjson.loads(reply[i + 1])
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(entry, dict):
+                entry.setdefault("id", reply[i].decode())
+                entry["last_seen"] = int(reply[i + 2]) / 1000
+                out.append(entry)
+        return out
+
+    # -- inspection ---------------------------------------------------------
+    async def _members(self) -> list[str]:
+        try:
+            return sorted(
+                (m.decode() for m in await self.redis.smembers(self.keys.queues)),
+                key=lambda m: (PRIORITY_RANK.get(m.partition(":")[0], 9), m),
+            )
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    async def oldest_ready_age(self) -> dict[str, float]:
+        k = self.keys
+        members = await self._members()
+        lists = [(m.partition(":")[0], f"{k.ready_prefix}{m}") for m in members]
+        lists += [(p, k.plain_queue(p)) for p in PRIORITIES]
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for _, key in lists:
+                    pipe.lindex(key, -1)
+                heads = await pipe.execute()
+            wanted = [(p, h.decode()) for (p, _), h in zip(lists, heads, strict=True) if h]
+            records = await self.redis.mget([k.job(i) for _, i in wanted]) if wanted else []
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        ages = dict.fromkeys(PRIORITIES, 0.0)
+        now = time.time()
+        for (priority, _), raw in zip(wanted, records, strict=True):
+            created = created_at(raw)
+            if created is not None:
+                ages[priority] = max(ages.get(priority, 0.0), now - created)
+        return ages
+
+    async def active_by_queue(self) -> dict[QueueRef, int]:
+        try:
+            queues = await self.redis.hvals(self.keys.lease_queues)
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        counts: dict[QueueRef, int] = {}
+        cut = len(self.keys.ready_prefix)
+        for raw in queues:
+            priority, _, name = raw.decode()[cut:].partition(":")
+            counts[(priority, name)] = counts.get((priority, name), 0) + 1
+        return counts
+
+    async def get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]:
+        if not job_ids:
+            return []
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in job_ids:
+                    pipe.hgetall(self.keys.result(job_id))
+                replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return [_parse_result(data) for data in replies]
+
+    async def list_jobs(
+        self, state: str, offset: int = 0, limit: int = 50, job_type: str | None = None
+    ) -> list[JobSummary]:
+        check_state(state)
+        if state == "queued":
+            entries = await self._queued(offset, limit, job_type)
+        else:
+            entries = await self._indexed(state, offset, limit, job_type)
+        return entries
+
+    async def _queued(self, offset: int, limit: int, job_type: str | None) -> list[JobSummary]:
+        k = self.keys
+        lists: list[tuple[str, str, str]] = []
+        for member in await self._members():
+            priority, _, name = member.partition(":")
+            if job_type is None or name == job_type:
+                lists.append((priority, name, f"{k.ready_prefix}{member}"))
+        if job_type is None:
+            lists += [(p, "", k.plain_queue(p)) for p in PRIORITIES]
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for _, _, key in lists:
+                    pipe.llen(key)
+                lengths = await pipe.execute()
+            picked: list[tuple[str, str, str]] = []
+            skip = offset
+            for (priority, name, key), length in zip(lists, lengths, strict=True):
+                if len(picked) >= limit:
+                    break
+                if skip >= length:
+                    skip -= length
+                    continue
+                want = min(length - skip, limit - len(picked))
+                # Next to run is at the right end: index -1.
+                ids = await self.redis.lrange(key, -(skip + want), -(skip + 1))
+                picked += [(i.decode(), priority, name) for i in reversed(ids)]
+                skip = 0
+            records = await self.redis.mget([k.job(i) for i, _, _ in picked]) if picked else []
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return [
+            JobSummary(i, "queued", 0, rec, priority, name or _field(rec, "name"))
+            for (i, priority, name), rec in zip(picked, records, strict=True)
+        ]
+
+    def _index(self, state: str) -> tuple[str, bool, float]:
+        """(sorted set key, newest first?, score to ms factor) of an indexed state."""
+        k = self.keys
+        return {
+            "running": (k.active, False, 1.0),
+            "scheduled": (k.scheduled, False, 1000.0),
+            "completed": (k.completed, True, 1.0),
+            "dead": (k.dead, True, 1.0),
+        }[state]
+
+    async def _indexed(
+        self, state: str, offset: int, limit: int, job_type: str | None
+    ) -> list[JobSummary]:
+        key, newest_first, factor = self._index(state)
+        out: list[JobSummary] = []
+        position = 0 if job_type else offset
+        skipped = 0
+        chunk = limit if job_type is None else max(limit, 500)
+        try:
+            while len(out) < limit:
+                if newest_first:
+                    entries = await self.redis.zrevrange(
+                        key, position, position + chunk - 1, withscores=True
+                    )
+                else:
+                    entries = await self.redis.zrange(
+                        key, position, position + chunk - 1, withscores=True
+                    )
+                if not entries:
+                    break
+                position += len(entries)
+                ids = [e[0].decode() for e in entries]
+                records = await self.redis.mget([self.keys.job(i) for i in ids])
+                for job_id, (_, score), rec in zip(ids, entries, records, strict=True):
+                    name = _field(rec, "name")
+                    if job_type is not None:
+                        if name != job_type:
+                            continue
+                        if skipped < offset:
+                            skipped += 1
+                            continue
+                    out.append(
+                        JobSummary(
+                            job_id, state, int(score * factor), rec, _field(rec, "priority"), name
+                        )
+                    )
+                    if len(out) >= limit:
+                        break
+                if job_type is None:
+                    break
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return out
+
+    async def count_jobs(self, state: str, job_type: str | None = None) -> int:
+        check_state(state)
+        k = self.keys
+        if state == "queued":
+            members = await self._members()
+            keys = [
+                f"{k.ready_prefix}{m}"
+                for m in members
+                if job_type is None or m.partition(":")[2] == job_type
+            ]
+            if job_type is None:
+                keys += [k.plain_queue(p) for p in PRIORITIES]
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.llen(key)
+                    return sum(int(n) for n in await pipe.execute())
+            except (RedisError, OSError) as exc:
+                raise _wrap(exc) from exc
+        if job_type is not None:
+            return len(await self._indexed(state, 0, 10**9, job_type))
+        try:
+            return int(await self.redis.zcard(self._index(state)[0]))
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+
+    async def job_state(self, job_id: str) -> str | None:
+        k = self.keys
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zscore(k.active, job_id)
+                pipe.zscore(k.scheduled, job_id)
+                pipe.zscore(k.dead, job_id)
+                pipe.hget(k.result(job_id), "status")
+                pipe.exists(k.job(job_id))
+                active, scheduled, dead, status, exists = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        if active is not None:
+            return "running"
+        if scheduled is not None:
+            return "scheduled"
+        if dead is not None:
+            return "dead"
+        if status == b"completed":
+            return "completed"
+        return "queued" if exists else None
+
+    async def get_dead_info(self, job_id: str) -> DeadInfo | None:
+        try:
+            raw = await self.redis.hget(self.keys.dead_info, job_id)
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return None if raw is None else DeadInfo.decode(raw)
+
+    async def throughput(self, minutes: int = 60) -> list[Throughput]:
+        now_minute = int(time.time() // 60)
+        span = range(now_minute - minutes + 1, now_minute + 1)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for minute in span:
+                    pipe.hmget(self.keys.throughput(minute), "completed", "failed")
+                replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _wrap(exc) from exc
+        return [
+            Throughput(m, int(c or 0), int(f or 0)) for m, (c, f) in zip(span, replies, strict=True)
+        ]
