@@ -44,8 +44,18 @@ def page(browser: Any) -> Iterator[Any]:
     p.set_default_timeout(20_000)
     p.dialogs = []  # type: ignore[attr-defined]
     p.on("dialog", lambda d: (p.dialogs.append(d.message), d.dismiss()))
+    errors: list[str] = []
+    # A CSP violation, a script error or a failed asset shows up here.
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    p.console_errors = errors  # type: ignore[attr-defined]
     yield p
     context.close()
+
+
+def _no_console_errors(page: Any, allowed: tuple[str, ...] = ()) -> None:
+    unexpected = [e for e in page.console_errors if not any(a in e for a in allowed)]
+    assert unexpected == [], unexpected
 
 
 def _dashboard(redis_url: str, tmp_path: Path, **env: str) -> Iterator[CliDashboard]:
@@ -91,6 +101,7 @@ def test_overview_shows_depths_and_the_running_worker(
     page.goto(f"{dashboard.url}/jobs/{job_id}")
     expect(page.locator(".job-title .badge")).to_have_text("completed")
     expect(page.locator("#result")).to_have_text("5")
+    _no_console_errors(page)
 
 
 def test_replay_a_dead_job_from_its_page(
@@ -116,6 +127,7 @@ def test_replay_a_dead_job_from_its_page(
     assert r.hget("test:runs", "replayed") == "4"  # 3 failed attempts, then the replay
     page.goto(f"{dashboard.url}/dead")
     expect(page.locator("td.empty")).to_have_text("The dead-letter queue is empty.")
+    _no_console_errors(page)
 
 
 def test_bulk_replay_selected_from_the_dead_letter_page(
@@ -143,6 +155,7 @@ def test_bulk_replay_selected_from_the_dead_letter_page(
     page.click("button:text('Delete all')")
     assert page.dialogs == ["Delete all 1 dead jobs for good?"]
     expect(page.locator("tr[data-job-id]")).to_have_count(1)
+    _no_console_errors(page)
 
 
 def test_a_script_in_a_payload_does_not_run(
@@ -164,6 +177,7 @@ def test_a_script_in_a_payload_does_not_run(
     expect(page.locator("#payload")).to_contain_text("<script>window.__pwned = 'script'")
     expect(page.locator(".sub")).to_contain_text("<b>evil</b>")
     assert page.dialogs == []
+    _no_console_errors(page)
 
 
 def test_pages_are_refused_without_the_token(redis_url: str, tmp_path: Path, page: Any) -> None:
@@ -187,3 +201,5 @@ def test_pages_are_refused_without_the_token(redis_url: str, tmp_path: Path, pag
         assert re.search(r"/workers$", p2.url), p2.url
         expect(p2.locator("h1")).to_have_text("Workers")
         other.close()
+        # The refused first load is the only error the browser logs.
+        _no_console_errors(page, allowed=("401",))

@@ -37,3 +37,30 @@ def test_cli_rejects_invalid_settings_with_one_line(workers: WorkerFactory) -> N
     short = workers.cli("dashboard", BANANAS_DASHBOARD_TOKEN="abc")
     assert short.returncode != 0 and "BANANAS_DASHBOARD_TOKEN is too short" in short.stderr
     assert "Traceback" not in short.stderr
+
+
+def test_cli_reports_an_app_that_does_not_load(workers: WorkerFactory) -> None:
+    done = workers.cli("dashboard", BANANAS_APP="no_such_module_here:app")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("bananas: error: BANANAS_APP='no_such_module_here:app'")
+
+
+def test_cli_lists_the_schedules_of_bananas_app(redis_url: str, tmp_path: Path) -> None:
+    (tmp_path / "dash_sched_app.py").write_text(
+        "from bananas import Bananas\n"
+        "app = Bananas()\n"
+        "@app.cron('30 4 * * *', payload={'full': True})\n"
+        "def nightly_backup(full: bool) -> None: ...\n"
+        "@app.periodic(every='15m')\n"
+        "async def refresh_rates() -> None: ...\n"
+    )
+    server = CliDashboard(
+        redis_url, tmp_path / "dash.log", BANANAS_APP="dash_sched_app:app", PYTHONPATH=str(tmp_path)
+    )
+    try:
+        html = httpx.get(f"{server.url}/schedules").text
+    finally:
+        server.stop()
+    assert 'data-schedule="nightly_backup"' in html and "cron 30 4 * * *" in html
+    assert 'data-schedule="refresh_rates"' in html and "every 900s" in html
+    assert "T04:30:00.000Z" in html  # the next nightly firing, in UTC
