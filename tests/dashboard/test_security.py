@@ -71,7 +71,7 @@ def test_query_token_login_sets_an_httponly_cookie(locked: ThreadServer) -> None
         assert r.headers["location"] == "/workers?x=1"  # the token leaves the URL
         cookie = r.headers["set-cookie"]
         assert "bananas_dashboard_session=" in cookie
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
         assert c.get("/workers").status_code == 200
         assert c.get("/api/overview").status_code == 200
         bad = httpx.get(f"{locked.url}/", params={"token": "wrong-token"}, headers=HTML)
@@ -185,6 +185,11 @@ def test_payloads_are_escaped_everywhere(redis_url: str, client: httpx.Client) -
     # The ?q= search value and messages are escaped too.
     r = client.get("/jobs", params={"q": "<svg onload=alert(1)>"})
     assert "<svg onload" not in r.text and "&lt;svg onload=alert(1)&gt;" in r.text
+
+
+def test_login_page_redirects_when_no_login_is_needed(client: httpx.Client) -> None:
+    r = client.get("/login", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/"
 
 
 def test_security_headers(client: httpx.Client) -> None:

@@ -2,7 +2,7 @@
 
 Authentication (only when a token or user/password is configured), any one of:
 - `Authorization: Bearer <token>` (scripts, the JSON API);
-- a session cookie (HttpOnly, SameSite=Strict, signed, 12 h) set by the login
+- a session cookie (HttpOnly, SameSite=Lax, signed, 12 h) set by the login
   form or by opening any page once with `?token=<token>`;
 - HTTP Basic with the configured user and password.
 
@@ -298,7 +298,7 @@ def _cookies(header: str) -> dict[str, str]:
 def _set_cookie(
     name: str, value: str, path: str, secure: bool, max_age: int | None
 ) -> tuple[bytes, bytes]:
-    parts = [f"{name}={value}", f"Path={path}", "HttpOnly", "SameSite=Strict"]
+    parts = [f"{name}={value}", f"Path={path}", "HttpOnly", "SameSite=Lax"]
     if max_age is not None:
         parts.append(f"Max-Age={max_age}")
     if secure:
@@ -307,7 +307,7 @@ def _set_cookie(
 
 
 def clear_cookie(name: str, path: str) -> tuple[bytes, bytes]:
-    return b"set-cookie", f"{name}=; Path={path}; Max-Age=0; HttpOnly; SameSite=Strict".encode()
+    return b"set-cookie", f"{name}=; Path={path}; Max-Age=0; HttpOnly; SameSite=Lax".encode()
 
 
 def session_cookie(keys: Secrets, scope: Scope) -> tuple[bytes, bytes]:

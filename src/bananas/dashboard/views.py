@@ -150,7 +150,7 @@ async def schedules(request: Request, dash: Dashboard) -> Response:
 
 
 async def login_form(request: Request, dash: Dashboard) -> Response:
-    if request.scope.get("bananas.auth") not in (None, "open"):
+    if request.scope.get("bananas.auth") is not None:  # logged in, or no login needed
         return RedirectResponse(safe_next(request.scope, request.query_params.get("next")), 303)
     return dash.renderer.page(
         request,
