@@ -34,6 +34,9 @@ from support import free_port, wait_for
 
 from bananas import Bananas
 
+# Building the virtualenv downloads the dependencies (from pip's cache when warm).
+pytestmark = pytest.mark.timeout(420)
+
 INSTRUCTIONS = dockerfile_instructions()
 LAST = max(i.stage for i in INSTRUCTIONS)
 
