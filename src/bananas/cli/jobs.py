@@ -1,0 +1,148 @@
+"""`bananas enqueue` and `bananas status`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+import orjson
+
+from ..app import Bananas
+from ..brokers import Broker
+from ..errors import BananasError, BrokerError
+from .common import broker_option, fail, load_settings, main, run_with_broker
+
+
+@main.command()
+@click.argument("name")
+@click.option("--json", "payload", default="{}", help="Payload: a JSON object.")
+@click.option("--priority", type=click.Choice(["high", "normal", "low"]), default=None)
+@click.option("--delay", default=None, help="Run after this long, e.g. 10s, 5m.")
+@click.option(
+    "--wait",
+    "wait",
+    default=None,
+    type=float,
+    help="Wait up to this many seconds for the result and print it.",
+)
+@broker_option
+def enqueue(
+    name: str,
+    payload: str,
+    priority: str | None,
+    delay: str | None,
+    wait: float | None,
+    broker: str | None,
+) -> None:
+    """Enqueue a job of type NAME; prints its id."""
+    settings = load_settings(BANANAS_BROKER_URL=broker)
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        fail(f"--json is not valid JSON: {exc}", 2)
+    if not isinstance(data, dict):
+        fail('--json must be a JSON object, e.g. \'{"to": "a@b.c"}\'', 2)
+    app = Bananas(settings=settings)
+    options: dict[str, Any] = {}
+    if priority:
+        options["_priority"] = priority
+    if delay:
+        options["_delay"] = delay
+
+    async def go(_: Broker) -> None:
+        try:
+            handle = await app.enqueue_async(name, data, **options)
+        except BananasError as exc:
+            if isinstance(exc, BrokerError):
+                raise
+            fail(str(exc), 2)
+        click.echo(handle.id)
+        if wait is not None:
+            result = await app.async_broker().wait_result(handle.id, wait)
+            await app.aclose()
+            if result is None:
+                fail(f"job {handle.id} did not finish within {wait}s")
+            click.echo(
+                orjson.dumps(
+                    {"status": result.status, "result": result.value(), "error": result.error}
+                ).decode()
+            )
+            if result.status != "completed":
+                sys.exit(1)
+        await app.aclose()
+
+    run_with_broker(settings, go)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@broker_option
+def status(as_json: bool, broker: str | None) -> None:
+    """The fleet (workers and schedulers) and queue depths per priority and job type."""
+    settings = load_settings(BANANAS_BROKER_URL=broker)
+
+    async def go(b: Broker) -> None:
+        stats = await b.stats()
+        fleet = await b.list_workers(settings.registry_expiry)
+        data = {
+            "broker": b.describe(),
+            "workers": [e for e in fleet if e.get("kind") != "scheduler"],
+            "schedulers": [e for e in fleet if e.get("kind") == "scheduler"],
+            "queues": [
+                {"priority": p, "job_type": n, "depth": d}
+                for (p, n), d in sorted(stats.ready.items(), key=_prio_key)
+            ],
+            "unrouted": stats.unrouted,
+            "scheduled": stats.scheduled,
+            "in_flight": stats.active,
+            "dead": stats.dead,
+        }
+        if as_json:
+            click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        else:
+            click.echo(render_status(data, stats))
+
+    run_with_broker(settings, go)
+
+
+def render_status(data: dict[str, Any], stats: Any) -> str:
+    lines = [f"broker     {data['broker']}"]
+    by_priority = {p: stats.unrouted.get(p, 0) for p in ("high", "normal", "low")}
+    for (p, _), depth in stats.ready.items():
+        by_priority[p] = by_priority.get(p, 0) + depth
+    lines += [f"{p:<10} {depth}" for p, depth in by_priority.items()]
+    lines += [
+        f"scheduled  {stats.scheduled}",
+        f"in flight  {stats.active}",
+        f"dead       {stats.dead}",
+    ]
+    now = time.time()
+    for title, entries in (("WORKERS", data["workers"]), ("SCHEDULERS", data["schedulers"])):
+        lines.append(f"\n{title} ({len(entries)})")
+        if not entries:
+            continue
+        lines.append(
+            f"{'ID':<34} {'MODE':<16} {'POOL':<12} {'PRIORITIES':<18} "
+            f"{'BUSY':>9} {'UTIL':>5} {'SEEN':>5} STATE"
+        )
+        for e in sorted(entries, key=lambda e: (str(e.get("group")), str(e.get("id")))):
+            busy = f"{e.get('in_flight', 0)}/{e.get('concurrency', 0)}"
+            lines.append(
+                f"{str(e.get('id', '?'))[:34]:<34} {e.get('mode', '?')!s:<16} "
+                f"{str(e.get('group', '?'))[:12]:<12} "
+                f"{','.join(e.get('priorities') or []) or '-':<18} {busy:>9} "
+                f"{float(e.get('utilization') or 0):>5.0%} "
+                f"{now - float(e.get('last_seen') or now):>4.0f}s {e.get('state', '?')}"
+            )
+    if stats.ready:
+        lines.append("\nPRIORITY  JOB TYPE                        DEPTH")
+        for (p, n), d in sorted(stats.ready.items(), key=_prio_key):
+            lines.append(f"{p:<9} {n:<31} {d}")
+    return "\n".join(lines)
+
+
+def _prio_key(item: tuple[tuple[str, str], int]) -> tuple[int, str]:
+    (priority, name), _ = item
+    return ({"high": 0, "normal": 1, "low": 2}.get(priority, 3), name)

@@ -1,0 +1,136 @@
+"""`bananas worker` and `bananas scheduler`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+
+import click
+
+from ..config import Settings
+from ..errors import AppLoadError, ConfigError
+from .common import broker_option, fail, load_settings, main
+
+
+@main.command()
+@click.option(
+    "--app",
+    "app_target",
+    metavar="MODULE:ATTR",
+    help="Where the Bananas app is (overrides BANANAS_APP).",
+)
+@broker_option
+@click.option("--mode", help="thin, default, specialized, job-specialized, scheduler-only.")
+@click.option("--concurrency", "-c", help="Concurrent jobs per process, 1-1000.")
+@click.option("--priorities", help="Comma list of priorities to take, in order.")
+@click.option("--job-types", help="Comma list of job types to take (job-specialized).")
+@click.option("--group-id", help="Pool name shown in logs, metrics and status.")
+@click.option("--scheduler/--no-scheduler", default=None, help="Run the scheduler loop here.")
+@click.option("--log-level", help="debug, info, warning, error.")
+@click.option(
+    "--processes",
+    "-p",
+    default=1,
+    type=click.IntRange(1, 256),
+    show_default=True,
+    help="Start this many worker processes sharing this configuration.",
+)
+def worker(
+    app_target: str | None,
+    broker: str | None,
+    mode: str | None,
+    concurrency: str | None,
+    priorities: str | None,
+    job_types: str | None,
+    group_id: str | None,
+    scheduler: bool | None,
+    log_level: str | None,
+    processes: int,
+) -> None:
+    """Run a worker process (configured by the environment; flags override)."""
+    settings = load_settings(
+        BANANAS_APP=app_target,
+        BANANAS_BROKER_URL=broker,
+        WORKER_MODE=mode,
+        WORKER_CONCURRENCY=concurrency,
+        WORKER_PRIORITIES=priorities,
+        WORKER_JOB_TYPES=job_types,
+        GROUP_ID=group_id,
+        ENABLE_SCHEDULER=scheduler,
+        LOG_LEVEL=log_level,
+    )
+    if processes > 1:
+        from ..worker.supervisor import supervise
+
+        args = sys.argv[sys.argv.index("worker") + 1 :]
+        sys.exit(supervise(processes, _without_processes(args), settings.health_port))
+    sys.exit(_run_worker(settings))
+
+
+def _without_processes(args: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("--processes", "-p"):
+            skip = True
+        elif not arg.startswith("--processes="):
+            out.append(arg)
+    return out
+
+
+@main.command("scheduler")
+@click.option("--app", "app_target", metavar="MODULE:ATTR", help="Where the Bananas app is.")
+@broker_option
+@click.option("--log-level", help="debug, info, warning, error.")
+def scheduler_cmd(app_target: str | None, broker: str | None, log_level: str | None) -> None:
+    """Run a scheduler-only process: moves due jobs, recovers leases, runs nothing."""
+    settings = load_settings(
+        BANANAS_APP=app_target,
+        BANANAS_BROKER_URL=broker,
+        WORKER_MODE="scheduler-only",
+        LOG_LEVEL=log_level,
+    )
+    sys.exit(_run_worker(settings))
+
+
+def _run_worker(settings: Settings) -> int:
+    from .. import logs
+    from ..discovery import load_app
+    from ..worker import Worker
+
+    if settings.mode != "scheduler-only" and not settings.app:
+        fail("no app given: use --app module:attr or set BANANAS_APP", 2)
+    try:
+        app = load_app(settings.app)
+    except AppLoadError as exc:
+        fail(str(exc), 2)
+    app.configure(settings)
+    unknown = [t for t in settings.job_types if t not in app.handlers]
+    if settings.mode != "scheduler-only" and unknown:
+        fail(
+            f"WORKER_JOB_TYPES names {', '.join(unknown)} with no handler "
+            f"(registered: {', '.join(sorted(app.handlers)) or 'none'})",
+            2,
+        )
+    if settings.mode != "scheduler-only" and not app.handlers:
+        fail(f"the app {settings.app!r} registers no job handlers", 2)
+    log = logs.setup(settings.log_level, settings.log_format)
+    try:
+        worker = Worker(app, settings, log)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    try:
+        import uvloop
+
+        runner: Callable[..., int] = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    code = runner(worker.run())
+    log.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Threads still running a timed-out sync job must not hold the exit.
+    os._exit(code)
