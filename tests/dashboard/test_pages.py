@@ -320,3 +320,21 @@ def test_broker_down_is_a_clear_503(redis_url: str) -> None:
         assert r.status_code == 503 and "Redis unreachable" in r.text
         api = httpx.get(f"{s.url}/api/overview", timeout=30)
         assert api.status_code == 503 and "unreachable" in json.loads(api.text)["error"]
+
+
+@both_brokers
+def test_jobs_waiting_to_retry_are_marked(broker_url: str, client: httpx.Client) -> None:
+    [job_id] = enqueue(broker_url, [("flaky", {"k": 1})])
+
+    async def fail_once(b):
+        [d] = await lease(b, [("normal", "flaky")], 1)
+        record = json.loads(d.raw)
+        record.update(status="failed", attempts=1, error="RuntimeError: try again")
+        assert await b.retry(d, json.dumps(record).encode(), time.time() + 600)
+
+    run(with_broker(broker_url, fail_once))
+    html = client.get("/jobs", params={"state": "scheduled"}).text
+    row = re.search(rf'<tr data-job-id="{job_id}">(.*?)</tr>', html, re.S)
+    assert row and "retry</span>" in row.group(1) and "in 9m" in row.group(1)
+    page = client.get(f"/jobs/{job_id}").text
+    assert "RuntimeError: try again" in page and "state-scheduled" in page

@@ -277,6 +277,7 @@ class JobRow:
     error: str
     preview: str
     readable: bool
+    status: str = ""
 
 
 @dataclass(slots=True)
@@ -329,6 +330,7 @@ async def job_list(
                 error=str((fields or {}).get("error") or ""),
                 preview=_preview((fields or {}).get("payload")),
                 readable=fields is not None,
+                status=str((fields or {}).get("status") or ""),
             )
         )
     return JobList(state, job_type, offset, limit, rows, total, has_more)
