@@ -9,7 +9,9 @@ import time
 
 import httpx
 from dashtools import both_brokers, enqueue, finish, lease, run, serve_app, with_broker
+from support import wait_for
 
+from bananas.brokers import from_url
 from bananas.brokers.base import DeadInfo
 
 
@@ -338,3 +340,30 @@ def test_jobs_waiting_to_retry_are_marked(broker_url: str, client: httpx.Client)
     assert row and "retry</span>" in row.group(1) and "in 9m" in row.group(1)
     page = client.get(f"/jobs/{job_id}").text
     assert "RuntimeError: try again" in page and "state-scheduled" in page
+
+
+def test_completed_jobs_whose_record_expired(redis_url: str, client: httpx.Client) -> None:
+    [job_id] = enqueue(redis_url, [("short_lived", {})])
+
+    async def complete(b):
+        [d] = await lease(b, [("normal", "short_lived")], 1)
+        await b.complete(d, d.raw, b"1", 1.0)
+
+    async def record(b):
+        return await b.get_record(job_id)
+
+    async def with_short_ttl() -> None:
+        b = from_url(redis_url, result_ttl=1)
+        try:
+            await complete(b)
+        finally:
+            await b.close()
+
+    run(with_short_ttl())
+    wait_for(lambda: run(with_broker(redis_url, record)) is None, 10, 0.1, "the record to expire")
+    row = re.search(
+        rf'<tr data-job-id="{job_id}">(.*?)</tr>', client.get("/jobs?state=completed").text, re.S
+    )
+    assert row and "record expired" in row.group(1)
+    page = client.get(f"/jobs/{job_id}")
+    assert page.status_code == 404 and "expired" in page.text

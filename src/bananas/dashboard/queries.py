@@ -278,6 +278,7 @@ class JobRow:
     preview: str
     readable: bool
     status: str = ""
+    missing: bool = False  # no record any more (a finished job's record expired)
 
 
 @dataclass(slots=True)
@@ -331,6 +332,7 @@ async def job_list(
                 preview=_preview((fields or {}).get("payload")),
                 readable=fields is not None,
                 status=str((fields or {}).get("status") or ""),
+                missing=s.record is None,
             )
         )
     return JobList(state, job_type, offset, limit, rows, total, has_more)
