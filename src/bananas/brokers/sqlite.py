@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -80,6 +82,9 @@ class SQLiteBroker(Broker):
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="bananas-sqlite")
+                # A broker dropped without close() (one per event loop in
+                # Bananas.async_broker) must not leave its thread behind.
+                weakref.finalize(self, self._pool.shutdown, wait=False)
             return self._pool
 
     def _on_thread(self, fn: Callable[[Store], T]) -> T:
@@ -105,7 +110,9 @@ class SQLiteBroker(Broker):
     def _watcher(self) -> Watcher:
         with self._lock:
             if self._watch is None:
-                self._watch = Watcher(lambda: Store.open(self.path, self._tables), POLL_INTERVAL)
+                opener = functools.partial(Store.open, self.path, self._tables)
+                self._watch = Watcher(opener, POLL_INTERVAL)
+                weakref.finalize(self, self._watch.stop)
             return self._watch
 
     async def _wait(self, check: Check, timeout: float) -> Any:

@@ -66,11 +66,17 @@ class Watcher:
         with self._cond:
             self._waits.discard(wait)
 
-    def close(self) -> None:
+    def stop(self) -> threading.Thread | None:
+        """Tell the thread to end (it holds no reference to the broker, so a
+        broker nobody closed can be collected and stop it from a finalizer)."""
         with self._cond:
             self._closed = True
             thread, self._thread = self._thread, None
             self._cond.notify()
+        return thread
+
+    def close(self) -> None:
+        thread = self.stop()
         if thread is not None:
             thread.join(5.0)
 
