@@ -208,3 +208,14 @@ async def test_concurrent_clients_never_share_a_job(brokers: Brokers) -> None:
     assert sorted(taken) == sorted(ids)  # every job once, none twice
     assert await brokers.new().count_jobs("running") == 300
     assert fields(await brokers.new().get_record("j7"))["id"] == "j7"
+
+
+async def test_concurrent_schedulers_move_each_due_job_once(brokers: Brokers) -> None:
+    now = time.time()
+    ids = [f"due{i:03d}" for i in range(200)]
+    await brokers.new().enqueue([job(i, due=now - 1) for i in ids])
+    schedulers = [brokers.new() for _ in range(3)]
+    moved = await asyncio.gather(*(s.move_due(limit=7) for s in schedulers))
+    assert sum(moved) == 200
+    taken = await drain_ids(brokers.new())
+    assert sorted(taken) == ids  # each once: no job routed twice, none lost

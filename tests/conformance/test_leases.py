@@ -9,6 +9,7 @@ import time
 from bananas.brokers import Broker
 from bananas.brokers.base import DeadInfo
 
+from .conftest import Brokers
 from .kit import Q, drain_ids, expire, fields, jobs, lease_one, record
 
 
@@ -136,3 +137,22 @@ async def test_requeue_puts_back_at_the_head_uncharged(broker: Broker) -> None:
 async def test_requeue_nothing(broker: Broker) -> None:
     assert await broker.requeue([]) == 0
     assert await broker.extend_leases([], 1.0) == []
+
+
+async def test_concurrent_recoverers_recover_each_job_once(brokers: Brokers) -> None:
+    worker = brokers.new()
+    ids = [f"j{i:03d}" for i in range(60)]
+    await worker.enqueue(jobs(*ids))
+    await worker.dequeue(Q, 60, 0.05, "w:")
+    await asyncio.sleep(0.2)  # every lease has run out
+
+    async def recoverer(broker: Broker) -> list[str]:
+        got: list[str] = []
+        while report := (await broker.recover_expired(3, limit=7)).recovered:
+            got += report
+        return got
+
+    found = await asyncio.gather(*(recoverer(brokers.new()) for _ in range(3)))
+    recovered = [i for ids_ in found for i in ids_]
+    assert sorted(recovered) == ids  # each exactly once
+    assert sorted(await drain_ids(worker)) == ids
