@@ -29,10 +29,10 @@ async def test_dequeue_leases_the_job(broker: Broker) -> None:
 
 async def test_heartbeat_keeps_the_lease(broker: Broker) -> None:
     await broker.enqueue(jobs("a"))
-    d = await lease_one(broker, lease=0.4)
-    for _ in range(5):
-        await asyncio.sleep(0.15)
-        assert await broker.extend_leases([(d.id, d.token)], 0.4) == []
+    d = await lease_one(broker, lease=1.0)
+    for _ in range(6):  # 1.2 s in all: longer than one lease
+        await asyncio.sleep(0.2)
+        assert await broker.extend_leases([(d.id, d.token)], 1.0) == []
         assert (await broker.recover_expired(3)).recovered == []
     assert await broker.complete(d, record("a"), None, 1.0)
 
