@@ -385,8 +385,9 @@ class Demo:
         self.say(f"  bananas status{flag}            # queue depths, in flight, dead")
         self.say(f"  bananas dlq list{flag}          # the dead letter, with its error")
         self.say(f"  bananas dashboard{flag}         # the web dashboard")
-        self.say("  With Redis, the production broker (redis-server 7+ running):")
-        self.say(f"    REDIS_URL=redis://localhost:6379/0 bananas worker --app {APP}")
+        if self.url.startswith("sqlite:"):
+            self.say("  With Redis, the production broker (redis-server 7+ running):")
+            self.say(f"    REDIS_URL=redis://localhost:6379/0 bananas worker --app {APP}")
 
 
 # -- the summary ------------------------------------------------------------------------
