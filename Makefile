@@ -2,13 +2,19 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+BASE   := $(VENV)/.installed-base
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test chaos lint venv redis-server chromium clean
 
-$(STAMP): pyproject.toml
+# The demo needs only the package; tests, lint and bench add the test extra.
+$(BASE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $(BASE)
+
+$(STAMP): $(BASE)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
@@ -21,7 +27,7 @@ chromium:
 	@scripts/ensure-chromium.sh
 
 ## make demo: run Bananas' main job end to end (see README)
-demo: venv
+demo: $(BASE)
 	$(BIN)/bananas demo
 
 ## make test: the whole suite against a real redis-server the tests start themselves

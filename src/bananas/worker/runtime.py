@@ -195,12 +195,6 @@ class Worker:
             )
 
     async def _startup_checks(self) -> None:
-        if self.broker.url.startswith("sqlite"):
-            self.log.lifecycle(
-                "broker.embedded",
-                detail="embedded SQLite broker: for development, CI and a single host; "
-                "Redis is the production choice (set REDIS_URL)",
-            )
         try:
             warnings = await self.broker.durability_warnings()
         except BrokerError as exc:
