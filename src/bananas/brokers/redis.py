@@ -391,6 +391,7 @@ class RedisBroker(RedisInspection, Broker):
             k.notify_channel(job_id),
             int(now * 1000),
             KEEP_COMPLETED,
+            int((now - self.result_ttl) * 1000),
         ]
         return bool(await self._call("complete", keys, args))
 

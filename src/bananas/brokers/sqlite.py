@@ -296,7 +296,7 @@ class SQLiteBroker(Broker):
         now = time.time()
         if now >= self._next_purge:
             self._next_purge = now + PURGE_INTERVAL
-            ops.purge(store, now)
+            ops.purge(store, now, ttl=self.result_ttl)
 
     async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
         return await self._run(lambda s: self._recover(s, max_stalls, limit))

@@ -382,10 +382,13 @@ def move_due(store: Store, limit: int, clock: Clock, ttl: int) -> tuple[int, boo
     return len(rows), len(rows) == limit
 
 
-def purge(store: Store, now: float, limit: int = 1000) -> None:
-    """Drop what Redis would have expired: completed records, results, old counters."""
+def purge(store: Store, now: float, limit: int = 1000, ttl: float | None = None) -> None:
+    """Drop what Redis would have expired: completed records, results, old counters,
+    and completions older than the result TTL (their records are gone)."""
     t = store.t
     with store.write() as conn:
+        if ttl is not None:
+            conn.execute(f"DELETE FROM {t.completed} WHERE at_ms < ?", (int((now - ttl) * 1000),))
         conn.execute(
             f"""DELETE FROM {t.jobs} WHERE id IN (SELECT id FROM {t.jobs}
                 WHERE expires IS NOT NULL AND expires <= ? LIMIT ?)""",

@@ -18,6 +18,8 @@
 -- KEYS[8]  throughput hash of the current minute
 -- ARGV[9]  now (unix ms)
 -- ARGV[10] how many recent completions to keep
+-- ARGV[11] oldest completion time kept (unix ms): entries older than the
+--          result TTL have no record left, so they leave the index too
 --
 -- Returns: 1 done; 0 refused because the caller's lease is gone (stale ack:
 -- the job was recovered and re-issued, so the new holder completes it).
@@ -40,6 +42,7 @@ end
 redis.call('EXPIRE', KEYS[6], ARGV[4])
 redis.call('ZADD', KEYS[7], ARGV[9], id)
 redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -1 - tonumber(ARGV[10]))
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. ARGV[11])
 redis.call('HINCRBY', KEYS[8], 'completed', 1)
 redis.call('EXPIRE', KEYS[8], 7200)
 redis.call('PUBLISH', ARGV[8], 'completed')
