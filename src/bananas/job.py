@@ -43,6 +43,17 @@ def iso_from_unix(seconds: float) -> str:
     )
 
 
+def record_field(raw: bytes | None, name: str) -> str:
+    """One text field of a raw record, "" when the record is missing or malformed."""
+    if not raw:
+        return ""
+    try:
+        value = orjson.loads(raw).get(name)
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+    return value if isinstance(value, str) else ""
+
+
 def created_at(raw: bytes | None) -> float | None:
     """Unix seconds of a record's created_at, None when absent or unparsable."""
     if not raw:

@@ -13,16 +13,14 @@ at all are skipped, as cron does, rather than fired late in a burst.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .brokers.base import Broker
 from .config import Settings
 from .errors import BrokerError
 from .logs import EventLog
+from .periodic import PeriodicTasks
 from .worker.stats import WorkerStats
 
 if TYPE_CHECKING:
@@ -52,40 +50,25 @@ class Maintenance:
         self.stats = stats
         self.schedule = schedule
         self.recover = recover
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops = PeriodicTasks(self._on_error)
         self.moved = 0
 
     def start(self) -> None:
         if self.schedule:
-            self._tasks.append(
-                asyncio.create_task(
-                    self._every(self.settings.scheduler_interval, self._move_due), name="scheduler"
-                )
-            )
+            self._loops.add("scheduler", self.settings.scheduler_interval, self._move_due)
         if self.recover:
             # Recovery latency follows the lease, not the job timeout.
             period = max(0.1, min(1.0, self.settings.lease_timeout / 4))
-            self._tasks.append(
-                asyncio.create_task(self._every(period, self._recover), name="recoverer")
-            )
+            self._loops.add("recoverer", period, self._recover)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._loops.stop()
 
-    async def _every(self, period: float, action: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            try:
-                await action()
-            except BrokerError as exc:
-                self.log.warning("maintenance.error", error=str(exc))
-            except Exception as exc:  # a bug here must not stop the loop
-                self.log.error("maintenance.crash", error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(period)
+    def _on_error(self, name: str, exc: Exception) -> None:
+        if isinstance(exc, BrokerError):
+            self.log.warning("maintenance.error", loop=name, error=str(exc))
+        else:  # a bug here must not stop the loop
+            self.log.error("maintenance.crash", loop=name, error=f"{type(exc).__name__}: {exc}")
 
     async def _move_due(self) -> None:
         if self.app.schedules:

@@ -39,6 +39,17 @@ KEEP_COMPLETED = 100_000
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
+def _client_options() -> dict[str, Any]:
+    """Connection settings shared by the asyncio (worker) and sync (client) clients."""
+    return {
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+        "retry": retry_policy(),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+
+
 class RedisBroker(RedisInspection, Broker):
     def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
         self.url = url
@@ -58,26 +69,12 @@ class RedisBroker(RedisInspection, Broker):
     @property
     def redis(self) -> Any:
         if self._async is None:
-            self._async = redis_async.Redis.from_url(
-                self.url,
-                socket_connect_timeout=5,
-                socket_keepalive=True,
-                health_check_interval=30,
-                retry=retry_policy(),
-                retry_on_error=[RedisConnectionError, RedisTimeoutError],
-            )
+            self._async = redis_async.Redis.from_url(self.url, **_client_options())
         return self._async
 
     def _sync(self) -> Any:
         if self._sync_client is None:
-            self._sync_client = redis_sync.Redis.from_url(
-                self.url,
-                socket_connect_timeout=5,
-                socket_keepalive=True,
-                health_check_interval=30,
-                retry=retry_policy(),
-                retry_on_error=[RedisConnectionError, RedisTimeoutError],
-            )
+            self._sync_client = redis_sync.Redis.from_url(self.url, **_client_options())
         return self._sync_client
 
     async def ping(self) -> None:

@@ -12,6 +12,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from ..job import created_at
+from ..job import record_field as _field
 from ..keys import PRIORITIES, PRIORITY_RANK, Keys
 from .base import (
     BrokerStats,
@@ -23,7 +24,6 @@ from .base import (
     Throughput,
     check_state,
 )
-from .redis_support import field as _field
 from .redis_support import parse_result as _parse_result
 from .redis_support import wrap as _wrap
 

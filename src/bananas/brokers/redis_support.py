@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -24,17 +23,6 @@ def wrap(exc: Exception) -> BrokerError:
 
 def retry_policy() -> Retry:
     return Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
-
-
-def field(raw: bytes | None, name: str) -> str:
-    """One text field of a record, "" when the record is missing or malformed."""
-    if not raw:
-        return ""
-    try:
-        value = orjson.loads(raw).get(name)
-    except (orjson.JSONDecodeError, AttributeError):
-        return ""
-    return value if isinstance(value, str) else ""
 
 
 def text(value: Any) -> str:

@@ -11,9 +11,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from ..job import created_at
+from ..job import record_field as _field
 from ..keys import PRIORITIES, PRIORITY_RANK
 from .base import (
     BrokerStats,
@@ -35,17 +34,6 @@ def _result(row: tuple[Any, ...] | None) -> JobResult | None:
         return None
     status, completed_at, duration_ms, result, error = row
     return JobResult(status, completed_at, float(duration_ms), result, error)
-
-
-def _field(raw: bytes | None, name: str) -> str:
-    """One text field of a record, "" when the record is missing or malformed."""
-    if not raw:
-        return ""
-    try:
-        value = orjson.loads(raw).get(name)
-    except (orjson.JSONDecodeError, AttributeError):
-        return ""
-    return value if isinstance(value, str) else ""
 
 
 def get_record(store: Store, job_id: str, now: float) -> bytes | None:

@@ -11,7 +11,6 @@ One lifecycle: start() / stop(); each loop logs errors and carries on.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import time
@@ -19,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BrokerError
+from ..periodic import PeriodicTasks
 from ..worker.stats import IntervalSampler
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class Monitor:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.last_tick = time.monotonic()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops = PeriodicTasks(self._on_error)
         self._log_sampler = IntervalSampler(worker.stats)
         self._gauge_sampler = IntervalSampler(worker.stats)
 
@@ -45,33 +45,19 @@ class Monitor:
             ("metrics-log", settings.metrics_log_interval, self._log_metrics, False),
         ]
         for name, period, action, at_once in loops:
-            task = asyncio.create_task(self._every(period, action, at_once), name=name)
-            self._tasks.append(task)
+            self._loops.add(name, period, action, at_once=at_once)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._loops.stop()
         with contextlib.suppress(BrokerError):
             await self.worker.broker.remove_worker(self.worker.id)
 
-    async def _every(
-        self, period: float, action: Callable[[], Awaitable[None]], at_once: bool
-    ) -> None:
-        if not at_once:
-            await asyncio.sleep(period)
-        while True:
-            try:
-                await action()
-            except BrokerError as exc:
-                self.worker.broker_ok = False
-                self.worker.log.debug("monitor.broker_error", error=str(exc))
-            except Exception as exc:  # observability must never stop the worker
-                self.worker.log.error("monitor.crash", error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(period)
+    def _on_error(self, name: str, exc: Exception) -> None:
+        if isinstance(exc, BrokerError):
+            self.worker.broker_ok = False
+            self.worker.log.debug("monitor.broker_error", loop=name, error=str(exc))
+        else:  # observability must never stop the worker
+            self.worker.log.error("monitor.crash", loop=name, error=f"{type(exc).__name__}: {exc}")
 
     async def _tick(self) -> None:
         self.last_tick = time.monotonic()
