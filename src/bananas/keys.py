@@ -82,12 +82,9 @@ class Keys:
         return f"{self.prefix}:active"
 
     @property
-    def lease_tokens(self) -> str:
-        return f"{self.prefix}:lease:token"
-
-    @property
-    def lease_queues(self) -> str:
-        return f"{self.prefix}:lease:queue"
+    def leases(self) -> str:
+        """Hash id -> "<token> <ready list>": who holds the lease, where it goes back."""
+        return f"{self.prefix}:leases"
 
     @property
     def stalls(self) -> str:

@@ -228,7 +228,9 @@ class Broker(abc.ABC):
 
     # -- scheduler / recovery ---------------------------------------------
     @abc.abstractmethod
-    async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered: ...
+    async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
+        """Return expired leases to their queues (burying at max_stalls). Also the
+        periodic upkeep point: a backend may trim its indexes here."""
 
     @abc.abstractmethod
     async def move_due(self, limit: int = 1000) -> int:

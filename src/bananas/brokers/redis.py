@@ -84,10 +84,12 @@ class RedisBroker(RedisInspection, Broker):
             raise wrap(exc) from exc
 
     async def close(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.close()
+            self._batcher = None
         if self._async is not None:
             await self._async.aclose()
             self._async = None
-            self._batcher = None
         if self._sync_client is not None:
             self._sync_client.close()
             self._sync_client = None
@@ -334,7 +336,7 @@ class RedisBroker(RedisInspection, Broker):
     ) -> list[Delivery]:
         k = self.keys
         deadline = int((time.time() + lease_seconds) * 1000)
-        keys = [k.active, k.lease_tokens, k.lease_queues, *self._ready_keys(queues)]
+        keys = [k.active, k.leases, *self._ready_keys(queues)]
         reply = await self._call("dequeue", keys, [count, deadline, token_prefix, k.job_prefix])
         return [
             Delivery(reply[i].decode(), reply[i + 1], reply[i + 2].decode())
@@ -358,7 +360,7 @@ class RedisBroker(RedisInspection, Broker):
         args: list[Any] = [deadline]
         for job_id, token in leases:
             args += [job_id, token]
-        lost = await self._call("extend", [self.keys.active, self.keys.lease_tokens], args)
+        lost = await self._call("extend", [self.keys.active, self.keys.leases], args)
         return [x.decode() for x in lost]
 
     async def complete(
@@ -369,8 +371,7 @@ class RedisBroker(RedisInspection, Broker):
         now = time.time()
         keys = [
             k.active,
-            k.lease_tokens,
-            k.lease_queues,
+            k.leases,
             k.stalls,
             k.job(job_id),
             k.result(job_id),
@@ -387,8 +388,6 @@ class RedisBroker(RedisInspection, Broker):
             result if result is not None else b"",
             k.notify_channel(job_id),
             int(now * 1000),
-            KEEP_COMPLETED,
-            int((now - self.result_ttl) * 1000),
         ]
         return bool(await self._call("complete", keys, args))
 
@@ -396,8 +395,7 @@ class RedisBroker(RedisInspection, Broker):
         k = self.keys
         keys = [
             k.active,
-            k.lease_tokens,
-            k.lease_queues,
+            k.leases,
             k.job(delivery.id),
             k.scheduled,
             k.throughput(int(time.time() // 60)),
@@ -415,8 +413,7 @@ class RedisBroker(RedisInspection, Broker):
             info.failed_at = now_iso()
         keys = [
             k.active,
-            k.lease_tokens,
-            k.lease_queues,
+            k.leases,
             k.stalls,
             k.job(job_id),
             k.result(job_id),
@@ -445,7 +442,7 @@ class RedisBroker(RedisInspection, Broker):
         args: list[Any] = [k.ready_prefix, k.marker_prefix]
         for d in deliveries:
             args += [d.id, d.token]
-        return int(await self._call("requeue", [k.active, k.lease_tokens, k.lease_queues], args))
+        return int(await self._call("requeue", [k.active, k.leases], args))
 
     def _route_args(self) -> list[Any]:
         k = self.keys
@@ -503,8 +500,9 @@ class RedisBroker(RedisInspection, Broker):
     # -- scheduler / recovery ---------------------------------------------
     async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
         k = self.keys
-        keys = [k.active, k.lease_tokens, k.lease_queues, k.stalls, k.dead, k.dead_info, k.queues]
-        now_ms = int(time.time() * 1000)
+        keys = [k.active, k.leases, k.stalls, k.dead, k.dead_info, k.queues, k.completed]
+        now = time.time()
+        now_ms = int(now * 1000)
         args = [
             now_ms,
             max_stalls,
@@ -516,6 +514,8 @@ class RedisBroker(RedisInspection, Broker):
             k.notify_prefix,
             k.ready_prefix,
             k.marker_prefix,
+            KEEP_COMPLETED,
+            int((now - self.result_ttl) * 1000),
         ]
         recovered, buried = await self._call("recover", keys, args)
         return Recovered([x.decode() for x in recovered], [x.decode() for x in buried])

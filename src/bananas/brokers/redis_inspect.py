@@ -172,13 +172,14 @@ class RedisInspection:
 
     async def active_by_queue(self) -> dict[QueueRef, int]:
         try:
-            queues = await self.redis.hvals(self.keys.lease_queues)
+            leases = await self.redis.hvals(self.keys.leases)
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
         counts: dict[QueueRef, int] = {}
         cut = len(self.keys.ready_prefix)
-        for raw in queues:
-            priority, _, name = raw.decode()[cut:].partition(":")
+        for raw in leases:
+            queue = raw.decode().partition(" ")[2]  # "<token> <ready list>"
+            priority, _, name = queue[cut:].partition(":")
             counts[(priority, name)] = counts.get((priority, name), 0) + 1
         return counts
 

@@ -1,0 +1,11 @@
+-- Shared lease helpers, spliced into scripts that say `-- @include _lease.lua`.
+-- A lease is one hash field: id -> "<token> <ready list>".
+
+-- The ready list of a lease held with `token`, or nil if the lease is not ours.
+local function lease_queue(leases, id, token)
+  local lease = redis.call('HGET', leases, id)
+  if lease and string.sub(lease, 1, #token + 1) == token .. ' ' then
+    return string.sub(lease, #token + 2)
+  end
+  return nil
+end
