@@ -37,34 +37,30 @@ class JobDefinition:
     max_retries: int | None
     executor: str
     signature: inspect.Signature
+    # (keyword-passable names, required names, takes **kwargs), from the signature
+    shape: tuple[frozenset[str], frozenset[str], bool] = (frozenset(), frozenset(), True)
 
     def check_payload(self, payload: dict[str, Any]) -> None:
         """Raise TypeError when the payload does not fit the handler's parameters."""
-        names, required, open_ended = _shape(self.signature)
+        names, required, open_ended = self.shape
         keys = payload.keys()
         if required <= keys and (open_ended or keys <= names):
             return  # the common case, without building a BoundArguments
         self.signature.bind(**payload)
 
 
-_SHAPES: dict[inspect.Signature, tuple[frozenset[str], frozenset[str], bool]] = {}
-
-
 def _shape(signature: inspect.Signature) -> tuple[frozenset[str], frozenset[str], bool]:
-    """(keyword-passable names, required ones, takes **kwargs) of a signature, cached."""
-    shape = _SHAPES.get(signature)
-    if shape is None:
-        kinds = inspect.Parameter
-        params = signature.parameters.values()
-        names = frozenset(
-            p.name for p in params if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
-        )
-        required = frozenset(p.name for p in params if p.name in names and p.default is kinds.empty)
-        if any(p.kind is kinds.POSITIONAL_ONLY and p.default is kinds.empty for p in params):
-            required = required | {"\0positional-only"}  # never satisfied: bind() explains
-        open_ended = any(p.kind is kinds.VAR_KEYWORD for p in params)
-        shape = _SHAPES[signature] = (names, required, open_ended)
-    return shape
+    """(keyword-passable names, required ones, takes **kwargs) of a signature."""
+    kinds = inspect.Parameter
+    params = signature.parameters.values()
+    names = frozenset(
+        p.name for p in params if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
+    )
+    required = frozenset(p.name for p in params if p.name in names and p.default is kinds.empty)
+    if any(p.kind is kinds.POSITIONAL_ONLY and p.default is kinds.empty for p in params):
+        required = required | {"\0positional-only"}  # never satisfied: bind() explains
+    open_ended = any(p.kind is kinds.VAR_KEYWORD for p in params)
+    return names, required, open_ended
 
 
 @dataclass(slots=True)
@@ -418,8 +414,9 @@ def _define(
         raise BananasError(f"{where}: {exc}") from None
     if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
         raise BananasError(f"{where}: max_retries must be a non-negative integer")
+    signature = inspect.signature(func)
     return JobDefinition(
-        job_name, func, priority, seconds, max_retries, chosen, inspect.signature(func)
+        job_name, func, priority, seconds, max_retries, chosen, signature, _shape(signature)
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,9 +31,20 @@ class Status(StrEnum):
 PRIORITY_NAMES = frozenset(p.value for p in Priority)
 
 
+_last_iso: tuple[int, str] = (0, "")
+
+
 def now_iso() -> str:
-    """UTC time as the SDKs write it: 2026-01-02T03:04:05.678Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC time as the SDKs write it: 2026-01-02T03:04:05.678Z.
+
+    Cached for the current millisecond: a busy worker stamps several records
+    per millisecond, and formatting a datetime is most of the cost."""
+    global _last_iso
+    ms = int(time.time() * 1000)
+    if _last_iso[0] != ms:
+        stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+        _last_iso = (ms, stamp.replace("+00:00", "Z"))
+    return _last_iso[1]
 
 
 def iso_from_unix(seconds: float) -> str:

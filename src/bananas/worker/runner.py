@@ -39,6 +39,7 @@ class JobRunner:
         release_slot: Callable[[Delivery], None] = lambda _: None,
     ) -> None:
         self.release_slot = release_slot
+        self.log_jobs = log.enabled("info")
         self.handlers = handlers
         self.broker = broker
         self.settings = settings
@@ -82,13 +83,14 @@ class JobRunner:
             return
         attempt = record.attempts + 1
         timeout = definition.timeout or self.settings.job_timeout
-        self.log.info(
-            "job.started",
-            job_id=delivery.id,
-            job_type=record.name,
-            priority=record.priority,
-            attempt=attempt,
-        )
+        if self.log_jobs:  # checked here: building the fields costs on the hot path
+            self.log.info(
+                "job.started",
+                job_id=delivery.id,
+                job_type=record.name,
+                priority=record.priority,
+                attempt=attempt,
+            )
         set_current(JobContext(delivery.id, record.name, record.priority, attempt))
         try:
             value = await self.executors.run(definition, record.payload, timeout)
@@ -112,7 +114,7 @@ class JobRunner:
             ),
         )
         self.stats.finished(record.name, duration_ms, ok=True)
-        if done:
+        if done and self.log_jobs:
             self.log.info(
                 "job.completed",
                 job_id=delivery.id,
@@ -121,7 +123,7 @@ class JobRunner:
                 attempt=attempt,
                 duration_ms=round(duration_ms, 3),
             )
-        else:
+        elif not done:
             self._stale(delivery, record, "completed")
 
     async def _failed(
