@@ -24,7 +24,13 @@ def enqueue(specs: list[tuple[str, dict[str, object], dict[str, object]]]) -> li
 
 def test_specialized_high_pool_is_isolated(workers: WorkerFactory, r: redis.Redis) -> None:
     for batch in range(40):
-        enqueue([("record", {"k": f"low-{batch}-{i}"}, {"_priority": "low"}) for i in range(500)])
+        # 20,000 low jobs of 10 ms: a backlog that outlasts the 200 high jobs.
+        enqueue(
+            [
+                ("sleepy", {"k": f"low-{batch}-{i}", "seconds": 0.01}, {"_priority": "low"})
+                for i in range(500)
+            ]
+        )
     busy = workers.start("apps.core:app", "--concurrency", "20", GROUP_ID="default")
     high = workers.start(
         "apps.core:app", "--mode", "specialized", "--priorities", "high", GROUP_ID="high"
@@ -34,7 +40,7 @@ def test_specialized_high_pool_is_isolated(workers: WorkerFactory, r: redis.Redi
         enqueue([("stamp", {"k": str(i), "sent": time.time()}, {"_priority": "high"})])
         time.sleep(0.02)
     wait_for(lambda: r.hlen("test:latency") == 200, 20, message="200 high jobs")
-    assert r.llen("bananas:ready:low:record") > 0, "the low backlog was still there"
+    assert r.llen("bananas:ready:low:sleepy") > 0, "the low backlog was still there"
     delays = sorted(float(v) for v in r.hvals("test:latency"))
     p99 = delays[int(len(delays) * 0.99) - 1]
     print(f"high p50={statistics.median(delays) * 1000:.2f}ms p99={p99 * 1000:.2f}ms")

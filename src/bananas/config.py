@@ -34,6 +34,7 @@ class Settings:
     prefix: str = "bananas"
     mode: str = "default"
     concurrency: int = 10
+    prefetch: int = 10  # replaced at load: = concurrency unless WORKER_PREFETCH is set
     priorities: tuple[str, ...] = PRIORITIES
     job_types: tuple[str, ...] = ()
     group_id: str = "default"
@@ -216,6 +217,9 @@ def _build(source: Mapping[str, Any]) -> Settings:
     name, raw = _aliased(source, "WORKER_CONCURRENCY", "CONCURRENCY")
     if raw is not None:
         values["concurrency"] = _parse(name, raw, _int_in(1, 1000), "an integer from 1 to 1000")
+    opt("WORKER_PREFETCH", "prefetch", _int_in(0, 1000), "an integer from 0 to 1000")
+    if "prefetch" not in values:
+        values["prefetch"] = values.get("concurrency", defaults.concurrency)
     opt("WORKER_PRIORITIES", "priorities", _priorities, "a comma list of high, normal, low")
     name, raw = _aliased(source, "WORKER_JOB_TYPES", "WORKER_TYPE")
     if raw is not None:

@@ -10,6 +10,7 @@ the leases then expire and the jobs come back on another worker.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import os
@@ -64,6 +65,10 @@ class Worker:
         # Slots: a job holds one while it executes, not while its ack is in
         # flight, so the next dequeue rides in the same pipeline as the acks.
         self._executing: set[str] = set()
+        # Prefetch: jobs leased ahead of a free slot, so a slot that frees starts
+        # the next job at once while the refill rides with the acks.
+        self._buffer: collections.deque[Delivery] = collections.deque()
+        self._capacity = settings.concurrency + settings.prefetch
         self._deliveries: dict[str, Delivery] = {}
         self._to_requeue: list[Delivery] = []
         self._slot_free = asyncio.Event()
@@ -285,15 +290,15 @@ class Worker:
         pause = 0.1
         while not self._stop.is_set():
             self.last_fetch = time.monotonic()
-            free = self.concurrency - len(self._executing)
-            if free <= 0:
+            want = self._capacity - len(self._executing) - len(self._buffer)
+            if want <= 0:
                 self._slot_free.clear()
                 await self._until_stop(self._slot_free.wait())
                 continue
             order = next(self._order_cycle)
             try:
                 deliveries = await self.broker.dequeue(
-                    order, free, lease, f"{self.id}:{next(self._seq)}:"
+                    order, want, lease, f"{self.id}:{next(self._seq)}:"
                 )
                 if not deliveries:
                     await self._until_stop(self.broker.wait_for_jobs(order, IDLE_WAIT))
@@ -306,16 +311,25 @@ class Worker:
                 continue
             self.broker_ok, pause = True, 0.1
             for delivery in deliveries:
-                self._start(delivery)
+                self._deliveries[delivery.id] = delivery  # leased: the heartbeat covers it
+                self._buffer.append(delivery)
+            self._fill_slots()
+
+    def _fill_slots(self) -> None:
+        """Start buffered jobs in the free slots: no round trip between jobs."""
+        while self._buffer and len(self._executing) < self.concurrency:
+            if self._stop.is_set():
+                return
+            self._start(self._buffer.popleft())
 
     def _release_slot(self, delivery: Delivery) -> None:
         if delivery.id in self._executing:
             self._executing.discard(delivery.id)
+            self._fill_slots()
             self._slot_free.set()
 
     def _start(self, delivery: Delivery) -> None:
         self._executing.add(delivery.id)
-        self._deliveries[delivery.id] = delivery
         self._tasks[delivery.id] = asyncio.create_task(self._job(delivery))
 
     async def _job(self, delivery: Delivery) -> None:
@@ -407,6 +421,11 @@ class Worker:
         if self.drain_started is None:
             self.drain_started = time.monotonic()
         await asyncio.gather(*fetchers, return_exceptions=True)
+        # Prefetched jobs never started: back to their queue at once, uncharged.
+        while self._buffer:
+            delivery = self._buffer.popleft()
+            del self._deliveries[delivery.id]
+            self._to_requeue.append(delivery)
         running = list(self._tasks.values())
         in_flight_at_start = len(running)
         if running:
