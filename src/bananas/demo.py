@@ -150,6 +150,9 @@ def child_env(url: str, settings: Settings, work_ms: float) -> dict[str, str]:
         BANANAS_PREFIX=settings.prefix,
         BANANAS_DEMO_WORK_MS=f"{work_ms:.0f}",
         WORKER_CONCURRENCY=str(CONCURRENCY),
+        # No prefetch: "running" in the display then counts exactly the jobs
+        # executing (prefetched jobs hold a lease too, and would show as running).
+        WORKER_PREFETCH="0",
         GROUP_ID="demo",
         HEALTH_PORT="0",
         RETRY_BACKOFF="200ms",
