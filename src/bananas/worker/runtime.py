@@ -1,7 +1,8 @@
 """The worker process: fetch loop, heartbeat, foreign-job routing, drain.
 
-Shutdown order (SIGTERM/SIGINT): stop fetching and routing -> wait for
-in-flight jobs up to SHUTDOWN_TIMEOUT (the heartbeat keeps their leases) ->
+Shutdown order (SIGTERM/SIGINT): stop fetching and routing -> put prefetched
+(never started) jobs back -> wait for in-flight jobs up to SHUTDOWN_TIMEOUT
+(the heartbeat keeps their leases) ->
 cancel what is left and put it back uncharged -> stop heartbeat and
 maintenance -> log final figures -> exit 0. A second signal exits at once;
 the leases then expire and the jobs come back on another worker.
