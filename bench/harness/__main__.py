@@ -134,7 +134,9 @@ def main() -> int:
     data["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     data["load_end"] = machine.load()
     save(results_dir / raw_file, data)
-    Path(args.out).write_text(report.render(data))
+    text = report.render(data)
+    Path(args.out).write_text(text)
+    (results_dir / raw_file).with_suffix(".md").write_text(text)
     log(f"wrote {args.out} and bench/results/{raw_file}")
     return 0
 

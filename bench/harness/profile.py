@@ -17,9 +17,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import envs
+from . import envs, machine
 from .adapters import ADAPTERS
-from .adapters.base import BENCH, Adapter
+from .adapters.base import BENCH, ROOT, Adapter
 from .procs import run_client
 from .redis_server import RedisServer
 from .workloads import Context, Sizes, wait_for
@@ -47,18 +47,21 @@ def short(frame: str) -> str:
 def summarize(raw: Path, top: int = 20) -> str:
     self_t: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
-    total = 0
+    total = probe = 0
     for line in raw.read_text().splitlines():
         stack, _, count_s = line.rpartition(" ")
         if not stack:
             continue
         count = int(count_s)
         frames = [short(f) for f in stack.split(";")]
+        if any(f.startswith("probe.py:") for f in frames):
+            probe += count  # the harness's own publisher thread, not Bananas
+            continue
         total += count
         self_t[frames[-1]] += count
         for name in set(frames):
             incl[name] += count
-    out = [f"{total} samples"]
+    out = [f"{total} samples of the worker ({probe} more in the bench probe thread, left out)"]
     out += ["", "self time (where the CPU is):"]
     out += [f"  {100 * n / total:5.1f}%  {name}" for name, n in self_t.most_common(top)]
     out += ["", "inclusive time (Bananas and redis-py frames):"]
@@ -72,6 +75,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.harness.profile")
     parser.add_argument("--jobs", type=int, default=50_000)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--working-tree", action="store_true", help="profile src/ as on disk")
     args = parser.parse_args()
     tools = ToolsAdapter()
     envs.ensure(tools)
@@ -79,9 +83,13 @@ def main() -> int:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     work = BENCH / ".work" / f"profile-{stamp}"
     raw = BENCH / "results" / f"profile-drain-{stamp}.txt"
+    src = None
+    if not args.working_tree:
+        src, rev = machine.snapshot_src(ROOT, work / "bananas-src")
+        print(f"profiling src/ at HEAD {rev}")
     server = RedisServer(work)
     server.start()
-    ctx = Context(server.url, Sizes(), work / "logs", live=[])
+    ctx = Context(server.url, Sizes(), work / "logs", live=[], src=src)
     workers = ctx.start(bananas, [bananas.worker(10)], "profile")
     spy = None
     try:

@@ -138,7 +138,7 @@ def workload_table(data: dict[str, Any], workload: str) -> list[str]:
         errors = [r["error"] for r in runs if "error" in r]
         notes = sorted({r["note"] for r in runs if "note" in r})
         if errors and len(errors) == len(runs):
-            cells = [lib, *[DASH] * len(metrics)] + ([DASH] if has_ratio else [])
+            cells = [f"{lib} \u00b9", *[DASH] * len(metrics)] + ([DASH] if has_ratio else [])
             lines.append("| " + " | ".join(cells) + " |")
             continue
         cells = [lib, *[summary(runs, m) for m, _, _ in metrics]]
