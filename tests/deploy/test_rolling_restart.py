@@ -93,6 +93,11 @@ def _ready(worker: WorkerProcess, port: int) -> bool:
     return response is not None and response.status_code == 200
 
 
+def _in_flight(port: int) -> int:
+    response = _get(port, "/drainz")
+    return int(response.json()["in_flight"]) if response is not None else 0
+
+
 def _completed(port: int) -> float:
     response = _get(port, "/metrics")
     if response is None:
@@ -126,7 +131,15 @@ def test_rolling_restart_under_load_loses_and_repeats_nothing(
     for index, at in enumerate(RESTART_AT):
         wait_for(lambda at=at: time.monotonic() - load.started_at >= at, at + 5, interval=0.05)
         assert load.error is None, load.error
-        old, _, _ = pool[index]
+        old, old_port, _ = pool[index]
+        # Jobs arrive in batches that one worker takes at a time: SIGTERM the
+        # worker while it holds some, so that its drain has work to finish.
+        wait_for(
+            lambda p=old_port: _in_flight(p) > 0,
+            10,
+            interval=0.01,
+            message="jobs in flight on the worker to restart",
+        )
         old.signal(signal.SIGTERM)
         sent = time.monotonic()
         new, port, started = _start(workers)
