@@ -327,12 +327,17 @@ def requeue(store: Store, deliveries: Sequence[Delivery]) -> int:
 
 
 # -- scheduler / recovery ------------------------------------------------------
-def has_expired(store: Store, now_ms: int) -> bool:
-    """Read-only pre-check, so idle recoverers never queue for the write lock."""
+def _any_due(store: Store, state: str, until: float) -> bool:
+    """Read-only pre-check, so idle recoverers and schedulers never queue for
+    the write lock: is any job in `state` with `at` <= until?"""
     row = store.conn.execute(
-        f"SELECT 1 FROM {store.t.jobs} WHERE state = 'running' AND at <= ? LIMIT 1", (now_ms,)
+        f"SELECT 1 FROM {store.t.jobs} WHERE state = ? AND at <= ? LIMIT 1", (state, until)
     ).fetchone()
     return row is not None
+
+
+def has_expired(store: Store, now_ms: int) -> bool:
+    return _any_due(store, "running", now_ms)
 
 
 def recover(store: Store, max_stalls: int, limit: int, clock: Clock, ttl: int) -> Recovered:
@@ -362,10 +367,7 @@ def recover(store: Store, max_stalls: int, limit: int, clock: Clock, ttl: int) -
 
 
 def has_due(store: Store, now: float) -> bool:
-    row = store.conn.execute(
-        f"SELECT 1 FROM {store.t.jobs} WHERE state = 'scheduled' AND at <= ? LIMIT 1", (now,)
-    ).fetchone()
-    return row is not None
+    return _any_due(store, "scheduled", now)
 
 
 def move_due(store: Store, limit: int, clock: Clock, ttl: int) -> tuple[int, bool]:
