@@ -10,6 +10,7 @@ import redis
 
 from bananas.brokers.base import DeadInfo, NewJob
 from bananas.brokers.redis import RedisBroker
+from bananas.errors import BrokerError
 from bananas.job import build_record
 
 Q = [("normal", "t")]
@@ -127,3 +128,43 @@ def test_enqueue_many_chunks(redis_url: str, r: redis.Redis, count: int) -> None
     assert r.llen("bananas:ready:normal:t") == count
     assert b.enqueue_sync([job(0)]) == [False]
     run(b.close())
+
+
+def test_scripts_reload_after_script_flush_for_merged_acks_and_sync_enqueue(
+    redis_url: str, r: redis.Redis
+) -> None:
+    async def main() -> None:
+        b = RedisBroker(redis_url)
+        await b.enqueue([job(i) for i in range(5)])
+        got = await b.dequeue(Q, 5, 30, "w:")
+        r.script_flush()
+        done = await asyncio.gather(*(b.complete(d, b"{}", None, 1.0) for d in got))
+        assert done == [True] * 5
+        await b.close()
+
+    run(main())
+    assert r.zcard("bananas:active") == 0 and r.hlen("bananas:leases") == 0
+    r.script_flush()
+    b = RedisBroker(redis_url)
+    assert b.enqueue_sync([job(i) for i in range(10, 1210)]) == [True] * 1200
+    run(b.close())
+
+
+def test_a_call_that_cannot_be_sent_fails_alone_and_the_broker_goes_on(redis_url: str) -> None:
+    """No caller may wait forever: an unexpected error in a pipelined batch
+    reaches every caller in it, and the next batch works."""
+
+    async def main() -> None:
+        b = RedisBroker(redis_url)
+        await b.enqueue([job(1)])
+        bad = b._call("extend", ["bananas:active", "bananas:leases"], [object()])
+        good = b.dequeue(Q, 1, 30, "w:")
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(bad, good, return_exceptions=True), timeout=10
+        )
+        assert all(isinstance(o, BrokerError) for o in outcomes), outcomes
+        [d] = await asyncio.wait_for(b.dequeue(Q, 1, 30, "w:"), timeout=10)
+        assert d.id == "j1"
+        await b.close()
+
+    run(main())

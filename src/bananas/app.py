@@ -16,7 +16,16 @@ from .config import Settings
 from .durations import parse_duration
 from .errors import BananasError, PayloadError
 from .handle import JobHandle
-from .job import build_record, check_priority, encode_payload, new_job_id, now_iso
+from .job import (
+    PRIORITY_NAMES,
+    assemble_record,
+    build_record,
+    check_priority,
+    encode_payload,
+    new_job_ids,
+    now_iso,
+    ready_record_tail,
+)
 from .schedules import Schedule, zone
 
 P = ParamSpec("P")
@@ -24,6 +33,7 @@ R = TypeVar("R")
 
 EXECUTORS = ("async", "thread", "process")
 _OPTIONS = ("_delay", "_at", "_priority", "_job_id", "_description", "_max_retries")
+_OPTION_NAMES = frozenset(_OPTIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,37 +292,38 @@ class Bananas:
         """Describe a job: keyword arguments are the payload, `_delay`, `_at`,
         `_priority`, `_job_id`, `_description`, `_max_retries` are options."""
         definition = self.handlers.get(name)
-        if not any(k[:1] == "_" for k in kwargs):  # the common case: no options
-            if payload is not None and kwargs:
-                raise PayloadError("give the payload either as a dict or as keyword arguments")
-            if definition is None:
-                return JobSpec(name, payload if payload is not None else kwargs, "normal")
-            return JobSpec(
-                name,
-                payload if payload is not None else kwargs,
-                definition.priority,
-                max_retries=definition.max_retries,
-            )
-        options = {k: kwargs.pop(k) for k in _OPTIONS if k in kwargs}
-        unknown = [k for k in kwargs if k.startswith("_")]
-        if unknown:
-            raise BananasError(
-                f"unknown enqueue option {unknown[0]!r} (allowed: {', '.join(_OPTIONS)})"
-            )
+        options = {k: v for k, v in kwargs.items() if k[:1] == "_"} if kwargs else kwargs
+        if options:
+            kwargs = {k: v for k, v in kwargs.items() if k[:1] != "_"}
+            if not options.keys() <= _OPTION_NAMES:
+                unknown = sorted(options.keys() - _OPTION_NAMES)
+                raise BananasError(
+                    f"unknown enqueue option {unknown[0]!r} (allowed: {', '.join(_OPTIONS)})"
+                )
         if payload is not None and kwargs:
             raise PayloadError("give the payload either as a dict or as keyword arguments")
-        priority = options.get("_priority") or (definition.priority if definition else "normal")
-        try:
-            check_priority(str(priority))
-        except ValueError as exc:
-            raise BananasError(str(exc)) from None
-        max_retries = options.get("_max_retries")
-        if max_retries is None and definition is not None:
-            max_retries = definition.max_retries
+        if payload is None:
+            payload = kwargs
+        if definition is None:
+            priority, max_retries = "normal", None
+        else:
+            priority, max_retries = definition.priority, definition.max_retries
+        if not options:  # the common case
+            return JobSpec(name, payload, priority, max_retries=max_retries)
+        chosen = options.get("_priority")
+        if chosen is not None:
+            priority = str(chosen)
+            if priority not in PRIORITY_NAMES:
+                try:
+                    check_priority(priority)
+                except ValueError as exc:
+                    raise BananasError(str(exc)) from None
+        if options.get("_max_retries") is not None:
+            max_retries = options["_max_retries"]
         return JobSpec(
             name=name,
-            payload=payload if payload is not None else kwargs,
-            priority=str(priority),
+            payload=payload,
+            priority=priority,
             delay=_seconds(options.get("_delay"), "_delay"),
             at=_unix(options.get("_at")),
             job_id=options.get("_job_id"),
@@ -323,26 +334,45 @@ class Bananas:
     def build_jobs(self, specs: Iterable[JobSpec | tuple[str, dict[str, Any]]]) -> list[NewJob]:
         """Encode specs into records ready for `Broker.enqueue` (no I/O)."""
         limit = self.settings.max_payload_bytes
+        items = specs if isinstance(specs, Sequence) else list(specs)
         jobs = []
         now = time.time()
         stamp = now_iso()  # one created_at for the batch: they are enqueued together
-        for item in specs:
+        # Alike ready-now jobs share their encoded fields; only id and payload differ.
+        tails: dict[tuple[str, str, int | None, str], bytes] = {}
+        for item, fresh_id in zip(items, new_job_ids(len(items)), strict=True):
             spec = item if isinstance(item, JobSpec) else self.spec(item[0], item[1])
-            if not spec.name or not isinstance(spec.name, str):
+            name = spec.name
+            if not name or not isinstance(name, str):
                 raise BananasError("a job type name must be a non-empty string")
-            due = spec.at if spec.at is not None else (now + spec.delay if spec.delay else None)
-            job_id = spec.job_id or new_job_id()
+            payload_json = encode_payload(spec.payload, limit)
+            job_id = spec.job_id or fresh_id
+            if spec.at is None and not spec.delay:
+                alike = (name, spec.priority, spec.max_retries, spec.description)
+                tail = tails.get(alike)
+                if tail is None:
+                    tail = tails[alike] = ready_record_tail(
+                        name=name,
+                        priority=spec.priority,
+                        max_retries=spec.max_retries,
+                        description=spec.description,
+                        now=stamp,
+                    )
+                record = assemble_record(job_id, tail, payload_json)
+                jobs.append(NewJob(job_id, name, spec.priority, record, None))
+                continue
+            due = spec.at if spec.at is not None else now + (spec.delay or 0.0)
             record = build_record(
                 job_id=job_id,
-                name=spec.name,
-                payload_json=encode_payload(spec.payload, limit),
+                name=name,
+                payload_json=payload_json,
                 priority=spec.priority,
                 max_retries=spec.max_retries,
                 scheduled_for=due,
                 description=spec.description,
                 now=stamp,
             )
-            jobs.append(NewJob(job_id, spec.name, spec.priority, record, due))
+            jobs.append(NewJob(job_id, name, spec.priority, record, due))
         return jobs
 
     def enqueue(self, name: str, payload: dict[str, Any] | None = None, **kwargs: Any) -> JobHandle:

@@ -10,12 +10,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
 from .errors import BananasError
+
+if TYPE_CHECKING:
+    from croniter import croniter as Croniter
+
+
+def _croniter() -> type[Croniter]:
+    # Imported when a cron schedule is first used: croniter (and dateutil)
+    # take a noticeable share of a worker's start-up, and most apps have none.
+    from croniter import croniter
+
+    found: type[Croniter] = croniter
+    return found
+
 
 MAX_FIRINGS_PER_CHECK = 100
 
@@ -32,7 +43,7 @@ class Schedule:
     def __post_init__(self) -> None:
         if (self.cron is None) == (self.every is None):
             raise BananasError(f"schedule {self.name!r}: give exactly one of cron or every")
-        if self.cron is not None and not croniter.is_valid(self.cron):
+        if self.cron is not None and not _croniter().is_valid(self.cron):
             raise BananasError(
                 f"schedule {self.name!r}: invalid cron expression {self.cron!r} "
                 "(5 fields, or 6 with seconds last)"
@@ -54,7 +65,7 @@ class Schedule:
             start = max(first, last - MAX_FIRINGS_PER_CHECK + 1)
             return [n * self.every for n in range(start, last + 1)]
         assert self.cron is not None
-        it = croniter(self.cron, datetime.fromtimestamp(after, self.timezone))
+        it = _croniter()(self.cron, datetime.fromtimestamp(after, self.timezone))
         out: list[float] = []
         while len(out) < MAX_FIRINGS_PER_CHECK:
             t = float(it.get_next(float))
@@ -68,7 +79,7 @@ class Schedule:
             return (math.floor(now / self.every) + 1) * self.every
         assert self.cron is not None
         return float(
-            croniter(self.cron, datetime.fromtimestamp(now, self.timezone)).get_next(float)
+            _croniter()(self.cron, datetime.fromtimestamp(now, self.timezone)).get_next(float)
         )
 
     def firing_id(self, fired_at: float) -> str:

@@ -219,3 +219,21 @@ async def test_concurrent_schedulers_move_each_due_job_once(brokers: Brokers) ->
     assert sum(moved) == 200
     taken = await drain_ids(brokers.new())
     assert sorted(taken) == ids  # each once: no job routed twice, none lost
+
+
+async def test_mixed_batch_lands_in_each_queue_in_order(broker: Broker) -> None:
+    """One enqueue call spanning several queues, delayed jobs and a repeated id."""
+    batch = [
+        job("h1", priority="high"),
+        job("n1"),
+        job("o1", name="other"),
+        job("h2", priority="high"),
+        job("later", due=time.time() + 3600),
+        job("n2"),
+        job("n1"),  # same id again in the same batch: kept once
+    ]
+    assert await broker.enqueue(batch) == [True] * 6 + [False]
+    assert await drain_ids(broker, [("high", "t")]) == ["h1", "h2"]
+    assert await drain_ids(broker, [("normal", "t")]) == ["n1", "n2"]
+    assert await drain_ids(broker, [("normal", "other")]) == ["o1"]
+    assert await broker.job_state("later") == "scheduled"

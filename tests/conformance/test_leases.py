@@ -156,3 +156,28 @@ async def test_concurrent_recoverers_recover_each_job_once(brokers: Brokers) -> 
     recovered = [i for ids_ in found for i in ids_]
     assert sorted(recovered) == ids  # each exactly once
     assert sorted(await drain_ids(worker)) == ids
+
+
+async def test_concurrent_acks_settle_each_job_on_its_own(broker: Broker) -> None:
+    """Acks sent in the same instant (a broker may settle them as one batch)
+    each get their own answer: a stale one among them changes nothing else."""
+    await broker.enqueue(jobs(*[f"j{i}" for i in range(12)]))
+    first = await broker.dequeue(Q, 12, 0.1, "w1:")
+    assert len(first) == 12
+    await expire(broker)  # every lease lapses; take 11 back under new tokens
+    fresh = await broker.dequeue(Q, 11, 30.0, "w2:")
+    stale = next(d for d in first if d.id not in {f.id for f in fresh})
+    stale_again = next(d for d in first if d.id == fresh[0].id)
+    outcomes = await asyncio.gather(
+        *(broker.complete(d, record(d.id), str(i).encode(), 1.0) for i, d in enumerate(fresh)),
+        broker.complete(stale_again, record(stale_again.id), b"-1", 1.0),
+    )
+    assert outcomes == [True] * 11 + [False]
+    for i, d in enumerate(fresh):
+        result = await broker.get_result(d.id)
+        assert result is not None and result.status == "completed" and result.value() == i
+        assert await broker.job_state(d.id) == "completed"
+    # the one job nobody re-leased is still queued, its old token refused
+    assert await broker.job_state(stale.id) == "queued"
+    assert not await broker.complete(stale, record(stale.id), None, 1.0)
+    assert (await broker.stats()).active == 0

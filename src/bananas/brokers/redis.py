@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -11,7 +12,7 @@ from typing import Any
 import redis as redis_sync
 import redis.asyncio as redis_async
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import BrokerError
@@ -30,7 +31,7 @@ from .base import (
 from .lua_scripts import LuaScript
 from .redis_batch import ScriptBatcher
 from .redis_inspect import RedisInspection
-from .redis_support import parse_result, retry_policy, text, wrap
+from .redis_support import pack_command, parse_result, retry_policy, text, wrap
 
 # Enqueue batches are split so that one script never holds Redis for long.
 ENQUEUE_CHUNK = 500
@@ -63,6 +64,8 @@ class RedisBroker(RedisInspection, Broker):
         self._scripts = {name: lua_scripts.load(name) for name in lua_scripts.SCRIPT_NAMES}
         self._ready_cache: dict[tuple[QueueRef, ...], list[str]] = {}
         self._batcher: ScriptBatcher | None = None
+        self._complete_minute = -1
+        self._complete_shared: tuple[str, ...] = ()
         self._local = threading.local()
 
     # -- connections ------------------------------------------------------
@@ -131,10 +134,13 @@ class RedisBroker(RedisInspection, Broker):
         return out
 
     # -- script calls ---------------------------------------------------------
-    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    def _script_batcher(self) -> ScriptBatcher:
         if self._batcher is None:
             self._batcher = ScriptBatcher(lambda: self.redis, self._call_one, wrap)
-        return await self._batcher.call(self._scripts[name], keys, args)
+        return self._batcher
+
+    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return await self._script_batcher().call(self._scripts[name], keys, args)
 
     async def _call_one(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
@@ -148,20 +154,54 @@ class RedisBroker(RedisInspection, Broker):
             raise wrap(exc) from exc
 
     def _call_sync(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return self._call_many_sync(name, [(keys, args)])[0]
+
+    def _call_many_sync(
+        self, name: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run a script once per (keys, args), all in one write and one round trip."""
         script = self._scripts[name]
         fast = self._held_connection()
         if fast is not None:
             try:
-                fast.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
-                return fast.read_response()
+                fast.send_packed_command(
+                    [
+                        b"".join(
+                            pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
+                            for keys, args in calls
+                        )
+                    ]
+                )
+                replies: list[Any] = []
+                for _ in calls:
+                    try:
+                        replies.append(fast.read_response())
+                    except ResponseError as exc:  # an error reply; the connection is fine
+                        replies.append(exc)
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 # The held connection broke: drop it; the pooled path below retries.
                 fast.disconnect()
                 self._local.conn = None
-            except NoScriptError:
-                pass  # loaded below
-            except RedisError as exc:
-                raise wrap(exc) from exc
+            else:
+                return [
+                    self._settle_sync(script, call, reply)
+                    for call, reply in zip(calls, replies, strict=True)
+                ]
+        return [self._call_pooled_sync(script, keys, args) for keys, args in calls]
+
+    def _settle_sync(
+        self, script: LuaScript, call: tuple[Sequence[str], Sequence[Any]], reply: Any
+    ) -> Any:
+        if isinstance(reply, NoScriptError):
+            # First use on this server, or it restarted without its script cache;
+            # only this call is redone (the others ran, and enqueue is not idempotent
+            # in what it reports).
+            return self._call_pooled_sync(script, *call)
+        if isinstance(reply, Exception):
+            raise wrap(reply)
+        return reply
+
+    def _call_pooled_sync(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         client = self._sync()
         try:
             try:
@@ -192,62 +232,39 @@ class RedisBroker(RedisInspection, Broker):
 
     # -- client -----------------------------------------------------------
     def _enqueue_chunks(self, jobs: Sequence[NewJob]) -> list[tuple[list[str], list[Any]]]:
+        """KEYS/ARGV of enqueue.lua per chunk: jobs grouped by queue (see the script)."""
         k = self.keys
         chunks = []
         for start in range(0, len(jobs), ENQUEUE_CHUNK):
-            keys: list[str] = [k.queues, k.scheduled]
-            args: list[Any] = []
+            numbers: dict[tuple[str, str], int] = {}
+            queue_keys: list[str] = []
+            members: list[Any] = []
+            job_keys: list[str] = []
+            job_args: list[Any] = []
             for job in jobs[start : start + ENQUEUE_CHUNK]:
-                keys += [
-                    k.job(job.id),
-                    k.ready(job.priority, job.name),
-                    k.marker(job.priority, job.name),
-                ]
-                args += [
-                    job.id,
-                    job.record,
-                    "" if job.due is None else repr(job.due),
-                    f"{job.priority}:{job.name}",
-                ]
-            chunks.append((keys, args))
+                queue = (job.priority, job.name)
+                q = numbers.get(queue)
+                if q is None:
+                    q = numbers[queue] = len(members) + 1
+                    queue_keys += (k.ready(*queue), k.marker(*queue))
+                    members.append(f"{job.priority}:{job.name}")
+                job_keys.append(k.job(job.id))
+                job_args += (job.id, job.record, "" if job.due is None else repr(job.due), q)
+            keys = [k.queues, k.scheduled, *queue_keys, *job_keys]
+            chunks.append((keys, [len(members), *members, *job_args]))
         return chunks
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
-        chunks = self._enqueue_chunks(jobs)
-        if len(chunks) == 1:
-            return [bool(x) for x in await self._call("enqueue", *chunks[0])]
-        script = self._scripts["enqueue"]
-        await self._ensure_loaded("enqueue")
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for keys, args in chunks:
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                replies = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise wrap(exc) from exc
+        # The batcher sends every chunk in one write and reads the replies in order.
+        replies = await asyncio.gather(
+            *(self._call("enqueue", keys, args) for keys, args in self._enqueue_chunks(jobs))
+        )
         return [bool(x) for reply in replies for x in reply]
 
     def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[bool]:
         chunks = self._enqueue_chunks(jobs)
-        if len(chunks) == 1:
-            return [bool(x) for x in self._call_sync("enqueue", *chunks[0])]
-        script = self._scripts["enqueue"]
-        client = self._sync()
-        try:
-            client.script_load(script.source)
-            with client.pipeline(transaction=False) as pipe:
-                for keys, args in chunks:
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                replies = pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise wrap(exc) from exc
+        replies = self._call_many_sync("enqueue", chunks)
         return [bool(x) for reply in replies for x in reply]
-
-    async def _ensure_loaded(self, name: str) -> None:
-        try:
-            await self.redis.script_load(self._scripts[name].source)
-        except (RedisError, OSError) as exc:
-            raise wrap(exc) from exc
 
     async def get_result(self, job_id: str) -> JobResult | None:
         try:
@@ -369,27 +386,34 @@ class RedisBroker(RedisInspection, Broker):
         k = self.keys
         job_id = delivery.id
         now = time.time()
-        keys = [
-            k.active,
-            k.leases,
-            k.stalls,
-            k.job(job_id),
-            k.result(job_id),
-            k.completed,
-            k.throughput(int(now // 60)),
-        ]
-        args = [
+        minute = int(now // 60)
+        if minute != self._complete_minute:
+            self._complete_minute = minute
+            self._complete_shared = (
+                k.active,
+                k.leases,
+                k.stalls,
+                k.completed,
+                k.throughput(minute),
+            )
+        args = (
             job_id,
             delivery.token,
             record,
-            self._ttl,
             now_iso(),
             f"{duration_ms:.3f}",
             result if result is not None else b"",
             k.notify_channel(job_id),
             int(now * 1000),
-        ]
-        return bool(await self._call("complete", keys, args))
+        )
+        done = await self._script_batcher().call_merged(
+            self._scripts["complete"],
+            self._complete_shared,
+            (self._ttl,),
+            (k.job(job_id), k.result(job_id)),
+            args,
+        )
+        return bool(done)
 
     async def retry(self, delivery: Delivery, record: bytes, due: float) -> bool:
         k = self.keys

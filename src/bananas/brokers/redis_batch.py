@@ -7,6 +7,11 @@ fetch loop's next dequeue) share one round trip, and when idle a call goes
 out at once (within the same loop turn). At most one pipeline is in flight,
 which bounds a call's latency to two round trips.
 
+Scripts written for it (complete.lua) take a batch in one call: `call_merged`
+items of one loop turn that share the script and its leading KEYS/ARGV become
+one EVALSHA whose reply holds one entry per item, so Redis runs one script and
+one variadic command per shared structure instead of one of each per job.
+
 The batcher writes on a connection of its own, packed in one write, and reads
 the replies in order: redis-py's Pipeline object costs more per command than
 the commands themselves at this rate. A broken connection fails the batch in
@@ -17,6 +22,7 @@ and is replaced on the next batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -24,10 +30,43 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..errors import BrokerError
 from .lua_scripts import LuaScript
+from .redis_support import pack_command
 
-Pending = tuple[LuaScript, Sequence[str], Sequence[Any], "asyncio.Future[Any]"]
 _BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
+# Items per merged call: bounds one script's run time and its reply size.
+MERGE_LIMIT = 500
+
+
+class _Fanout:
+    """Stands in for a future: hands item i of a merged call's reply to item i's caller."""
+
+    __slots__ = ("futures",)
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future[Any]] = []
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def set_result(self, reply: Any) -> None:
+        if not isinstance(reply, list) or len(reply) != len(self.futures):
+            self.set_exception(ResponseError(f"merged script reply does not match: {reply!r}"))
+            return
+        for future, item in zip(self.futures, reply, strict=True):
+            if not future.done():
+                future.set_result(item)
+
+    def set_exception(self, exc: BaseException) -> None:
+        for future in self.futures:
+            if not future.done():
+                future.set_exception(exc)
+
+
+Pending = tuple[LuaScript, Sequence[str], Sequence[Any], "asyncio.Future[Any] | _Fanout"]
+# (script name, shared keys, shared args) -> (keys, args, fan-out) being filled
+Groups = dict[tuple[str, tuple[str, ...], tuple[Any, ...]], tuple[list[str], list[Any], _Fanout]]
 
 
 class ScriptBatcher:
@@ -41,6 +80,7 @@ class ScriptBatcher:
         self._single = single  # one call with NOSCRIPT handling, for the slow path
         self._wrap = wrap
         self._pending: list[Pending] = []
+        self._groups: Groups = {}
         self._running = False
         self._task: asyncio.Future[None] | None = None  # kept: the loop holds tasks weakly
         self._conn: Any = None
@@ -49,10 +89,36 @@ class ScriptBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((script, keys, args, future))
+        self._kick(loop)
+        return future
+
+    def call_merged(
+        self,
+        script: LuaScript,
+        shared_keys: tuple[str, ...],
+        shared_args: tuple[Any, ...],
+        item_keys: Sequence[str],
+        item_args: Sequence[Any],
+    ) -> Awaitable[Any]:
+        """One item of a batch script (KEYS/ARGV: the shared ones, then each
+        item's); resolves to the item's entry of the script's reply."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        group_key = (script.name, shared_keys, shared_args)
+        group = self._groups.get(group_key)
+        if group is None or len(group[2].futures) >= MERGE_LIMIT:
+            group = self._groups[group_key] = ([*shared_keys], [*shared_args], _Fanout())
+            self._pending.append((script, group[0], group[1], group[2]))
+        group[0].extend(item_keys)
+        group[1].extend(item_args)
+        group[2].futures.append(future)
+        self._kick(loop)
+        return future
+
+    def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._running:
             self._running = True
             loop.call_soon(self._start)
-        return future
 
     def _start(self) -> None:
         self._task = asyncio.ensure_future(self._drain())
@@ -61,6 +127,7 @@ class ScriptBatcher:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
+                self._groups.clear()  # later items start new merged calls
                 await self._send(batch)
         finally:
             self._running = False
@@ -77,19 +144,28 @@ class ScriptBatcher:
         replies: list[Any] = []
         try:
             conn = await self._connection()
-            commands = [
-                ("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args, _ in batch
-            ]
-            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            packed = b"".join(
+                pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
+                for script, keys, args, _ in batch
+            )
+            await conn.send_packed_command([packed], check_health=False)
             for _ in batch:
                 try:
                     replies.append(await conn.read_response())
                 except ResponseError as exc:  # an error reply; the connection is fine
                     replies.append(exc)
-        except _BROKEN as exc:
+        except Exception as exc:
+            # A broken connection, or anything unforeseen (an argument that cannot
+            # be packed, a reply that cannot be parsed): the callers get the error
+            # rather than waiting forever. The stream may be mid-reply: start over.
             if self._conn is not None:
-                await self._conn.disconnect()
-            error = self._wrap(exc)
+                with contextlib.suppress(Exception):
+                    await self._conn.disconnect()
+            error = (
+                self._wrap(exc)
+                if isinstance(exc, _BROKEN)
+                else BrokerError(f"Redis call failed: {type(exc).__name__}: {exc}")
+            )
             for *_, future in batch[len(replies) :]:
                 if not future.done():
                     future.set_exception(error)

@@ -20,14 +20,13 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..app import Bananas
 from ..brokers.base import Broker, Delivery
 from ..config import Settings
 from ..errors import BrokerError
 from ..logs import EventLog
-from ..observe.health import HealthServer
 from ..observe.metrics import BrokerSnapshot, WorkerMetrics
 from ..observe.monitor import Monitor
 from ..scheduler import Maintenance
@@ -35,6 +34,9 @@ from .executors import Executors, Requeue
 from .ordering import queue_orders
 from .runner import JobRunner
 from .stats import WorkerStats
+
+if TYPE_CHECKING:
+    from ..observe.health import HealthServer
 
 IDLE_WAIT = 1.0  # seconds a blocking wait lasts before the loop looks again
 FETCH_STALL = 15.0  # /livez fails when the fetch loop is this quiet with free slots
@@ -189,6 +191,9 @@ class Worker:
     def _start_health(self) -> None:
         if self.settings.health_port == 0:
             return
+        # Imported only when serving: uvicorn and Starlette are a third of start-up.
+        from ..observe.health import HealthServer
+
         server = HealthServer(self, self.settings.health_host, self.settings.health_port)
         error = server.start()
         if error is None:

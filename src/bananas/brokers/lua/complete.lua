@@ -1,46 +1,66 @@
--- complete: acknowledge a job that ran to completion and store its result.
+-- complete: acknowledge jobs that ran to completion and store their results.
+-- One call settles a batch: the acks of one event-loop turn of a worker.
 --
 -- KEYS[1]  active sorted set
 -- KEYS[2]  leases hash
 -- KEYS[3]  stalls hash
--- KEYS[4]  job record key
--- KEYS[5]  result hash key
--- KEYS[6]  recent completions sorted set (trimmed by the recoverer)
--- KEYS[7]  throughput hash of the current minute
--- ARGV[1]  id
--- ARGV[2]  lease token
--- ARGV[3]  updated record JSON (status completed)
--- ARGV[4]  result TTL (seconds)
--- ARGV[5]  completed_at (ISO 8601)
--- ARGV[6]  duration_ms
--- ARGV[7]  result JSON text ('' when the handler returned None)
--- ARGV[8]  notify channel
--- ARGV[9]  now (unix ms)
+-- KEYS[4]  recent completions sorted set (trimmed by the recoverer)
+-- KEYS[5]  throughput hash of the current minute
+-- then per job i (0-based), at 6 + 2*i: job record key, result hash key
+-- ARGV[1]  result TTL (seconds)
+-- then per job i (0-based), at 2 + 8*i:
+--   id, lease token, updated record JSON (status completed), completed_at
+--   (ISO 8601), duration_ms, result JSON text ('' when the handler returned
+--   None), notify channel, now (unix ms)
 --
--- Returns: 1 done; 0 refused because the caller's lease is gone (stale ack:
--- the job was recovered and re-issued, so the new holder completes it).
+-- Returns: per job, 1 done; 0 refused because the caller's lease is gone
+-- (stale ack: the job was recovered and re-issued, so the new holder completes
+-- it). The shared structures (active, leases, stalls, completions, throughput)
+-- take one variadic command per batch.
 -- No DEL of the result first: only bury writes an `error` field, and only
 -- replay (which deletes the result) can bring a buried job back.
 
 -- @include _lease.lua
+-- @include _bulk.lua
 
-local id = ARGV[1]
-if not lease_queue(KEYS[2], id, ARGV[2]) then return 0 end
-redis.call('ZREM', KEYS[1], id)
-redis.call('HDEL', KEYS[2], id)
-redis.call('HDEL', KEYS[3], id)
-redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4])
-if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[5], 'status', 'completed', 'completed_at', ARGV[5],
-    'duration_ms', ARGV[6], 'result', ARGV[7])
-else
-  redis.call('HSET', KEYS[5], 'status', 'completed', 'completed_at', ARGV[5],
-    'duration_ms', ARGV[6])
+local ttl = ARGV[1]
+local njobs = (#KEYS - 5) / 2
+local ids = {}
+for i = 0, njobs - 1 do
+  ids[i + 1] = ARGV[2 + 8 * i]
 end
-redis.call('EXPIRE', KEYS[5], ARGV[4])
-redis.call('ZADD', KEYS[6], ARGV[9], id)
-if redis.call('HINCRBY', KEYS[7], 'completed', 1) == 1 then
-  redis.call('EXPIRE', KEYS[7], 7200)
+local held = redis.call('HMGET', KEYS[2], unpack(ids))
+local out, done, scored = {}, {}, {}
+for i = 0, njobs - 1 do
+  local a = 2 + 8 * i
+  local id = ARGV[a]
+  if lease_list(held[i + 1], ARGV[a + 1]) then
+    local k = 6 + 2 * i
+    redis.call('SET', KEYS[k], ARGV[a + 2], 'EX', ttl)
+    if ARGV[a + 5] ~= '' then
+      redis.call('HSET', KEYS[k + 1], 'status', 'completed', 'completed_at', ARGV[a + 3],
+        'duration_ms', ARGV[a + 4], 'result', ARGV[a + 5])
+    else
+      redis.call('HSET', KEYS[k + 1], 'status', 'completed', 'completed_at', ARGV[a + 3],
+        'duration_ms', ARGV[a + 4])
+    end
+    redis.call('EXPIRE', KEYS[k + 1], ttl)
+    redis.call('PUBLISH', ARGV[a + 6], 'completed')
+    done[#done + 1] = id
+    scored[#scored + 1] = ARGV[a + 7]
+    scored[#scored + 1] = id
+    out[i + 1] = 1
+  else
+    out[i + 1] = 0
+  end
 end
-redis.call('PUBLISH', ARGV[8], 'completed')
-return 1
+if #done > 0 then
+  bulk('ZREM', KEYS[1], done)
+  bulk('HDEL', KEYS[2], done)
+  bulk('HDEL', KEYS[3], done)
+  bulk('ZADD', KEYS[4], scored)
+  if redis.call('HINCRBY', KEYS[5], 'completed', #done) == #done then
+    redis.call('EXPIRE', KEYS[5], 7200)
+  end
+end
+return out
