@@ -101,6 +101,22 @@ def test_sigterm_short_timeout_puts_jobs_back_uncharged(
     assert w.events("worker.drained")[0]["put_back"] == 20
 
 
+def test_drain_ends_even_when_a_handler_swallows_cancellation(
+    workers: WorkerFactory, r: redis.Redis
+) -> None:
+    w = workers.start("apps.core:app", SHUTDOWN_TIMEOUT="1s")
+    [job_id] = enqueue("stubborn", [{"k": "s"}])
+    wait_for(lambda: r.hlen("test:started") == 1, 20, message="job running")
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0  # SHUTDOWN_TIMEOUT, then 5 s for cancelled jobs to end
+    assert r.hget("test:cancelled", "s") is not None  # it was asked to stop
+    assert r.zcard("bananas:active") == 0
+    assert r.lrange("bananas:ready:normal:stubborn", 0, -1) == [job_id]
+    assert json.loads(r.get(f"bananas:job:{job_id}"))["attempts"] == 0
+    drained = w.events("worker.drained")[0]
+    assert drained["abandoned"] == 1 and drained["put_back"] == 1
+
+
 def test_second_signal_forces_exit(workers: WorkerFactory, r: redis.Redis) -> None:
     w = workers.start("apps.core:app", SHUTDOWN_TIMEOUT="60s")
     enqueue("sleepy", [{"k": "a", "seconds": 30.0}])

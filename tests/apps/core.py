@@ -49,6 +49,17 @@ async def sleepy(k: str, seconds: float) -> str:
 
 
 @app.job()
+async def stubborn(k: str) -> None:
+    """A handler that swallows cancellation: a drain must still end."""
+    r().hset("test:started", k, repr(time.time()))
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            r().hincrby("test:cancelled", k, 1)
+
+
+@app.job()
 async def stamp(k: str, sent: float) -> float:
     """Record enqueue->start latency."""
     delay = time.time() - sent

@@ -125,10 +125,16 @@ def _run_worker(settings: Settings) -> int:
     try:
         import uvloop
 
-        runner: Callable[..., int] = uvloop.run
+        new_loop: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     except ImportError:
-        runner = asyncio.run
-    code = runner(worker.run())
+        new_loop = asyncio.new_event_loop
+    # Not asyncio.run / uvloop.run: their clean-up waits for every task to end,
+    # and a handler that swallows cancellation would then hold the exit forever.
+    # By the time run() returns the worker has drained and put back what it
+    # could; os._exit below ends whatever is left.
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    code = loop.run_until_complete(worker.run())
     log.flush()
     sys.stdout.flush()
     sys.stderr.flush()

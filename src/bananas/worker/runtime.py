@@ -441,6 +441,16 @@ class Worker:
             task.cancel()
         if leftover:
             await asyncio.wait(leftover, timeout=5.0)
+        # A handler that ignores cancellation: its job goes back like the others
+        # and the process leaves without it (the CLI exits past such tasks).
+        abandoned = [job_id for job_id, task in self._tasks.items() if not task.done()]
+        for job_id in abandoned:
+            self.log.warning(
+                "job.abandoned",
+                job_id=job_id,
+                detail="its handler did not stop when cancelled; put back, run again elsewhere",
+            )
+            self._to_requeue.append(self._deliveries[job_id])
         put_back = 0
         if self._to_requeue:
             try:
@@ -459,4 +469,5 @@ class Worker:
             drain_s=round(time.monotonic() - self.drain_started, 3),
             finished_during_drain=in_flight_at_start - len(leftover),
             put_back=put_back,
+            abandoned=len(abandoned),
         )
