@@ -151,20 +151,43 @@ def test_scripts_reload_after_script_flush_for_merged_acks_and_sync_enqueue(
 
 
 def test_a_call_that_cannot_be_sent_fails_alone_and_the_broker_goes_on(redis_url: str) -> None:
-    """No caller may wait forever: an unexpected error in a pipelined batch
-    reaches every caller in it, and the next batch works."""
+    """No caller may wait forever, and one bad call does not fail the others
+    pipelined with it."""
 
     async def main() -> None:
         b = RedisBroker(redis_url)
-        await b.enqueue([job(1)])
+        await b.enqueue([job(1), job(2)])
         bad = b._call("extend", ["bananas:active", "bananas:leases"], [object()])
         good = b.dequeue(Q, 1, 30, "w:")
         outcomes = await asyncio.wait_for(
             asyncio.gather(bad, good, return_exceptions=True), timeout=10
         )
-        assert all(isinstance(o, BrokerError) for o in outcomes), outcomes
+        assert isinstance(outcomes[0], BrokerError), outcomes
+        assert [d.id for d in outcomes[1]] == ["j1"]
         [d] = await asyncio.wait_for(b.dequeue(Q, 1, 30, "w:"), timeout=10)
-        assert d.id == "j1"
+        assert d.id == "j2"
         await b.close()
 
     run(main())
+
+
+def test_one_bad_ack_in_a_merged_batch_fails_alone(redis_url: str, r: redis.Redis) -> None:
+    """A job whose result key holds a foreign value cannot be acked; the acks
+    sharing its script call still are, and its lease stays for recovery."""
+
+    async def main() -> None:
+        b = RedisBroker(redis_url)
+        await b.enqueue([job(i) for i in range(1, 4)])
+        got = await b.dequeue(Q, 3, 30, "w:")
+        r.set("bananas:result:j2", "not a hash")
+        outcomes = await asyncio.gather(
+            *(b.complete(d, b"{}", None, 1.0) for d in got), return_exceptions=True
+        )
+        assert outcomes[0] is True and outcomes[2] is True, outcomes
+        assert isinstance(outcomes[1], BrokerError) and "WRONGTYPE" in str(outcomes[1])
+        await b.close()
+
+    run(main())
+    assert r.zrange("bananas:active", 0, -1) == ["j2"]
+    assert r.hget("bananas:result:j1", "status") == "completed"
+    assert r.hget("bananas:result:j3", "status") == "completed"

@@ -181,3 +181,18 @@ async def test_concurrent_acks_settle_each_job_on_its_own(broker: Broker) -> Non
     assert await broker.job_state(stale.id) == "queued"
     assert not await broker.complete(stale, record(stale.id), None, 1.0)
     assert (await broker.stats()).active == 0
+
+
+async def test_the_same_ack_twice_at_once_counts_once(broker: Broker) -> None:
+    await broker.enqueue(jobs("a", "b"))
+    a, b = await broker.dequeue(Q, 2, 30.0, "w:")
+    outcomes = await asyncio.gather(
+        broker.complete(a, record("a"), b"1", 1.0),
+        broker.complete(a, record("a"), b"2", 1.0),
+        broker.complete(b, record("b"), None, 1.0),
+    )
+    assert outcomes == [True, False, True]
+    result = await broker.get_result("a")
+    assert result is not None and result.value() == 1
+    stats = await broker.stats()
+    assert stats.active == 0 and stats.completed == 2  # indexed once each

@@ -161,33 +161,35 @@ class RedisBroker(RedisInspection, Broker):
     ) -> list[Any]:
         """Run a script once per (keys, args), all in one write and one round trip."""
         script = self._scripts[name]
+        try:
+            packed = b"".join(
+                pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
+                for keys, args in calls
+            )
+        except TypeError as exc:
+            raise BrokerError(f"cannot send {name}: {exc}") from exc
+        replies: list[Any] = []
         fast = self._held_connection()
         if fast is not None:
             try:
-                fast.send_packed_command(
-                    [
-                        b"".join(
-                            pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
-                            for keys, args in calls
-                        )
-                    ]
-                )
-                replies: list[Any] = []
+                fast.send_packed_command([packed])
                 for _ in calls:
                     try:
                         replies.append(fast.read_response())
                     except ResponseError as exc:  # an error reply; the connection is fine
                         replies.append(exc)
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                # The held connection broke: drop it; the pooled path below retries.
+            except (RedisError, OSError) as exc:
+                # The held connection broke (or is out of step): drop it. Calls
+                # already answered stand; the rest are redone on the pooled path.
                 fast.disconnect()
                 self._local.conn = None
-            else:
-                return [
-                    self._settle_sync(script, call, reply)
-                    for call, reply in zip(calls, replies, strict=True)
-                ]
-        return [self._call_pooled_sync(script, keys, args) for keys, args in calls]
+                if not isinstance(exc, _UNAVAILABLE):
+                    raise wrap(exc) from exc
+        out = [
+            self._settle_sync(script, call, reply)
+            for call, reply in zip(calls, replies, strict=False)
+        ]
+        return out + [self._call_pooled_sync(script, *call) for call in calls[len(replies) :]]
 
     def _settle_sync(
         self, script: LuaScript, call: tuple[Sequence[str], Sequence[Any]], reply: Any

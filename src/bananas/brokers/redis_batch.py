@@ -11,6 +11,8 @@ Scripts written for it (complete.lua) take a batch in one call: `call_merged`
 items of one loop turn that share the script and its leading KEYS/ARGV become
 one EVALSHA whose reply holds one entry per item, so Redis runs one script and
 one variadic command per shared structure instead of one of each per job.
+An item of such a reply that is the text "error: <reason>" fails that item's
+caller alone.
 
 The batcher writes on a connection of its own, packed in one write, and reads
 the replies in order: redis-py's Pipeline object costs more per command than
@@ -52,10 +54,16 @@ class _Fanout:
 
     def set_result(self, reply: Any) -> None:
         if not isinstance(reply, list) or len(reply) != len(self.futures):
-            self.set_exception(ResponseError(f"merged script reply does not match: {reply!r}"))
+            self.set_exception(BrokerError(f"merged script reply does not match: {reply!r}"))
             return
         for future, item in zip(self.futures, reply, strict=True):
-            if not future.done():
+            if future.done():
+                continue
+            if isinstance(item, bytes) and item.startswith(b"error: "):
+                future.set_exception(
+                    BrokerError(f"Redis error: {item[7:].decode(errors='replace')}")
+                )
+            else:
                 future.set_result(item)
 
     def set_exception(self, exc: BaseException) -> None:
@@ -141,23 +149,33 @@ class ScriptBatcher:
         return self._conn
 
     async def _send(self, batch: list[Pending]) -> None:
+        parts = []
+        sendable = []
+        for item in batch:
+            script, keys, args, future = item
+            try:
+                parts.append(pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)))
+            except Exception as exc:  # an argument Redis cannot take: this caller's bug alone
+                if not future.done():
+                    future.set_exception(BrokerError(f"cannot send {script.name}: {exc}"))
+                continue
+            sendable.append(item)
+        batch = sendable
+        if not batch:
+            return
         replies: list[Any] = []
         try:
             conn = await self._connection()
-            packed = b"".join(
-                pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
-                for script, keys, args, _ in batch
-            )
-            await conn.send_packed_command([packed], check_health=False)
+            await conn.send_packed_command([b"".join(parts)], check_health=False)
             for _ in batch:
                 try:
                     replies.append(await conn.read_response())
                 except ResponseError as exc:  # an error reply; the connection is fine
                     replies.append(exc)
-        except Exception as exc:
-            # A broken connection, or anything unforeseen (an argument that cannot
-            # be packed, a reply that cannot be parsed): the callers get the error
-            # rather than waiting forever. The stream may be mid-reply: start over.
+        except BaseException as exc:
+            # A broken connection, a reply that cannot be parsed, or this task
+            # cancelled: the callers get an error rather than waiting forever.
+            # The stream may be mid-reply: start over on a new connection.
             if self._conn is not None:
                 with contextlib.suppress(Exception):
                     await self._conn.disconnect()
@@ -169,6 +187,8 @@ class ScriptBatcher:
             for *_, future in batch[len(replies) :]:
                 if not future.done():
                     future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise  # cancellation and the like go on up
             batch = batch[: len(replies)]
         for (script, keys, args, future), reply in zip(batch, replies, strict=True):
             if future.done():

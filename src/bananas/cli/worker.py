@@ -134,9 +134,12 @@ def _run_worker(settings: Settings) -> int:
     # could; os._exit below ends whatever is left.
     loop = new_loop()
     asyncio.set_event_loop(loop)
-    code = loop.run_until_complete(worker.run())
-    log.flush()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Threads still running a timed-out sync job must not hold the exit.
-    os._exit(code)
+    code = 70  # EX_SOFTWARE, if run() itself fails
+    try:
+        code = loop.run_until_complete(worker.run())
+    finally:
+        log.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Threads still running a timed-out sync job must not hold the exit.
+        os._exit(code)

@@ -15,7 +15,8 @@
 --
 -- Returns: per job, 1 done; 0 refused because the caller's lease is gone
 -- (stale ack: the job was recovered and re-issued, so the new holder completes
--- it). The shared structures (active, leases, stalls, completions, throughput)
+-- it, or the same ack came twice in the batch); or the text "error: <reason>"
+-- when writing that job's record or result failed. The shared structures (active, leases, stalls, completions, throughput)
 -- take one variadic command per batch.
 -- No DEL of the result first: only bury writes an `error` field, and only
 -- replay (which deletes the result) can bring a buried job back.
@@ -30,26 +31,42 @@ for i = 0, njobs - 1 do
   ids[i + 1] = ARGV[2 + 8 * i]
 end
 local held = redis.call('HMGET', KEYS[2], unpack(ids))
-local out, done, scored = {}, {}, {}
+
+-- The error text of a redis.pcall reply, or nil.
+local function failed(reply)
+  return type(reply) == 'table' and reply.err or nil
+end
+
+local out, done, scored, seen = {}, {}, {}, {}
 for i = 0, njobs - 1 do
   local a = 2 + 8 * i
   local id = ARGV[a]
-  if lease_list(held[i + 1], ARGV[a + 1]) then
+  if not seen[id] and lease_list(held[i + 1], ARGV[a + 1]) then
+    seen[id] = true
     local k = 6 + 2 * i
-    redis.call('SET', KEYS[k], ARGV[a + 2], 'EX', ttl)
-    if ARGV[a + 5] ~= '' then
-      redis.call('HSET', KEYS[k + 1], 'status', 'completed', 'completed_at', ARGV[a + 3],
-        'duration_ms', ARGV[a + 4], 'result', ARGV[a + 5])
-    else
-      redis.call('HSET', KEYS[k + 1], 'status', 'completed', 'completed_at', ARGV[a + 3],
-        'duration_ms', ARGV[a + 4])
+    -- pcall: one job's bad key (say, a user id colliding with a foreign key)
+    -- fails that job alone, not the batch it shares a call with.
+    local err = failed(redis.pcall('SET', KEYS[k], ARGV[a + 2], 'EX', ttl))
+    if not err then
+      local stored
+      if ARGV[a + 5] ~= '' then
+        stored = redis.pcall('HSET', KEYS[k + 1], 'status', 'completed',
+          'completed_at', ARGV[a + 3], 'duration_ms', ARGV[a + 4], 'result', ARGV[a + 5])
+      else
+        stored = redis.pcall('HSET', KEYS[k + 1], 'status', 'completed',
+          'completed_at', ARGV[a + 3], 'duration_ms', ARGV[a + 4])
+      end
+      err = failed(stored) or failed(redis.pcall('EXPIRE', KEYS[k + 1], ttl))
     end
-    redis.call('EXPIRE', KEYS[k + 1], ttl)
-    redis.call('PUBLISH', ARGV[a + 6], 'completed')
-    done[#done + 1] = id
-    scored[#scored + 1] = ARGV[a + 7]
-    scored[#scored + 1] = id
-    out[i + 1] = 1
+    if err then
+      out[i + 1] = 'error: ' .. err -- the lease stays: the job comes back by recovery
+    else
+      redis.call('PUBLISH', ARGV[a + 6], 'completed')
+      done[#done + 1] = id
+      scored[#scored + 1] = ARGV[a + 7]
+      scored[#scored + 1] = id
+      out[i + 1] = 1
+    end
   else
     out[i + 1] = 0
   end
