@@ -19,12 +19,11 @@ from .handle import JobHandle
 from .job import (
     PRIORITY_NAMES,
     assemble_record,
-    build_record,
     check_priority,
     encode_payload,
     new_job_ids,
     now_iso,
-    ready_record_tail,
+    record_tail,
 )
 from .schedules import Schedule, zone
 
@@ -347,31 +346,21 @@ class Bananas:
                 raise BananasError("a job type name must be a non-empty string")
             payload_json = encode_payload(spec.payload, limit)
             job_id = spec.job_id or fresh_id
-            if spec.at is None and not spec.delay:
-                alike = (name, spec.priority, spec.max_retries, spec.description)
-                tail = tails.get(alike)
-                if tail is None:
-                    tail = tails[alike] = ready_record_tail(
-                        name=name,
-                        priority=spec.priority,
-                        max_retries=spec.max_retries,
-                        description=spec.description,
-                        now=stamp,
-                    )
-                record = assemble_record(job_id, tail, payload_json)
-                jobs.append(NewJob(job_id, name, spec.priority, record, None))
-                continue
-            due = spec.at if spec.at is not None else now + (spec.delay or 0.0)
-            record = build_record(
-                job_id=job_id,
-                name=name,
-                payload_json=payload_json,
-                priority=spec.priority,
-                max_retries=spec.max_retries,
-                scheduled_for=due,
-                description=spec.description,
-                now=stamp,
-            )
+            due = spec.at if spec.at is not None else (now + spec.delay if spec.delay else None)
+            alike = (name, spec.priority, spec.max_retries, spec.description)
+            tail = tails.get(alike) if due is None else None
+            if tail is None:
+                tail = record_tail(
+                    name=name,
+                    priority=spec.priority,
+                    max_retries=spec.max_retries,
+                    description=spec.description,
+                    now=stamp,
+                    scheduled_for=due,
+                )
+                if due is None:
+                    tails[alike] = tail
+            record = assemble_record(job_id, tail, payload_json)
             jobs.append(NewJob(job_id, name, spec.priority, record, due))
         return jobs
 

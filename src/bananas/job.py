@@ -153,15 +153,21 @@ class JobRecord:
         return orjson.dumps(self.fields)
 
 
-def ready_record_tail(
-    *, name: str, priority: str, max_retries: int | None, description: str, now: str
+def record_tail(
+    *,
+    name: str,
+    priority: str,
+    max_retries: int | None,
+    description: str,
+    now: str,
+    scheduled_for: float | None = None,
 ) -> bytes:
-    """The fields after `id` of a record that is ready now, encoded once and
-    shared by every alike job of a batch (see `assemble_record`)."""
+    """A new record's fields after `id`, encoded. Ready-now jobs alike in
+    these fields share one tail across a batch (see `assemble_record`)."""
     head: dict[str, Any] = {
         "name": name,
         "description": description,
-        "status": Status.PENDING,
+        "status": Status.SCHEDULED if scheduled_for is not None else Status.PENDING,
         "priority": priority,
         "created_at": now,
         "updated_at": now,
@@ -169,11 +175,14 @@ def ready_record_tail(
     }
     if max_retries is not None:
         head["max_retries"] = max_retries
+    if scheduled_for is not None:
+        head["scheduled_for"] = iso_from_unix(scheduled_for)
     return b"," + orjson.dumps(head)[1:-1]
 
 
 def assemble_record(job_id: str, tail: bytes, payload_json: bytes) -> bytes:
-    """A record from its id, a `ready_record_tail` and the serialized payload."""
+    """A record from its id, a `record_tail` and the serialized payload, which
+    is spliced in as is (a possibly large payload is never serialized twice)."""
     return b'{"id":' + orjson.dumps(job_id) + tail + b',"payload":' + payload_json + b"}"
 
 
@@ -189,23 +198,15 @@ def build_record(
     now: str | None = None,
 ) -> bytes:
     """Encode a new record; the payload is spliced in already serialized."""
-    now = now or now_iso()
-    head: dict[str, Any] = {
-        "id": job_id,
-        "name": name,
-        "description": description,
-        "status": Status.SCHEDULED if scheduled_for is not None else Status.PENDING,
-        "priority": priority,
-        "created_at": now,
-        "updated_at": now,
-        "attempts": 0,
-    }
-    if max_retries is not None:
-        head["max_retries"] = max_retries
-    if scheduled_for is not None:
-        head["scheduled_for"] = iso_from_unix(scheduled_for)
-    # Splicing avoids serializing a (possibly large) payload twice.
-    return orjson.dumps(head)[:-1] + b',"payload":' + payload_json + b"}"
+    tail = record_tail(
+        name=name,
+        priority=priority,
+        max_retries=max_retries,
+        description=description,
+        now=now or now_iso(),
+        scheduled_for=scheduled_for,
+    )
+    return assemble_record(job_id, tail, payload_json)
 
 
 _REQUIRED_TEXT = ("id", "name")

@@ -20,7 +20,7 @@
 
 local count = tonumber(ARGV[1])
 local deadline = ARGV[2]
-local ids, deadlines, leases, records = {}, {}, {}, {}
+local ids, tokens, deadlines, leases, records = {}, {}, {}, {}, {}
 for i = 3, #KEYS, 2 do
   if #ids >= count then break end
   local popped = redis.call('RPOP', KEYS[i], count - #ids)
@@ -28,10 +28,11 @@ for i = 3, #KEYS, 2 do
     for _, id in ipairs(popped) do
       local n = #ids + 1
       ids[n] = id
+      tokens[n] = ARGV[3] .. n
       deadlines[#deadlines + 1] = deadline
       deadlines[#deadlines + 1] = id
       leases[#leases + 1] = id
-      leases[#leases + 1] = ARGV[3] .. n .. ' ' .. KEYS[i]
+      leases[#leases + 1] = tokens[n] .. ' ' .. KEYS[i]
       records[n] = ARGV[4] .. id
     end
     if redis.call('LLEN', KEYS[i]) > 0 then
@@ -47,6 +48,6 @@ local out = {}
 for n, id in ipairs(ids) do
   out[#out + 1] = id
   out[#out + 1] = bodies[n]
-  out[#out + 1] = ARGV[3] .. n
+  out[#out + 1] = tokens[n]
 end
 return out
