@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -53,6 +54,35 @@ def test_enqueue_many_is_one_round_trip(r: redis.Redis) -> None:
 def _evalsha_calls(r: redis.Redis) -> int:
     stats = r.info("commandstats").get("cmdstat_evalsha", {})
     return int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
+
+
+def test_threads_enqueueing_at_once_share_one_broker(r: redis.Redis) -> None:
+    """A web process's threads all enqueue on a fresh app: one broker and one
+    Redis client are built, and every call succeeds."""
+    threads_app = Bananas()
+    job = threads_app.job(name="add")(add.__wrapped__)
+    start = threading.Barrier(16)
+    brokers: list[object] = []
+    ids: list[str] = []
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        start.wait(5)
+        try:
+            brokers.append(threads_app.broker)  # the first use, from 16 threads at once
+            ids.append(job.enqueue(a=1, b=2).id)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == []
+    assert len(set(ids)) == 16 and r.llen("bananas:ready:normal:add") == 16
+    assert len({id(b) for b in brokers}) == 1
+    threads_app.close()
 
 
 def test_delay_and_priority_options(workers: WorkerFactory, r: redis.Redis) -> None:

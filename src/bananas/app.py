@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -132,6 +133,7 @@ class Bananas:
         self.handlers: dict[str, JobDefinition] = {}
         self.schedules: dict[str, Schedule] = {}
         self._sync_broker: Broker | None = None
+        self._sync_broker_lock = threading.Lock()
         self._async_brokers: dict[asyncio.AbstractEventLoop, Broker] = {}
 
     # -- configuration ------------------------------------------------------
@@ -160,10 +162,16 @@ class Bananas:
 
     @property
     def broker(self) -> Broker:
-        """Broker for synchronous client calls."""
-        if self._sync_broker is None:
-            self._sync_broker = self.new_broker()
-        return self._sync_broker
+        """Broker for synchronous client calls, shared by every thread."""
+        broker = self._sync_broker
+        if broker is None:
+            # Locked: web threads enqueue at once on a fresh process; unlocked,
+            # each would build a broker (scripts, pools) and all but one leak.
+            with self._sync_broker_lock:
+                broker = self._sync_broker
+                if broker is None:
+                    broker = self._sync_broker = self.new_broker()
+        return broker
 
     def async_broker(self) -> Broker:
         """Broker for asyncio client calls on the running loop (one per loop)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -15,12 +16,19 @@ from bananas import Bananas
 
 app = Bananas()
 _client: redis.Redis | None = None
+_client_lock = threading.Lock()
 
 
 def r() -> redis.Redis:
+    # Locked: thread-executor jobs start at once in a new worker. Two threads
+    # creating clients side by side left one to be garbage-collected, and its
+    # __del__ closed the connection pool under the other thread's pipeline; the
+    # handler failed after its HINCRBY landed and the retry counted it twice.
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(os.environ["TEST_REDIS_URL"], decode_responses=True)
+        with _client_lock:
+            if _client is None:
+                _client = redis.Redis.from_url(os.environ["TEST_REDIS_URL"], decode_responses=True)
     return _client
 
 

@@ -67,6 +67,7 @@ class RedisBroker(RedisInspection, Broker):
         self._complete_minute = -1
         self._complete_shared: tuple[str, ...] = ()
         self._local = threading.local()
+        self._sync_lock = threading.Lock()
 
     # -- connections ------------------------------------------------------
     @property
@@ -76,9 +77,17 @@ class RedisBroker(RedisInspection, Broker):
         return self._async
 
     def _sync(self) -> Any:
-        if self._sync_client is None:
-            self._sync_client = redis_sync.Redis.from_url(self.url, **_client_options())
-        return self._sync_client
+        client = self._sync_client
+        if client is None:
+            # Locked: a client that loses the race is garbage-collected, and
+            # redis-py's Redis.__del__ closes its pool under whoever still uses it.
+            with self._sync_lock:
+                client = self._sync_client
+                if client is None:
+                    client = self._sync_client = redis_sync.Redis.from_url(
+                        self.url, **_client_options()
+                    )
+        return client
 
     async def ping(self) -> None:
         try:
