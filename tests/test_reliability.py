@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 
 import redis
 from apps.core import app
-from support import WorkerFactory, wait_for
+from support import RedisServer, WorkerFactory, wait_for
+
+from bananas import Bananas
 
 
 def enqueue(name: str, payloads: list[dict[str, object]]) -> list[str]:
@@ -70,6 +73,41 @@ def test_job_killing_its_worker_is_dead_lettered_after_max_stalls(
     assert "MAX_STALLS=3" in info["reason"]
     assert r.hget(f"bananas:result:{job_id}", "status") == "failed"
     assert current.proc.poll() is None, "the last worker is alive"
+
+
+def test_sigterm_exits_when_redis_stops_answering(
+    workers: WorkerFactory, r: redis.Redis, tmp_path: Path
+) -> None:
+    """Redis frozen (SIGSTOP: connections open, no replies) under a running job,
+    then SIGTERM: putting the job back can never be answered. The stop gives that
+    step up after its bound, names it in the log, and exits 0 instead of hanging
+    until Redis comes back; the job keeps its lease and is not lost."""
+    (tmp_path / "frozen").mkdir()
+    frozen = RedisServer(tmp_path / "frozen")
+    frozen.start()
+    try:
+        w = workers.start(
+            "apps.core:app", "--concurrency", "1", REDIS_URL=frozen.url, SHUTDOWN_TIMEOUT="1s"
+        )
+        Bananas(frozen.url).enqueue("sleepy", {"k": "held", "seconds": 30.0})
+        wait_for(lambda: r.hexists("test:started", "held"), 10, message="the job running")
+        assert frozen.proc is not None
+        frozen.proc.send_signal(signal.SIGSTOP)
+        w.signal(signal.SIGTERM)
+        assert w.wait(45) == 0
+        frozen.proc.send_signal(signal.SIGCONT)
+        stuck = w.events("worker.shutdown_stuck")
+        assert "requeue" in {e["step"] for e in stuck}, stuck
+        assert all("redis" in e["waiting_in"] or "batch" in e["waiting_in"] for e in stuck), stuck
+        assert w.events("worker.stopped")
+        held = redis.Redis.from_url(frozen.url, decode_responses=True)
+        # Still leased: recovery brings it back when the lease expires.
+        assert held.zcard("bananas:active") == 1
+        held.close()
+    finally:
+        if frozen.proc is not None:
+            frozen.proc.send_signal(signal.SIGCONT)
+        frozen.stop()
 
 
 def test_sigterm_drains_running_jobs(workers: WorkerFactory, r: redis.Redis) -> None:

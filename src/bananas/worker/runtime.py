@@ -20,7 +20,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..app import Bananas
 from ..brokers.base import Broker, Delivery
@@ -40,6 +40,26 @@ if TYPE_CHECKING:
 
 IDLE_WAIT = 1.0  # seconds a blocking wait lasts before the loop looks again
 FETCH_STALL = 15.0  # /livez fails when the fetch loop is this quiet with free slots
+T = TypeVar("T")
+SHUTDOWN_STEP = 5.0  # seconds each stop step that waits on Redis may take
+
+
+def awaiting(task: asyncio.Future[Any]) -> str:
+    """Where a task is suspended: its await chain, outermost first, as
+    "file:function:line > ...", so a stuck step names the call it waits on."""
+    where: list[str] = []
+    node: Any = getattr(task, "get_coro", lambda: None)()
+    while node is not None and len(where) < 20:
+        frame = getattr(node, "cr_frame", None) or getattr(node, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            where.append(f"{os.path.basename(code.co_filename)}:{code.co_name}:{frame.f_lineno}")
+        nxt = getattr(node, "cr_await", None) or getattr(node, "gi_yieldfrom", None)
+        if nxt is None:
+            where.append(type(node).__name__)
+            break
+        node = nxt
+    return " > ".join(where)
 
 
 class Worker:
@@ -165,14 +185,18 @@ class Worker:
         self, background: list[asyncio.Task[None]], fetchers: list[asyncio.Task[None]]
     ) -> int:
         """Stop order: (fetchers already drained) heartbeat -> maintenance ->
-        monitor (deregisters) -> executors -> broker -> health server."""
+        monitor (deregisters) -> executors -> broker -> health server.
+
+        The jobs are settled or put back by now; what is left is clean-up, so
+        each step gets SHUTDOWN_STEP seconds and a stuck one is logged (with
+        where it waits) and left behind: the process exits either way."""
         for task in background:
             task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
-        await self.maintenance.stop()
-        await self.monitor.stop()
+        await self._bounded("background", asyncio.gather(*background, return_exceptions=True))
+        await self._bounded("maintenance", self.maintenance.stop())
+        await self._bounded("monitor", self.monitor.stop())
         self.executors.shutdown()
-        await self.broker.close()
+        await self._bounded("broker", self.broker.close())
         if self.health is not None:
             self.health.stop()
         self.log.lifecycle(
@@ -184,6 +208,29 @@ class Worker:
         )
         self.log.flush()
         return 0
+
+    async def _bounded(self, step: str, awaitable: Awaitable[T]) -> T | None:
+        """Await one step of the stop, at most SHUTDOWN_STEP seconds: a Redis
+        that stopped answering (or a bug) must not keep a drained process alive."""
+        task = asyncio.ensure_future(awaitable)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), SHUTDOWN_STEP)
+        except TimeoutError:
+            if task.done():  # it ended on the deadline (say, a 5 s connect timeout)
+                return task.result() if not task.exception() else None
+            self.log.error(
+                "worker.shutdown_stuck",
+                step=step,
+                waited_s=SHUTDOWN_STEP,
+                waiting_in=awaiting(task),
+                detail="left behind; leased jobs it held come back when their lease expires",
+            )
+            task.cancel()
+        except Exception as exc:  # clean-up must not turn a drained exit into a crash
+            self.log.warning(
+                "worker.shutdown_error", step=step, error=f"{type(exc).__name__}: {exc}"
+            )
+        return None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -426,7 +473,10 @@ class Worker:
         self.state = "draining"
         if self.drain_started is None:
             self.drain_started = time.monotonic()
-        await asyncio.gather(*fetchers, return_exceptions=True)
+        # A dequeue in flight finishes (its jobs join the buffer and go back
+        # below) unless Redis stopped answering; then its jobs, if leased, come
+        # back by lease expiry.
+        await self._bounded("fetchers", asyncio.gather(*fetchers, return_exceptions=True))
         # Prefetched jobs never started: back to their queue at once, uncharged.
         while self._buffer:
             delivery = self._buffer.popleft()
@@ -453,14 +503,7 @@ class Worker:
             self._to_requeue.append(self._deliveries[job_id])
         put_back = 0
         if self._to_requeue:
-            try:
-                put_back = await self.broker.requeue(self._to_requeue)
-            except BrokerError as exc:
-                self.log.error(
-                    "drain.requeue_failed",
-                    error=str(exc),
-                    detail="the jobs come back after their lease expires",
-                )
+            put_back = await self._bounded("requeue", self._put_back(self._to_requeue)) or 0
         self.stats.requeued += put_back
         self.drain_duration = time.monotonic() - self.drain_started
         self.state = "stopped"
@@ -471,3 +514,14 @@ class Worker:
             put_back=put_back,
             abandoned=len(abandoned),
         )
+
+    async def _put_back(self, deliveries: list[Delivery]) -> int:
+        try:
+            return await self.broker.requeue(deliveries)
+        except BrokerError as exc:
+            self.log.error(
+                "drain.requeue_failed",
+                error=str(exc),
+                detail="the jobs come back after their lease expires",
+            )
+            return 0
