@@ -44,6 +44,9 @@ def _client_options() -> dict[str, Any]:
     """Connection settings shared by the asyncio (worker) and sync (client) clients."""
     return {
         "socket_connect_timeout": 5,
+        # Explicit: redis-py 8 reads time out after 5 s by default, 5.x never.
+        # Blocking commands here wait at most 2 s (IDLE_WAIT, pump_foreign).
+        "socket_timeout": 5,
         "socket_keepalive": True,
         "health_check_interval": 30,
         "retry": retry_policy(),

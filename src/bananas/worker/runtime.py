@@ -41,7 +41,9 @@ if TYPE_CHECKING:
 IDLE_WAIT = 1.0  # seconds a blocking wait lasts before the loop looks again
 FETCH_STALL = 15.0  # /livez fails when the fetch loop is this quiet with free slots
 T = TypeVar("T")
-SHUTDOWN_STEP = 5.0  # seconds each stop step that waits on Redis may take
+# Seconds each stop step that waits on Redis may take: under the 5 s read
+# timeout, because a frozen Redis makes one command take 4 x 5 s with retries.
+SHUTDOWN_STEP = 3.0
 
 
 def awaiting(task: asyncio.Future[Any]) -> str:
