@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import shutil
@@ -158,9 +160,13 @@ class WorkerProcess:
             self._log.flush()
 
     def stop(self) -> None:
+        # The whole group (it has its own session): a process-pool child running
+        # a job outlives a SIGKILLed worker and would linger past the test.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(10)
+        self.proc.wait(10)
         self._log.close()
 
 
