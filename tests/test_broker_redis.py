@@ -12,6 +12,7 @@ from bananas.brokers.base import DeadInfo, NewJob
 from bananas.brokers.redis import RedisBroker
 from bananas.errors import BrokerError
 from bananas.job import build_record
+from bananas.periodic import PeriodicTasks
 
 Q = [("normal", "t")]
 
@@ -191,3 +192,27 @@ def test_one_bad_ack_in_a_merged_batch_fails_alone(redis_url: str, r: redis.Redi
     assert r.zrange("bananas:active", 0, -1) == ["j2"]
     assert r.hget("bananas:result:j1", "status") == "completed"
     assert r.hget("bananas:result:j3", "status") == "completed"
+
+
+def test_periodic_loops_on_redis_stop_even_when_a_cancel_is_swallowed(redis_url: str) -> None:
+    """redis-py (with our retry policy and health checks) can swallow a cancel
+    that lands mid-command and return normally; a loop cancelled once then ran
+    on and the worker's stop waited for it forever (seen as a worker hanging
+    after worker.drained). 200 loops of pings, each stopped at a random point
+    of a command: every stop must end."""
+
+    async def main() -> None:
+        broker = RedisBroker(redis_url)
+        errors: list[Exception] = []
+        try:
+            for i in range(200):
+                loops = PeriodicTasks(lambda name, exc: errors.append(exc))
+                loops.add("ping", 0.0, broker.ping)
+                for _ in range(1 + i % 7):
+                    await asyncio.sleep(0)
+                await asyncio.wait_for(loops.stop(), 5)
+        finally:
+            await broker.close()
+        assert errors == []
+
+    asyncio.run(main())

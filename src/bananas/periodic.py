@@ -3,19 +3,41 @@
 Each loop runs its action every period; an exception is handed to the
 owner's handler and the loop carries on (a periodic loop must not die of
 one bad tick).
+
+Stopping does not trust one `cancel()`: redis-py (8.1, with a retry policy
+and health checks) can swallow a cancellation that lands mid-command and
+return normally, so a loop cancelled once could run on and its stop wait
+forever. Loops end on a flag, and `cancel_until_done` cancels again until
+the tasks have really ended.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+RECANCEL_EVERY = 0.1  # seconds between cancels of a task that is still running
+
+
+async def cancel_until_done(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    """Cancel `tasks` and wait until every one has ended, cancelling again
+    any that swallowed the cancellation and carried on."""
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_EVERY)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: an error on the way out is not logged as unhandled
 
 
 class PeriodicTasks:
     def __init__(self, on_error: Callable[[str, Exception], None]) -> None:
         self._on_error = on_error
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def add(
         self,
@@ -30,11 +52,8 @@ class PeriodicTasks:
         )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._stopping = True
+        await cancel_until_done(self._tasks)
         self._tasks.clear()
 
     async def _loop(
@@ -42,9 +61,13 @@ class PeriodicTasks:
     ) -> None:
         if not at_once:
             await asyncio.sleep(period)
-        while True:
+        while not self._stopping:
             try:
                 await action()
             except Exception as exc:
+                if self._stopping:
+                    return  # the stop's cancel, surfacing as a library's error
                 self._on_error(name, exc)
+            if self._stopping:
+                return  # the stop's cancel was swallowed inside the action
             await asyncio.sleep(period)

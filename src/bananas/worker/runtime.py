@@ -29,6 +29,7 @@ from ..errors import BrokerError
 from ..logs import EventLog
 from ..observe.metrics import BrokerSnapshot, WorkerMetrics
 from ..observe.monitor import Monitor
+from ..periodic import cancel_until_done
 from ..scheduler import Maintenance
 from .executors import Executors, Requeue
 from .ordering import queue_orders
@@ -192,9 +193,7 @@ class Worker:
         The jobs are settled or put back by now; what is left is clean-up, so
         each step gets SHUTDOWN_STEP seconds and a stuck one is logged (with
         where it waits) and left behind: the process exits either way."""
-        for task in background:
-            task.cancel()
-        await self._bounded("background", asyncio.gather(*background, return_exceptions=True))
+        await self._bounded("background", cancel_until_done(background))
         await self._bounded("maintenance", self.maintenance.stop())
         await self._bounded("monitor", self.monitor.stop())
         self.executors.shutdown()
