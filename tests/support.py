@@ -161,10 +161,8 @@ class WorkerProcess:
     def stop(self) -> None:
         # The whole group (it has its own session): a process-pool child running
         # a job outlives a SIGKILLed worker and would linger past the test.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):  # the group is gone already
             os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.proc.poll() is None:
-            self.proc.kill()
         self.proc.wait(10)
         self._log.close()
 

@@ -214,11 +214,8 @@ class Worker:
         """Await one step of the stop, at most SHUTDOWN_STEP seconds: a Redis
         that stopped answering (or a bug) must not keep a drained process alive."""
         task = asyncio.ensure_future(awaitable)
-        try:
-            return await asyncio.wait_for(asyncio.shield(task), SHUTDOWN_STEP)
-        except TimeoutError:
-            if task.done():  # it ended on the deadline (say, a 5 s connect timeout)
-                return task.result() if not task.exception() else None
+        done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_STEP)
+        if not done:
             self.log.error(
                 "worker.shutdown_stuck",
                 step=step,
@@ -227,11 +224,14 @@ class Worker:
                 detail="left behind; leased jobs it held come back when their lease expires",
             )
             task.cancel()
+            return None
+        try:
+            return task.result()
         except Exception as exc:  # clean-up must not turn a drained exit into a crash
             self.log.warning(
                 "worker.shutdown_error", step=step, error=f"{type(exc).__name__}: {exc}"
             )
-        return None
+            return None
 
     def request_stop(self) -> None:
         self._stop.set()
