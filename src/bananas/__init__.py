@@ -13,7 +13,7 @@ from .errors import (
     PayloadTooLarge,
 )
 from .handle import JobHandle
-from .job import Priority, Status
+from .vocabulary import Priority, Status
 
 __all__ = [
     "Bananas",

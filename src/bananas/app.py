@@ -18,7 +18,6 @@ from .durations import parse_duration
 from .errors import BananasError, PayloadError
 from .handle import JobHandle
 from .job import (
-    PRIORITY_NAMES,
     assemble_record,
     check_priority,
     encode_payload,
@@ -27,6 +26,7 @@ from .job import (
     record_tail,
 )
 from .schedules import Schedule, zone
+from .vocabulary import PRIORITY_NAMES
 
 P = ParamSpec("P")
 R = TypeVar("R")

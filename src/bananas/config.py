@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from .durations import parse_duration
 from .errors import ConfigError
-from .keys import PRIORITIES
+from .vocabulary import PRIORITIES
 
 MODES = ("thin", "default", "specialized", "job-specialized", "scheduler-only")
 POLICIES = ("strict", "weighted")

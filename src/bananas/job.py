@@ -6,30 +6,12 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from .errors import InvalidRecord, PayloadError, PayloadTooLarge
-
-
-class Priority(StrEnum):
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
-
-
-class Status(StrEnum):
-    PENDING = "pending"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SCHEDULED = "scheduled"
-
-
-PRIORITY_NAMES = frozenset(p.value for p in Priority)
-
+from .vocabulary import PRIORITY_NAMES, Status
 
 _last_iso: tuple[int, str] = (0, "")
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PRIORITIES = ("high", "normal", "low")
+from .vocabulary import PRIORITIES
+
 PRIORITY_RANK = {p: i for i, p in enumerate(PRIORITIES)}
 
 

@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from bananas.brokers import Broker
-from bananas.brokers.base import NewJob
+from bananas.brokers.base import NewJob, foreign_routing
 
 from .conftest import Brokers
 from .kit import Q, drain_ids, fields, job, jobs, record, take
@@ -187,8 +187,12 @@ async def test_wait_for_jobs_is_cancellable(broker: Broker) -> None:
 
 
 async def test_pump_foreign_with_nothing_foreign(broker: Broker) -> None:
+    router = foreign_routing(broker)
+    if router is None:  # an optional capability: SQLite receives no foreign records
+        assert broker.url.startswith("sqlite")
+        return
     started = time.monotonic()
-    assert await broker.pump_foreign("normal", 0.2) == 0
+    assert await router.pump_foreign("normal", 0.2) == 0
     assert time.monotonic() - started < 2.0
 
 

@@ -23,7 +23,7 @@ import yaml
 
 from bananas.app import Bananas
 from bananas.config import Settings
-from bananas.keys import PRIORITIES
+from bananas.vocabulary import PRIORITIES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

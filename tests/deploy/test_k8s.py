@@ -30,7 +30,8 @@ from deploytools import (
 )
 
 from bananas.config import Settings
-from bananas.keys import PRIORITIES, Keys
+from bananas.keys import Keys
+from bananas.vocabulary import PRIORITIES
 
 CRD_GROUPS = ("keda.sh/",)
 DOCS = k8s_documents()

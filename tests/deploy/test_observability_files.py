@@ -24,7 +24,7 @@ from deploytools import (
 from support import WorkerFactory, free_port, wait_for
 
 from bananas.config import MODES
-from bananas.keys import PRIORITIES
+from bananas.vocabulary import PRIORITIES
 
 RULES: list[dict[str, Any]] = [
     rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]

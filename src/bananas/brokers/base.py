@@ -6,6 +6,7 @@ public helpers here do the bookkeeping that is the same for every backend.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import orjson
 
 from ..job import decode_record
+from ..vocabulary import JOB_STATES as JOB_STATES  # re-exported
+from ..vocabulary import check_state as check_state  # re-exported
 
 QueueRef = tuple[str, str]
 """A routed ready queue: (priority, job type)."""
@@ -103,14 +106,6 @@ class BrokerStats:
     completed: int = 0  # entries in the recent-completions index
 
 
-JOB_STATES = ("queued", "running", "scheduled", "completed", "dead")
-
-
-def check_state(state: str) -> None:
-    if state not in JOB_STATES:
-        raise ValueError(f"unknown job state {state!r} (allowed: {', '.join(JOB_STATES)})")
-
-
 @dataclass(slots=True)
 class JobSummary:
     """One job in a listing. `when_ms` depends on the state: lease deadline
@@ -138,9 +133,10 @@ class Recovered:
     buried: list[str]
 
 
-class Broker(abc.ABC):
-    """Abstract broker. All methods are coroutines except the `_sync` client
-    helpers, which let plain (non-async) web code enqueue and wait cheaply."""
+class WorkerPath(abc.ABC):
+    """The worker's hot path and the client calls: write, lease, heartbeat,
+    settle, put back, recover, move due jobs, read results. Every time-based
+    decision here is judged by the broker's clock (`server_time`)."""
 
     url: str
     result_ttl: float
@@ -159,6 +155,11 @@ class Broker(abc.ABC):
     def describe(self) -> str:
         """Broker URL with any password masked, for logs."""
         return _mask(self.url)
+
+    async def server_time(self) -> float:
+        """The broker's clock, unix seconds: the one clock every lease, due
+        time and cron firing is judged by (Redis: TIME; SQLite: this host)."""
+        return time.time()
 
     # -- client -----------------------------------------------------------
     @abc.abstractmethod
@@ -183,11 +184,10 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def get_record(self, job_id: str) -> bytes | None: ...
 
-    # -- worker -----------------------------------------------------------
     @abc.abstractmethod
-    async def register_types(self, names: Sequence[str]) -> None:
-        """Record that a worker can run these job types (for routing foreign jobs)."""
+    async def get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]: ...
 
+    # -- worker -----------------------------------------------------------
     @abc.abstractmethod
     async def dequeue(
         self, queues: Sequence[QueueRef], count: int, lease_seconds: float, token_prefix: str
@@ -222,11 +222,7 @@ class Broker(abc.ABC):
     async def requeue(self, deliveries: Sequence[Delivery]) -> int:
         """Put leased jobs back at the head of their queue, no attempt charged."""
 
-    @abc.abstractmethod
-    async def pump_foreign(self, priority: str, timeout: float) -> int:
-        """Route jobs other clients pushed without routing (Redis plain lists)."""
-
-    # -- scheduler / recovery ---------------------------------------------
+    # -- maintenance ------------------------------------------------------
     @abc.abstractmethod
     async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
         """Return expired leases to their queues (burying at max_stalls). Also the
@@ -236,20 +232,10 @@ class Broker(abc.ABC):
     async def move_due(self, limit: int = 1000) -> int:
         """Route scheduled jobs that are due; returns how many moved."""
 
-    # -- worker registry ----------------------------------------------------
-    @abc.abstractmethod
-    async def heartbeat_worker(self, worker_id: str, info: dict[str, Any]) -> None:
-        """Register or refresh a worker / scheduler entry (JSON-able info)."""
 
-    @abc.abstractmethod
-    async def remove_worker(self, worker_id: str) -> None: ...
+class Inspection(abc.ABC):
+    """Read-only views for the CLI, the dashboard and the metrics."""
 
-    @abc.abstractmethod
-    async def list_workers(self, expiry: float) -> list[dict[str, Any]]:
-        """Entries heard from within `expiry` seconds; older ones are pruned.
-        Each dict is the info given plus `last_seen` (unix seconds)."""
-
-    # -- inspection and admin ---------------------------------------------
     @abc.abstractmethod
     async def stats(self) -> BrokerStats: ...
 
@@ -260,9 +246,6 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def active_by_queue(self) -> dict[QueueRef, int]:
         """Leased (running) jobs per (priority, job type)."""
-
-    @abc.abstractmethod
-    async def get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]: ...
 
     @abc.abstractmethod
     async def list_jobs(
@@ -286,6 +269,29 @@ class Broker(abc.ABC):
         """Completed / failed attempts per minute for the last `minutes` minutes,
         oldest first, one entry per minute (zeros included)."""
 
+
+class Registry(abc.ABC):
+    """The fleet: workers and schedulers say who they are on a heartbeat."""
+
+    @abc.abstractmethod
+    async def heartbeat_worker(self, worker_id: str, info: dict[str, Any]) -> None:
+        """Register or refresh a worker / scheduler entry (JSON-able info)."""
+
+    @abc.abstractmethod
+    async def remove_worker(self, worker_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def list_workers(self, expiry: float) -> list[dict[str, Any]]:
+        """Entries heard from within `expiry` seconds; older ones are pruned.
+        Each dict is the info given plus `last_seen` (unix seconds)."""
+
+
+class Administration(abc.ABC):
+    """Operator actions on dead letters."""
+
+    @abc.abstractmethod
+    async def get_record(self, job_id: str) -> bytes | None: ...
+
     @abc.abstractmethod
     async def list_dead(self, offset: int = 0, limit: int = 100) -> list[DeadLetter]: ...
 
@@ -306,6 +312,30 @@ class Broker(abc.ABC):
             fields.pop(key, None)
         record = rec.updated(attempts=0, status="pending")
         return await self._replay(job_id, record, rec.priority, rec.name)
+
+
+class ForeignRouting(abc.ABC):
+    """Optional: route job records other clients wrote without Bananas'
+    routing (the SDKs' plain priority lists). Only brokers that can receive
+    such records have it; the worker starts its routing loops only then."""
+
+    @abc.abstractmethod
+    async def register_types(self, names: Sequence[str]) -> None:
+        """Record that a worker can run these job types (for routing foreign jobs)."""
+
+    @abc.abstractmethod
+    async def pump_foreign(self, priority: str, timeout: float) -> int:
+        """Route jobs other clients pushed without routing (Redis plain lists)."""
+
+
+class Broker(WorkerPath, Inspection, Registry, Administration):
+    """A whole broker: every capability but the optional ones. The worker,
+    scheduler, CLI and dashboard talk only to these classes."""
+
+
+def foreign_routing(broker: Broker) -> ForeignRouting | None:
+    """The broker's foreign-record router, if it has one."""
+    return broker if isinstance(broker, ForeignRouting) else None
 
 
 def _mask(url: str) -> str:

@@ -23,6 +23,7 @@ from .base import (
     Broker,
     DeadInfo,
     Delivery,
+    ForeignRouting,
     JobResult,
     NewJob,
     QueueRef,
@@ -54,7 +55,7 @@ def _client_options() -> dict[str, Any]:
     }
 
 
-class RedisBroker(RedisInspection, Broker):
+class RedisBroker(RedisInspection, Broker, ForeignRouting):
     def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
         self.url = url
         self.keys = Keys(prefix)

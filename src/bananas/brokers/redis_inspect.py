@@ -13,7 +13,8 @@ from redis.exceptions import RedisError
 
 from ..job import created_at
 from ..job import record_field as _field
-from ..keys import PRIORITIES, PRIORITY_RANK, Keys
+from ..keys import PRIORITY_RANK, Keys
+from ..vocabulary import PRIORITIES
 from .base import (
     BrokerStats,
     DeadInfo,

@@ -215,11 +215,6 @@ class SQLiteBroker(Broker):
         return await self._run(lambda s: inspect.get_record(s, job_id, time.time()))
 
     # -- worker -------------------------------------------------------------------
-    async def register_types(self, names: Sequence[str]) -> None:
-        if names:
-            now_ms = int(time.time() * 1000)
-            await self._run(lambda s: ops.register_types(s, names, now_ms))
-
     def _dequeue(
         self, store: Store, queues: Sequence[QueueRef], count: int, lease: float, prefix: str
     ) -> list[Delivery]:
@@ -278,11 +273,6 @@ class SQLiteBroker(Broker):
         if not deliveries:
             return 0
         return await self._run(lambda s: ops.requeue(s, deliveries))
-
-    async def pump_foreign(self, priority: str, timeout: float) -> int:
-        # Only Redis has plain SDK lists to route; nothing foreign reaches a file.
-        await asyncio.sleep(timeout)
-        return 0
 
     # -- scheduler / recovery -----------------------------------------------------
     def _recover(self, store: Store, max_stalls: int, limit: int) -> Recovered:

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..job import created_at
 from ..job import record_field as _field
-from ..keys import PRIORITIES, PRIORITY_RANK
+from ..keys import PRIORITY_RANK
+from ..vocabulary import PRIORITIES
 from .base import (
     BrokerStats,
     DeadInfo,

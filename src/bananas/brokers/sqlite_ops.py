@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from ..job import PRIORITY_NAMES
+from ..vocabulary import PRIORITY_NAMES
 from .base import DeadInfo, Delivery, NewJob, QueueRef, Recovered
 from .sqlite_db import Store, Tables
 

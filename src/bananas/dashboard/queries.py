@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from ..brokers.base import JOB_STATES, Broker, DeadInfo, JobResult, Throughput
-from ..keys import PRIORITIES
+from ..vocabulary import PRIORITIES
 
 PAGE_SIZES = (25, 50, 100, 200)
 PREVIEW_CHARS = 120

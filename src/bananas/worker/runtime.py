@@ -23,7 +23,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..app import Bananas
-from ..brokers.base import Broker, Delivery
+from ..brokers.base import Broker, Delivery, ForeignRouting, foreign_routing
 from ..config import Settings
 from ..errors import BrokerError
 from ..logs import EventLog
@@ -176,10 +176,12 @@ class Worker:
         fetchers: list[asyncio.Task[None]] = []
         if self.types:
             fetchers.append(asyncio.create_task(self._fetch_loop(), name="fetch"))
-            fetchers += [
-                asyncio.create_task(self._foreign_loop(p), name=f"route-{p}")
-                for p in self.priorities
-            ]
+            router = foreign_routing(self.broker)
+            if router is not None:
+                fetchers += [
+                    asyncio.create_task(self._foreign_loop(router, p), name=f"route-{p}")
+                    for p in self.priorities
+                ]
         await self._stop.wait()
         await self._drain(fetchers)
         return await self._shutdown(background, fetchers)
@@ -329,7 +331,9 @@ class Worker:
         while not self._stop.is_set():
             try:
                 await self.broker.ping()
-                await self.broker.register_types(self.types)
+                router = foreign_routing(self.broker)
+                if router is not None:
+                    await router.register_types(self.types)
                 self.broker_ok = True
                 return
             except BrokerError as exc:
@@ -413,12 +417,12 @@ class Worker:
             del self._tasks[delivery.id]
             del self._deliveries[delivery.id]
 
-    async def _foreign_loop(self, priority: str) -> None:
+    async def _foreign_loop(self, router: ForeignRouting, priority: str) -> None:
         """Route jobs SDK clients pushed onto the plain priority list."""
         pause = 0.1
         while not self._stop.is_set():
             try:
-                await self._until_stop(self.broker.pump_foreign(priority, 2.0))
+                await self._until_stop(router.pump_foreign(priority, 2.0))
                 pause = 0.1
             except BrokerError as exc:
                 self.log.debug("route.error", priority=priority, error=str(exc))
