@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import envs, machine, report
-from .adapters import ADAPTERS
+from .adapters import ADAPTERS, Adapter
 from .adapters.base import BENCH, ROOT
 from .procs import BenchError, Worker
 from .redis_server import FLAGS, RedisServer
@@ -55,6 +55,12 @@ def parse() -> argparse.Namespace:
         "--working-tree",
         action="store_true",
         help="measure src/ as it is on disk (default: a snapshot of the committed HEAD)",
+    )
+    p.add_argument(
+        "--baseline",
+        default="",
+        help="also measure Bananas at this git revision, in the same run and interleaved "
+        "with HEAD (an A/B), shown as the library bananas@REV",
     )
     return p.parse_args()
 
@@ -107,6 +113,15 @@ def main() -> int:
     if not args.working_tree:
         src, rev = machine.snapshot_src(ROOT, work / "bananas-src")
         data["bananas_commit"] = f"{rev} (src/ exported from HEAD, uncommitted edits excluded)"
+    adapters = dict(ADAPTERS)
+    base_src, label = None, ""
+    if args.baseline:
+        base_src, base_rev = machine.snapshot_src(ROOT, work / "baseline-src", args.baseline)
+        label = f"bananas@{base_rev}"
+        adapters[label] = baseline_adapter(label)
+        data["libraries"][label] = dict(data["libraries"].get("bananas", {}))
+        data["baseline"] = {"library": label, "commit": base_rev}
+        usable.insert(usable.index("bananas") + 1 if "bananas" in usable else 0, label)
     server = RedisServer(work)
     live: list[Worker] = []
     try:
@@ -114,15 +129,17 @@ def main() -> int:
         data["redis_version"] = server.version()
         data["redis_flags"] = "redis-server " + " ".join(shlex.quote(f) for f in FLAGS)
         ctx = Context(server.url, sizes, work / "logs", live=live, src=src)
+        base_ctx = Context(server.url, sizes, work / "logs", live=live, src=base_src)
         for workload in wanted:
             fn = WORKLOADS[workload]
-            names = [n for n in usable if workload not in BANANAS_ONLY or n == "bananas"]
+            names = [n for n in usable if workload not in BANANAS_ONLY or n in ("bananas", label)]
             table: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
             data["runs"][workload] = table
             for run in range(1 if workload in SINGLE_RUN else runs):
-                ctx.run = run
+                ctx.run = base_ctx.run = run
                 for name in names:
-                    table[name].append(measure(ctx, fn, workload, name, run))
+                    here = base_ctx if name == label else ctx
+                    table[name].append(measure(here, fn, workload, name, adapters[name], run))
                     save(results_dir / raw_file, data)
     except KeyboardInterrupt:  # `make bench`'s time limit: keep what was measured
         data["notes"] = [*NOTES, "**The run was interrupted; some workloads are missing.**"]
@@ -141,10 +158,19 @@ def main() -> int:
     return 0
 
 
-def measure(ctx: Context, fn: Any, workload: str, name: str, run: int) -> dict[str, Any]:
+def baseline_adapter(label: str) -> Adapter:
+    """The Bananas adapter under another name: same venv and app, and the
+    baseline's src/ snapshot goes first on PYTHONPATH (its Context's `src`)."""
+    cls = type(ADAPTERS["bananas"])
+    return type("BaselineAdapter", (cls,), {"name": label})()  # type: ignore[no-any-return]
+
+
+def measure(
+    ctx: Context, fn: Any, workload: str, name: str, adapter: Adapter, run: int
+) -> dict[str, Any]:
     started = time.monotonic()
     try:
-        figures: dict[str, Any] = fn(ctx, ADAPTERS[name])
+        figures: dict[str, Any] = fn(ctx, adapter)
     except BenchError as exc:
         figures = {"error": str(exc)}
     except Exception as exc:  # a harness bug or a peer misbehaving: record, go on

@@ -63,19 +63,19 @@ def git_revision(root: Path) -> str:
         return "?"
 
 
-def snapshot_src(root: Path, dest: Path) -> tuple[Path, str]:
-    """Export src/ at HEAD into `dest` (other engineers edit the working tree while a
+def snapshot_src(root: Path, dest: Path, rev: str = "HEAD") -> tuple[Path, str]:
+    """Export src/ at `rev` into `dest` (other engineers edit the working tree while a
     run goes on); returns the directory to put on PYTHONPATH and the commit."""
     dest.mkdir(parents=True, exist_ok=True)
     rev = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+        ["git", "-C", str(root), "rev-parse", "--short", rev],
         capture_output=True,
         text=True,
         timeout=10,
         check=True,
     ).stdout.strip()
     archive = subprocess.run(
-        ["git", "-C", str(root), "archive", "HEAD", "src"],
+        ["git", "-C", str(root), "archive", rev, "src"],
         capture_output=True,
         timeout=60,
         check=True,

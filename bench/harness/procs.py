@@ -105,7 +105,7 @@ def run_client(
     adapter: Adapter, env: dict[str, str], args: list[str], timeout: float
 ) -> dict[str, Any]:
     """Run `client.py` in the library's venv; return its JSON line."""
-    argv = [str(adapter.python), str(APPS / "client.py"), adapter.name, *args]
+    argv = [str(adapter.python), str(APPS / "client.py"), adapter.name.split("@")[0], *args]
     try:
         done = subprocess.run(
             argv, env=env, cwd=APPS, capture_output=True, timeout=timeout, check=False
@@ -125,7 +125,7 @@ class Client:
     """A client started in the background (the priority workload's high-job sender)."""
 
     def __init__(self, adapter: Adapter, env: dict[str, str], args: list[str]) -> None:
-        argv = [str(adapter.python), str(APPS / "client.py"), adapter.name, *args]
+        argv = [str(adapter.python), str(APPS / "client.py"), adapter.name.split("@")[0], *args]
         self.proc = subprocess.Popen(
             argv,
             env=env,
