@@ -46,7 +46,7 @@ def test_stale_ack_is_refused(redis_url: str, r: redis.Redis) -> None:
         # The slow first worker: its heartbeat, ack, retry and bury are all refused.
         assert await b.extend_leases([(first.id, first.token)], 10) == ["j1"]
         assert not await b.complete(first, b"{}", b"1", 1.0)
-        assert not await b.retry(first, b"{}", time.time())
+        assert not await b.retry(first, b"{}", 0.0)
         assert not await b.bury(first, None, DeadInfo("x", "x"), 1.0)
         assert await b.complete(second, b'{"id":"j1"}', b"2", 1.0)
         await b.close()
@@ -125,9 +125,9 @@ def test_scripts_reload_after_script_flush(redis_url: str, r: redis.Redis) -> No
 @pytest.mark.parametrize("count", [1, 1200])
 def test_enqueue_many_chunks(redis_url: str, r: redis.Redis, count: int) -> None:
     b = RedisBroker(redis_url)
-    assert b.enqueue_sync([job(i) for i in range(count)]) == [True] * count
+    assert b.sync.enqueue([job(i) for i in range(count)]) == [True] * count
     assert r.llen("bananas:ready:normal:t") == count
-    assert b.enqueue_sync([job(0)]) == [False]
+    assert b.sync.enqueue([job(0)]) == [False]
     run(b.close())
 
 
@@ -147,7 +147,7 @@ def test_scripts_reload_after_script_flush_for_merged_acks_and_sync_enqueue(
     assert r.zcard("bananas:active") == 0 and r.hlen("bananas:leases") == 0
     r.script_flush()
     b = RedisBroker(redis_url)
-    assert b.enqueue_sync([job(i) for i in range(10, 1210)]) == [True] * 1200
+    assert b.sync.enqueue([job(i) for i in range(10, 1210)]) == [True] * 1200
     run(b.close())
 
 

@@ -90,8 +90,8 @@ async def test_big_batch_is_written_whole_and_in_order(broker: Broker) -> None:
 
 
 def test_enqueue_sync_from_plain_code(broker: Broker) -> None:
-    assert broker.enqueue_sync(jobs("s1", "s2")) == [True, True]
-    assert broker.enqueue_sync(jobs("s1")) == [False]
+    assert broker.sync.enqueue(jobs("s1", "s2")) == [True, True]
+    assert broker.sync.enqueue(jobs("s1")) == [False]
 
     async def check() -> None:
         assert await broker.count_jobs("queued") == 2

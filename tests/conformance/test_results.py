@@ -86,18 +86,18 @@ async def test_wait_result_when_already_done(broker: Broker) -> None:
 
 async def test_sync_client_waits_while_a_worker_completes(brokers: Brokers) -> None:
     client, worker = brokers.new(), brokers.new()
-    ids = await asyncio.to_thread(client.enqueue_sync, jobs("s"))
+    ids = await asyncio.to_thread(client.sync.enqueue, jobs("s"))
     assert ids == [True]
-    assert await asyncio.to_thread(client.get_result_sync, "s") is None
-    waiting = asyncio.create_task(asyncio.to_thread(client.wait_result_sync, "s", 10.0))
+    assert await asyncio.to_thread(client.sync.get_result, "s") is None
+    waiting = asyncio.create_task(asyncio.to_thread(client.sync.wait_result, "s", 10.0))
     lease = await lease_one(worker)
     await asyncio.sleep(0.1)
     assert await worker.complete(lease, record("s"), b"[1, 2]", 1.0)
     result = await waiting
     assert result is not None and result.value() == [1, 2]
-    again = await asyncio.to_thread(client.get_result_sync, "s")
+    again = await asyncio.to_thread(client.sync.get_result, "s")
     assert again is not None and again.status == "completed"
-    assert await asyncio.to_thread(client.wait_result_sync, "nope", 0.2) is None
+    assert await asyncio.to_thread(client.sync.wait_result, "nope", 0.2) is None
 
 
 async def test_same_client_completes_and_waits(broker: Broker) -> None:
