@@ -27,7 +27,7 @@ from ..records import (
 )
 from . import scripts
 from .batch import ScriptBatcher
-from .connection import async_client, parse_result, redis_errors, text, wrap
+from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
 from .inspect import RedisInspection
 from .scripts import Call, LuaScript, Prefixes
 from .sync import RedisSyncClient, enqueue_call
@@ -157,7 +157,7 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return None
-                    await pubsub.get_message(timeout=min(remaining, 1.0))
+                    await pubsub.get_message(timeout=min(remaining, RESULT_POLL_S))
                 return found
             finally:
                 await pubsub.aclose()

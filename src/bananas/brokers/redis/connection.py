@@ -18,6 +18,10 @@ from redis.retry import Retry
 from ...errors import BrokerError, BrokerUnavailable
 from ..records import JobResult
 
+# Result waits wake on the job's PUBLISH; they also look every this many
+# seconds, so a notification lost to a reconnect costs at most this.
+RESULT_POLL_S = 1.0
+
 # Errors that mean "Redis cannot be reached right now", not "the call was wrong".
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 

@@ -22,7 +22,15 @@ from ...keys import Keys
 from ..base import SyncClient
 from ..records import JobResult, NewJob
 from . import scripts
-from .connection import UNAVAILABLE, pack_command, parse_result, redis_errors, sync_client, wrap
+from .connection import (
+    RESULT_POLL_S,
+    UNAVAILABLE,
+    pack_command,
+    parse_result,
+    redis_errors,
+    sync_client,
+    wrap,
+)
 from .scripts import Call
 
 
@@ -94,7 +102,7 @@ class RedisSyncClient(SyncClient):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return None
-                    pubsub.get_message(timeout=min(remaining, 1.0))
+                    pubsub.get_message(timeout=min(remaining, RESULT_POLL_S))
                 return found
             finally:
                 pubsub.close()
