@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from bananas.brokers.base import DeadInfo, NewJob
-from bananas.brokers.redis import RedisBroker
+from bananas.brokers.redis import RedisBroker, scripts
 from bananas.errors import BrokerError
 from bananas.job import build_record
 from bananas.periodic import PeriodicTasks
@@ -216,3 +221,74 @@ def test_periodic_loops_on_redis_stop_even_when_a_cancel_is_swallowed(redis_url:
         assert errors == []
 
     asyncio.run(main())
+
+
+# -- script headers vs their wrappers ------------------------------------------------
+_FIXED = re.compile(r"^-- (KEYS|ARGV)\[(\d+)\]\s+(\w+)")
+_GROUP = re.compile(r"^-- (KEYS|ARGV)\[\d*\.\.\] per (\w+): ([\w, ]+)$")
+
+
+def _header(name: str) -> dict[str, list[tuple[str, str | list[str]]]]:
+    """KEYS / ARGV of a script's header, in order: (name, "fixed") or
+    (group, [its names])."""
+    sides: dict[str, list[tuple[str, str | list[str]]]] = {"KEYS": [], "ARGV": []}
+    for line in scripts.read_source(f"{name}.lua").splitlines():
+        if not line.startswith("--"):
+            break  # the header is the opening comment block
+        if fixed := _FIXED.match(line):
+            side, index, entry = fixed.groups()
+            assert int(index) == len(sides[side]) + 1, f"{name}.lua: {side}[{index}] out of order"
+            sides[side].append((entry, "fixed"))
+        elif group := _GROUP.match(line):
+            side, label, names = group.groups()
+            sides[side].append((label, [n.strip() for n in names.split(",")]))
+    return sides
+
+
+def _group_names(header: dict[str, list[tuple[str, str | list[str]]]], group: str) -> list[str]:
+    names: list[str] = []
+    for side in ("KEYS", "ARGV"):
+        for label, kind in header[side]:
+            if label == group and isinstance(kind, list):
+                names += kind
+    return names
+
+
+SCRIPT_FILES = sorted(
+    p.stem
+    for p in Path(scripts.__file__).parent.parent.joinpath("lua").glob("*.lua")
+    if not p.stem.startswith("_")
+)
+
+
+def test_every_script_has_a_wrapper() -> None:
+    assert SCRIPT_FILES == sorted(scripts.SCRIPT_NAMES)
+    for name in SCRIPT_FILES:
+        assert callable(getattr(scripts, name)), name
+        assert "Returns:" in scripts.read_source(f"{name}.lua"), f"{name}.lua names no Returns"
+
+
+@pytest.mark.parametrize("name", SCRIPT_FILES)
+def test_wrapper_passes_exactly_the_keys_and_argv_of_the_header(name: str) -> None:
+    """Call each wrapper with every parameter set to its own name (each group
+    to two items of its member names) and compare the KEYS and ARGV it builds
+    with the header's, name for name, in order."""
+    header = _header(name)
+    wrapper = getattr(scripts, name)
+    kwargs: dict[str, Any] = {}
+    for param in inspect.signature(wrapper).parameters.values():
+        if "Prefixes" in str(param.annotation):
+            kwargs[param.name] = scripts.Prefixes(*(f.name for f in fields(scripts.Prefixes)))
+        elif members := _group_names(header, param.name):
+            kwargs[param.name] = [tuple(f"{m}#{i}" for m in members) for i in range(2)]
+        else:
+            kwargs[param.name] = param.name
+    call = wrapper(**kwargs)
+    for side, built in (("KEYS", call.keys), ("ARGV", call.args)):
+        expected: list[Any] = []
+        for label, kind in header[side]:
+            if isinstance(kind, list):
+                expected += [f"{m}#{i}" for i in range(2) for m in kind]
+            else:
+                expected.append(label)
+        assert [str(x) for x in built] == expected, f"{name}.lua {side}"

@@ -249,7 +249,7 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
             id=delivery.id,
             token=delivery.token,
             record=record,
-            delay=delay_seconds,
+            delay=float(delay_seconds),
             throughput_prefix=k.throughput_prefix,
             throughput_keep=THROUGHPUT_KEEP_S,
         )

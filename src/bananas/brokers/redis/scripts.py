@@ -178,7 +178,7 @@ def retry(
     return _call(
         "retry",
         [active, leases, record_key, scheduled],
-        [id, token, record, repr(float(delay)), throughput_prefix, throughput_keep],
+        [id, token, record, delay, throughput_prefix, throughput_keep],
     )
 
 
