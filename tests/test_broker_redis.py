@@ -18,6 +18,7 @@ from bananas.brokers.redis import RedisBroker, scripts
 from bananas.errors import BrokerError
 from bananas.job import build_record
 from bananas.periodic import PeriodicTasks
+from bananas.vocabulary import WorkerInfo
 
 Q = [("normal", "t")]
 
@@ -262,7 +263,7 @@ SCRIPT_FILES = sorted(
 
 
 def test_every_script_has_a_wrapper() -> None:
-    assert SCRIPT_FILES == sorted(scripts.SCRIPT_NAMES)
+    assert sorted(scripts.SCRIPT_NAMES) == SCRIPT_FILES
     for name in SCRIPT_FILES:
         assert callable(getattr(scripts, name)), name
         assert "Returns:" in scripts.read_source(f"{name}.lua"), f"{name}.lua names no Returns"
@@ -292,3 +293,57 @@ def test_wrapper_passes_exactly_the_keys_and_argv_of_the_header(name: str) -> No
             else:
                 expected.append(label)
         assert [str(x) for x in built] == expected, f"{name}.lua {side}"
+
+
+# -- one clock -----------------------------------------------------------------------
+async def _until(probe: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := await probe()):
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+    return value
+
+
+def test_time_decisions_follow_the_redis_clock_not_the_hosts(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client whose clock is an hour off (fast, then slow) still agrees with
+    Redis on every lease, due time, minute bucket and heartbeat."""
+    real = time.time
+
+    def skew(seconds: float) -> None:
+        monkeypatch.setattr(time, "time", lambda: real() + seconds)
+
+    async def main() -> None:
+        b = RedisBroker(redis_url)
+        try:
+            await b.enqueue([job(1), job(2)])
+            [d] = await b.dequeue(Q, 1, 30, "w:")
+            skew(3600)  # fast: by this clock every 30 s lease is long over
+            assert abs(await b.server_time() - real()) < 5
+            assert (await b.recover_expired(3)).recovered == []
+            assert await b.extend_leases([(d.id, d.token)], 0.2) == []
+            # ... and expires 0.2 s later by Redis' clock, not in an hour.
+            async def recovered() -> list[str]:
+                return (await b.recover_expired(3)).recovered
+
+            assert await _until(recovered) == ["j1"]
+            later = job(3)
+            later.delay = 0.3
+            await b.enqueue([later])
+            assert await b.move_due() == 0  # not due, however late this host thinks it is
+            skew(-3600)  # slow: by this clock nothing will be due for an hour
+            assert await _until(b.move_due) == 1
+            [first, second] = await b.dequeue(Q, 2, 30, "w:")
+            assert await b.retry(first, b'{"id":"j1"}', 0.2)
+            assert await _until(b.move_due) == 1
+            assert await b.complete(second, b"{}", None, 1.0)
+            assert sum(t.completed for t in await b.throughput(2)) == 1
+            assert sum(t.failed for t in await b.throughput(2)) == 1
+            await b.heartbeat_worker(WorkerInfo(id="w"))
+            [seen] = await b.list_workers(60)  # not pruned as an hour silent
+            assert seen.last_seen is not None and abs(seen.last_seen - real()) < 5
+        finally:
+            await b.close()
+
+    run(main())
