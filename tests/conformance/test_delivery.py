@@ -101,6 +101,19 @@ def test_enqueue_sync_from_plain_code(broker: Broker) -> None:
     asyncio.run(check())
 
 
+def test_big_sync_batch_is_written_whole(broker: Broker) -> None:
+    ids = [f"s{i:04d}" for i in range(1200)]  # more than one internal chunk
+    assert broker.sync.enqueue(jobs(*ids)) == [True] * 1200
+    assert broker.sync.enqueue(jobs("s0000", "new")) == [False, True]
+
+    async def check() -> None:
+        assert await broker.count_jobs("queued") == 1201
+        assert await take(broker, 1300) == [*ids, "new"]
+        await broker.close()
+
+    asyncio.run(check())
+
+
 async def test_delayed_job_waits_for_move_due(broker: Broker) -> None:
     now = time.time()
     await broker.enqueue([job("later", due=now + 3600), job("past", due=now - 1)])
