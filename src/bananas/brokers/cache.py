@@ -47,10 +47,23 @@ class BrokerCache:
         broker = self._per_loop.get(loop)
         if broker is None:
             with self._lock:
-                for old in [lp for lp in self._per_loop if lp.is_closed()]:
-                    del self._per_loop[old]
+                gone = [lp for lp in self._per_loop if lp.is_closed()]
+                stale = [self._per_loop.pop(lp) for lp in gone]
                 broker = self._per_loop.setdefault(loop, self._factory())
+            # A finished loop's broker still holds threads (SQLite) or sockets.
+            for old in stale:
+                self._close_later(loop, old)
         return broker
+
+    def _close_later(self, loop: asyncio.AbstractEventLoop, broker: Broker) -> None:
+        task = loop.create_task(_quietly_close(broker))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _closed(self) -> None:
+        """Wait for the closes this loop has scheduled."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*[t for t in self._closing if t.get_loop() is loop])
 
     async def aclose_loop(self) -> None:
         """Close the running loop's broker (a lifespan shutdown)."""
@@ -58,6 +71,7 @@ class BrokerCache:
             broker = self._per_loop.pop(asyncio.get_running_loop(), None)
         if broker is not None:
             await broker.close()
+        await self._closed()
 
     async def aclose(self) -> None:
         """Close every loop's broker from the running loop (`Bananas.aclose`)."""
@@ -65,6 +79,7 @@ class BrokerCache:
             brokers, self._per_loop = list(self._per_loop.values()), {}
         for broker in brokers:
             await broker.close()
+        await self._closed()
 
     def close_shared(self) -> None:
         """Close the sync broker (`Bananas.close`); call from plain code."""
@@ -89,9 +104,7 @@ class BrokerCache:
             current = None
         for loop, broker in per_loop.items():
             if loop is current:
-                task = loop.create_task(broker.close())
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+                self._close_later(loop, broker)
             elif loop.is_running():
                 with contextlib.suppress(Exception):
                     asyncio.run_coroutine_threadsafe(broker.close(), loop).result(5.0)
@@ -99,6 +112,13 @@ class BrokerCache:
                 _close_off_loop(broker)
         if shared is not None:
             _close_off_loop(shared)
+
+
+async def _quietly_close(broker: Broker) -> None:
+    # Closing what a finished loop left behind may fail on its dead
+    # transports; those die with that loop anyway.
+    with contextlib.suppress(Exception):
+        await broker.close()
 
 
 def _close_off_loop(broker: Broker) -> None:
