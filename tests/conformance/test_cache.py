@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
 from bananas.brokers import Broker, from_url
 from bananas.brokers.cache import BrokerCache
@@ -67,7 +66,7 @@ def test_close_all_from_inside_a_loop_closes_that_loops_broker(broker_url: str) 
     made = Made(broker_url)
     cache = BrokerCache(made)
 
-    async def main() -> Any:
+    async def main() -> None:
         mine = cache.for_loop()
         await mine.ping()
         cache.close_all()
@@ -75,27 +74,42 @@ def test_close_all_from_inside_a_loop_closes_that_loops_broker(broker_url: str) 
         while mine not in made.closed:
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.01)
-        assert cache.for_loop() is not mine
+        fresh = cache.for_loop()
+        assert fresh is not mine
         await cache.aclose_loop()
-        return mine
+        assert made.closed == [mine, fresh]  # each closed once, on this loop
 
-    mine = asyncio.run(main())
-    assert made.closed[0] is mine and len(made.closed) == 2
+    asyncio.run(main())
+    assert len(made.closed) == 2
+
+
+def test_a_loops_broker_closes_as_its_loop_ends(broker_url: str) -> None:
+    made = Made(broker_url)
+    cache = BrokerCache(made)
+
+    async def use() -> Broker:
+        broker = cache.for_loop()
+        await broker.ping()
+        return broker
+
+    first = asyncio.run(use())
+    assert made.closed == [first]  # closed on its own loop, before that loop closed
+    second = asyncio.run(use())
+    assert second is not first and made.closed == [first, second]
+    cache.close_all()  # nothing left to close twice
+    assert made.closed == [first, second]
 
 
 def test_aclose_closes_every_loops_broker(broker_url: str) -> None:
     made = Made(broker_url)
     cache = BrokerCache(made)
 
-    async def open_one() -> Broker:
-        return cache.for_loop()
-
-    other = asyncio.run(open_one())
-
-    async def main() -> Broker:
+    async def main() -> None:
         mine = cache.for_loop()
+        await mine.ping()
         await cache.aclose()
-        return mine
+        assert made.closed == [mine]
+        assert cache.for_loop() is not mine
 
-    mine = asyncio.run(main())
-    assert {id(b) for b in made.closed} == {id(other), id(mine)}
+    asyncio.run(main())
+    assert len(made.closed) == 2

@@ -263,11 +263,7 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
         call = scripts.bury(
             active=k.active,
             leases=k.leases,
-            stalls=k.stalls,
-            record_key=k.job(job_id),
-            result_key=k.result(job_id),
-            dead=k.dead,
-            dead_info=k.dead_info,
+            **self._letter_keys(job_id),
             id=job_id,
             token=delivery.token,
             record=record or b"",
@@ -293,21 +289,28 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
         )
         return int(await self._run(call))
 
-    # -- foreign records ------------------------------------------------------
+    # -- routing (foreign records, due jobs, recovery) ----------------------------
+    def _routing(self) -> dict[str, Any]:
+        """What every script that routes or buries by record (lua/_route.lua) takes."""
+        k = self.keys
+        return {
+            "queues": k.queues,
+            "dead": k.dead,
+            "dead_info": k.dead_info,
+            "now_iso": now_iso(),
+            "ttl": self._ttl,
+            "prefixes": self._prefixes,
+        }
+
     async def _route_plain(self, priority: str, limit: int = 1000) -> tuple[int, bool]:
         k = self.keys
         call = scripts.route_plain(
             routing=k.routing(priority),
             plain=k.plain_queue(priority),
             types=k.types,
-            queues=k.queues,
-            dead=k.dead,
-            dead_info=k.dead_info,
             priority=priority,
             limit=limit,
-            now_iso=now_iso(),
-            ttl=self._ttl,
-            prefixes=self._prefixes,
+            **self._routing(),
         )
         routed, buried, more = await self._run(call)
         return int(routed) + int(buried), bool(more)
@@ -337,15 +340,10 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
             active=k.active,
             leases=k.leases,
             stalls=k.stalls,
-            dead=k.dead,
-            dead_info=k.dead_info,
-            queues=k.queues,
             completed=k.completed,
             max_stalls=max_stalls,
             limit=limit,
-            now_iso=now_iso(),
-            ttl=self._ttl,
-            prefixes=self._prefixes,
+            **self._routing(),
             keep_completed=KEEP_COMPLETED,
             ttl_ms=int(self.result_ttl * 1000),
         )
@@ -377,16 +375,7 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
         k = self.keys
         total = 0
         while True:
-            call = scripts.move_due(
-                scheduled=k.scheduled,
-                queues=k.queues,
-                dead=k.dead,
-                dead_info=k.dead_info,
-                limit=limit,
-                now_iso=now_iso(),
-                ttl=self._ttl,
-                prefixes=self._prefixes,
-            )
+            call = scripts.move_due(scheduled=k.scheduled, limit=limit, **self._routing())
             moved, buried, more = await self._run(call)
             total += int(moved) + int(buried)
             if not more:

@@ -80,26 +80,25 @@ class RedisInspection:
             for (job_id, (_, score), info, record) in zip(ids, entries, infos, records, strict=True)
         ]
 
-    async def delete_dead(self, job_id: str) -> bool:
+    def _letter_keys(self, job_id: str) -> dict[str, str]:
+        """The keys a job's dead letter lives in (bury, replay, delete_dead)."""
         k = self.keys
-        call = scripts.delete_dead(
-            dead=k.dead,
-            dead_info=k.dead_info,
-            stalls=k.stalls,
-            record_key=k.job(job_id),
-            result_key=k.result(job_id),
-            id=job_id,
-        )
+        return {
+            "dead": k.dead,
+            "dead_info": k.dead_info,
+            "stalls": k.stalls,
+            "record_key": k.job(job_id),
+            "result_key": k.result(job_id),
+        }
+
+    async def delete_dead(self, job_id: str) -> bool:
+        call = scripts.delete_dead(**self._letter_keys(job_id), id=job_id)
         return bool(await self._run(call))
 
     async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
         k = self.keys
         call = scripts.replay(
-            dead=k.dead,
-            dead_info=k.dead_info,
-            stalls=k.stalls,
-            record_key=k.job(job_id),
-            result_key=k.result(job_id),
+            **self._letter_keys(job_id),
             ready=k.ready(priority, name),
             marker=k.marker(priority, name),
             queues=k.queues,
