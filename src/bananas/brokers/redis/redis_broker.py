@@ -28,7 +28,7 @@ from ..records import (
 from . import scripts
 from .batch import ScriptBatcher
 from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
-from .inspect import RedisInspection
+from .redis_inspect import RedisInspection
 from .scripts import Call, LuaScript, Prefixes
 from .sync import RedisSyncClient, enqueue_call
 

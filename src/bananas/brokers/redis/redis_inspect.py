@@ -1,6 +1,6 @@
 """Inspection, admin and registry methods of the Redis broker (a mixin):
 read-mostly queries for `bananas status`, the metrics snapshot and the
-dashboard, kept apart from the worker's hot path in broker.py."""
+dashboard, kept apart from the worker's hot path in redis_broker.py."""
 
 from __future__ import annotations
 
