@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import socket
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -17,7 +18,7 @@ import redis
 
 from bananas.brokers.base import NewJob
 from bananas.brokers.redis import RedisBroker, scripts
-from bananas.errors import BrokerError
+from bananas.errors import BrokerError, BrokerUnavailable
 from bananas.job import build_record
 from bananas.periodic import PeriodicTasks
 from bananas.vocabulary import WorkerInfo
@@ -285,3 +286,43 @@ def test_time_decisions_follow_the_redis_clock_not_the_hosts(
             await b.close()
 
     run(main())
+
+
+def test_errors_are_wrapped_at_the_boundary() -> None:
+    """redis-py and socket errors leave the broker as BrokerUnavailable /
+    BrokerError, from the asyncio and the sync paths alike."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+    b = RedisBroker(f"redis://127.0.0.1:{port}/0")
+
+    async def main() -> None:
+        with pytest.raises(BrokerUnavailable):
+            await b.ping()
+        with pytest.raises(BrokerUnavailable):
+            await b.get_result("x")
+        with pytest.raises(BrokerUnavailable):
+            await b.enqueue([job(1)])
+        await b.close()
+
+    run(main())
+    with pytest.raises(BrokerUnavailable):
+        b.sync.enqueue([job(1)])
+    with pytest.raises(BrokerUnavailable):
+        b.sync.wait_result("x", 1.0)
+    b.sync.close()
+
+
+def test_a_wrong_type_key_is_a_broker_error(redis_url: str, r: redis.Redis) -> None:
+    r.set("bananas:result:x", "not a hash")
+    b = RedisBroker(redis_url)
+
+    async def main() -> None:
+        with pytest.raises(BrokerError, match="WRONGTYPE"):
+            await b.get_result("x")
+        await b.close()
+
+    run(main())
+    with pytest.raises(BrokerError, match="WRONGTYPE"):
+        b.sync.get_result("x")
+    b.sync.close()
