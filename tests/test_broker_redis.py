@@ -1,18 +1,27 @@
-"""Broker-level behaviour on Redis: leases, tokens, recovery, scripts."""
+"""Redis-only broker behaviour: its own keys, script loading and batching,
+the script headers, the server clock. What every broker must do is in
+tests/conformance/ (run against Redis and SQLite)."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
+import socket
 import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
-from bananas.brokers.base import DeadInfo, NewJob
-from bananas.brokers.redis import RedisBroker
-from bananas.errors import BrokerError
+from bananas.brokers.base import NewJob
+from bananas.brokers.redis import RedisBroker, scripts
+from bananas.errors import BrokerError, BrokerUnavailable
 from bananas.job import build_record
 from bananas.periodic import PeriodicTasks
+from bananas.vocabulary import WorkerInfo
 
 Q = [("normal", "t")]
 
@@ -33,82 +42,26 @@ def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
-def test_stale_ack_is_refused(redis_url: str, r: redis.Redis) -> None:
+def test_settling_a_recovered_job_clears_its_stall_count(redis_url: str, r: redis.Redis) -> None:
+    """The lease / stall bookkeeping in Redis' own keys (conformance checks
+    the behaviour; this checks nothing is left behind)."""
+
     async def main() -> None:
         b = RedisBroker(redis_url)
         await b.enqueue([job(1)])
         [first] = await b.dequeue(Q, 1, 0.2, "w1:")
         await asyncio.sleep(0.3)
-        report = await b.recover_expired(max_stalls=3)
-        assert report.recovered == ["j1"]
+        assert (await b.recover_expired(max_stalls=3)).recovered == ["j1"]
+        assert r.hget("bananas:stalls", "j1") == "1"
         [second] = await b.dequeue(Q, 1, 10, "w2:")
-        assert first.token != second.token
-        # The slow first worker: its heartbeat, ack, retry and bury are all refused.
-        assert await b.extend_leases([(first.id, first.token)], 10) == ["j1"]
         assert not await b.complete(first, b"{}", b"1", 1.0)
-        assert not await b.retry(first, b"{}", time.time())
-        assert not await b.bury(first, None, DeadInfo("x", "x"), 1.0)
         assert await b.complete(second, b'{"id":"j1"}', b"2", 1.0)
         await b.close()
 
     run(main())
     assert r.hget("bananas:result:j1", "result") == "2"
     assert r.hget("bananas:stalls", "j1") is None
-
-
-def test_heartbeat_keeps_lease(redis_url: str) -> None:
-    async def main() -> None:
-        b = RedisBroker(redis_url)
-        await b.enqueue([job(1)])
-        [d] = await b.dequeue(Q, 1, 0.5, "w:")
-        for _ in range(4):
-            await asyncio.sleep(0.2)
-            assert await b.extend_leases([(d.id, d.token)], 0.5) == []
-            assert (await b.recover_expired(3)).recovered == []
-        assert await b.complete(d, b"{}", None, 1.0)
-        await b.close()
-
-    run(main())
-
-
-def test_priority_order_and_batch_dequeue(redis_url: str) -> None:
-    async def main() -> None:
-        b = RedisBroker(redis_url)
-        jobs = []
-        for i, p in enumerate(["low", "normal", "high", "low", "high"]):
-            rec = build_record(
-                job_id=f"p{i}",
-                name="t",
-                payload_json=b"{}",
-                priority=p,
-                max_retries=None,
-                scheduled_for=None,
-            )
-            jobs.append(NewJob(f"p{i}", "t", p, rec))
-        await b.enqueue(jobs)
-        order = [("high", "t"), ("normal", "t"), ("low", "t")]
-        got = await b.dequeue(order, 10, 5, "w:")
-        assert [d.id for d in got] == ["p2", "p4", "p1", "p0", "p3"]
-        await b.close()
-
-    run(main())
-
-
-def test_wait_for_jobs_wakes_on_enqueue(redis_url: str) -> None:
-    async def main() -> float:
-        b = RedisBroker(redis_url)
-        waiter = asyncio.create_task(b.wait_for_jobs(Q, 5))
-        await asyncio.sleep(0.2)
-        t0 = time.monotonic()
-        other = RedisBroker(redis_url)
-        await other.enqueue([job(1)])
-        await other.close()
-        assert await waiter
-        elapsed = time.monotonic() - t0
-        await b.close()
-        return elapsed
-
-    assert run(main()) < 1.0
+    assert r.zcard("bananas:active") == 0 and r.hlen("bananas:leases") == 0
 
 
 def test_scripts_reload_after_script_flush(redis_url: str, r: redis.Redis) -> None:
@@ -120,15 +73,6 @@ def test_scripts_reload_after_script_flush(redis_url: str, r: redis.Redis) -> No
         await b.close()
 
     run(main())
-
-
-@pytest.mark.parametrize("count", [1, 1200])
-def test_enqueue_many_chunks(redis_url: str, r: redis.Redis, count: int) -> None:
-    b = RedisBroker(redis_url)
-    assert b.enqueue_sync([job(i) for i in range(count)]) == [True] * count
-    assert r.llen("bananas:ready:normal:t") == count
-    assert b.enqueue_sync([job(0)]) == [False]
-    run(b.close())
 
 
 def test_scripts_reload_after_script_flush_for_merged_acks_and_sync_enqueue(
@@ -147,7 +91,7 @@ def test_scripts_reload_after_script_flush_for_merged_acks_and_sync_enqueue(
     assert r.zcard("bananas:active") == 0 and r.hlen("bananas:leases") == 0
     r.script_flush()
     b = RedisBroker(redis_url)
-    assert b.enqueue_sync([job(i) for i in range(10, 1210)]) == [True] * 1200
+    assert b.sync.enqueue([job(i) for i in range(10, 1210)]) == [True] * 1200
     run(b.close())
 
 
@@ -216,3 +160,169 @@ def test_periodic_loops_on_redis_stop_even_when_a_cancel_is_swallowed(redis_url:
         assert errors == []
 
     asyncio.run(main())
+
+
+# -- script headers vs their wrappers ------------------------------------------------
+_FIXED = re.compile(r"^-- (KEYS|ARGV)\[(\d+)\]\s+(\w+)")
+_GROUP = re.compile(r"^-- (KEYS|ARGV)\[\d*\.\.\] per (\w+): ([\w, ]+)$")
+
+
+def _header(name: str) -> dict[str, list[tuple[str, str | list[str]]]]:
+    """KEYS / ARGV of a script's header, in order: (name, "fixed") or
+    (group, [its names])."""
+    sides: dict[str, list[tuple[str, str | list[str]]]] = {"KEYS": [], "ARGV": []}
+    for line in scripts.read_source(f"{name}.lua").splitlines():
+        if not line.startswith("--"):
+            break  # the header is the opening comment block
+        if fixed := _FIXED.match(line):
+            side, index, entry = fixed.groups()
+            assert int(index) == len(sides[side]) + 1, f"{name}.lua: {side}[{index}] out of order"
+            sides[side].append((entry, "fixed"))
+        elif group := _GROUP.match(line):
+            side, label, names = group.groups()
+            sides[side].append((label, [n.strip() for n in names.split(",")]))
+    return sides
+
+
+def _group_names(header: dict[str, list[tuple[str, str | list[str]]]], group: str) -> list[str]:
+    names: list[str] = []
+    for side in ("KEYS", "ARGV"):
+        for label, kind in header[side]:
+            if label == group and isinstance(kind, list):
+                names += kind
+    return names
+
+
+SCRIPT_FILES = sorted(
+    p.stem
+    for p in Path(scripts.__file__).parent.parent.joinpath("lua").glob("*.lua")
+    if not p.stem.startswith("_")
+)
+
+
+def test_every_script_has_a_wrapper() -> None:
+    assert sorted(scripts.SCRIPT_NAMES) == SCRIPT_FILES
+    for name in SCRIPT_FILES:
+        assert callable(getattr(scripts, name)), name
+        assert "Returns:" in scripts.read_source(f"{name}.lua"), f"{name}.lua names no Returns"
+
+
+@pytest.mark.parametrize("name", SCRIPT_FILES)
+def test_wrapper_passes_exactly_the_keys_and_argv_of_the_header(name: str) -> None:
+    """Call each wrapper with every parameter set to its own name (each group
+    to two items of its member names) and compare the KEYS and ARGV it builds
+    with the header's, name for name, in order."""
+    header = _header(name)
+    wrapper = getattr(scripts, name)
+    kwargs: dict[str, Any] = {}
+    for param in inspect.signature(wrapper).parameters.values():
+        if "Prefixes" in str(param.annotation):
+            kwargs[param.name] = scripts.Prefixes(*(f.name for f in fields(scripts.Prefixes)))
+        elif members := _group_names(header, param.name):
+            kwargs[param.name] = [tuple(f"{m}#{i}" for m in members) for i in range(2)]
+        else:
+            kwargs[param.name] = param.name
+    call = wrapper(**kwargs)
+    for side, built in (("KEYS", call.keys), ("ARGV", call.args)):
+        expected: list[Any] = []
+        for label, kind in header[side]:
+            if isinstance(kind, list):
+                expected += [f"{m}#{i}" for i in range(2) for m in kind]
+            else:
+                expected.append(label)
+        assert [str(x) for x in built] == expected, f"{name}.lua {side}"
+
+
+# -- one clock -----------------------------------------------------------------------
+async def _until(probe: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := await probe()):
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+    return value
+
+
+def test_time_decisions_follow_the_redis_clock_not_the_hosts(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client whose clock is an hour off (fast, then slow) still agrees with
+    Redis on every lease, due time, minute bucket and heartbeat."""
+    real = time.time
+
+    def skew(seconds: float) -> None:
+        monkeypatch.setattr(time, "time", lambda: real() + seconds)
+
+    async def main() -> None:
+        b = RedisBroker(redis_url)
+        try:
+            await b.enqueue([job(1), job(2)])
+            [d] = await b.dequeue(Q, 1, 30, "w:")
+            skew(3600)  # fast: by this clock every 30 s lease is long over
+            assert abs(await b.server_time() - real()) < 5
+            assert (await b.recover_expired(3)).recovered == []
+            assert await b.extend_leases([(d.id, d.token)], 0.2) == []
+
+            # ... and expires 0.2 s later by Redis' clock, not in an hour.
+            async def recovered() -> list[str]:
+                return (await b.recover_expired(3)).recovered
+
+            assert await _until(recovered) == ["j1"]
+            later = job(3)
+            later.delay = 0.3
+            await b.enqueue([later])
+            assert await b.move_due() == 0  # not due, however late this host thinks it is
+            skew(-3600)  # slow: by this clock nothing will be due for an hour
+            assert await _until(b.move_due) == 1
+            [first, second] = await b.dequeue(Q, 2, 30, "w:")
+            assert await b.retry(first, b'{"id":"j1"}', 0.2)
+            assert await _until(b.move_due) == 1
+            assert await b.complete(second, b"{}", None, 1.0)
+            assert sum(t.completed for t in await b.throughput(2)) == 1
+            assert sum(t.failed for t in await b.throughput(2)) == 1
+            await b.heartbeat_worker(WorkerInfo(id="w"))
+            [seen] = await b.list_workers(60)  # not pruned as an hour silent
+            assert seen.last_seen is not None and abs(seen.last_seen - real()) < 5
+        finally:
+            await b.close()
+
+    run(main())
+
+
+def test_errors_are_wrapped_at_the_boundary() -> None:
+    """redis-py and socket errors leave the broker as BrokerUnavailable /
+    BrokerError, from the asyncio and the sync paths alike."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+    b = RedisBroker(f"redis://127.0.0.1:{port}/0")
+
+    async def main() -> None:
+        with pytest.raises(BrokerUnavailable):
+            await b.ping()
+        with pytest.raises(BrokerUnavailable):
+            await b.get_result("x")
+        with pytest.raises(BrokerUnavailable):
+            await b.enqueue([job(1)])
+        await b.close()
+
+    run(main())
+    with pytest.raises(BrokerUnavailable):
+        b.sync.enqueue([job(1)])
+    with pytest.raises(BrokerUnavailable):
+        b.sync.wait_result("x", 1.0)
+    b.sync.close()
+
+
+def test_a_wrong_type_key_is_a_broker_error(redis_url: str, r: redis.Redis) -> None:
+    r.set("bananas:result:x", "not a hash")
+    b = RedisBroker(redis_url)
+
+    async def main() -> None:
+        with pytest.raises(BrokerError, match="WRONGTYPE"):
+            await b.get_result("x")
+        await b.close()
+
+    run(main())
+    with pytest.raises(BrokerError, match="WRONGTYPE"):
+        b.sync.get_result("x")
+    b.sync.close()

@@ -1,4 +1,4 @@
-"""DESIGN.md section 6, written with raw redis commands as the SDKs do."""
+"""docs/wire-format.md, written with raw redis commands as the SDKs do."""
 
 from __future__ import annotations
 

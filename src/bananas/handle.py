@@ -23,7 +23,7 @@ class JobHandle:
         """Block until the job finished; return its result or raise JobFailed.
 
         Raises TimeoutError if it has not finished within `timeout` seconds."""
-        return _unwrap(self.id, self.app.broker.wait_result_sync(self.id, timeout), timeout)
+        return _unwrap(self.id, self.app.broker.sync.wait_result(self.id, timeout), timeout)
 
     async def wait(self, timeout: float = 30.0) -> Any:
         found = await self.app.async_broker().wait_result(self.id, timeout)
@@ -31,7 +31,7 @@ class JobHandle:
 
     def info(self) -> JobResult | None:
         """The stored result (status, timing, result, error), or None if not finished."""
-        return self.app.broker.get_result_sync(self.id)
+        return self.app.broker.sync.get_result(self.id)
 
 
 def _unwrap(job_id: str, found: JobResult | None, timeout: float) -> Any:

@@ -1,7 +1,7 @@
 """Every Redis key name Bananas uses, built in one place.
 
 The first block is the wire format shared with the Bananas client SDKs
-(DESIGN.md section 6); the rest is Bananas' own bookkeeping under the same prefix.
+(docs/wire-format.md); the rest is Bananas' own bookkeeping under the same prefix.
 Per-job keys are prefix + id; the Lua scripts receive those prefixes in ARGV
 because a job id is only known inside the script (the same convention as
 asynq and BullMQ). Bananas does not target Redis Cluster: the SDK key names
@@ -21,7 +21,7 @@ PRIORITY_RANK = {p: i for i, p in enumerate(PRIORITIES)}
 class Keys:
     prefix: str = "bananas"
 
-    # -- wire format (section 6) -------------------------------------------
+    # -- wire format (docs/wire-format.md) -------------------------------------------
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
 
@@ -110,6 +110,11 @@ class Keys:
     def throughput(self, minute: int) -> str:
         """Hash {completed, failed} of attempts finished in one unix minute (expires)."""
         return f"{self.prefix}:throughput:{minute}"
+
+    @property
+    def throughput_prefix(self) -> str:
+        """The scripts add the minute of the server's clock (TIME) themselves."""
+        return f"{self.prefix}:throughput:"
 
     @property
     def workers(self) -> str:

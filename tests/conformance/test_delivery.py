@@ -10,7 +10,7 @@ from bananas.brokers import Broker
 from bananas.brokers.base import NewJob, foreign_routing
 
 from .conftest import Brokers
-from .kit import Q, drain_ids, fields, job, jobs, record, take
+from .kit import Q, drain_ids, fields, job, jobs, record, take, until
 
 ALL = [("high", "t"), ("normal", "t"), ("low", "t")]
 
@@ -90,12 +90,25 @@ async def test_big_batch_is_written_whole_and_in_order(broker: Broker) -> None:
 
 
 def test_enqueue_sync_from_plain_code(broker: Broker) -> None:
-    assert broker.enqueue_sync(jobs("s1", "s2")) == [True, True]
-    assert broker.enqueue_sync(jobs("s1")) == [False]
+    assert broker.sync.enqueue(jobs("s1", "s2")) == [True, True]
+    assert broker.sync.enqueue(jobs("s1")) == [False]
 
     async def check() -> None:
         assert await broker.count_jobs("queued") == 2
         assert await drain_ids(broker) == ["s1", "s2"]
+        await broker.close()
+
+    asyncio.run(check())
+
+
+def test_big_sync_batch_is_written_whole(broker: Broker) -> None:
+    ids = [f"s{i:04d}" for i in range(1200)]  # more than one internal chunk
+    assert broker.sync.enqueue(jobs(*ids)) == [True] * 1200
+    assert broker.sync.enqueue(jobs("s0000", "new")) == [False, True]
+
+    async def check() -> None:
+        assert await broker.count_jobs("queued") == 1201
+        assert await take(broker, 1300) == [*ids, "new"]
         await broker.close()
 
     asyncio.run(check())
@@ -112,6 +125,29 @@ async def test_delayed_job_waits_for_move_due(broker: Broker) -> None:
     assert await broker.job_state("later") == "scheduled"
     assert await take(broker, 5) == ["past"]
     assert await broker.move_due() == 0
+
+
+async def test_a_relative_delay_counts_from_the_brokers_clock(broker: Broker) -> None:
+    [soon] = jobs("soon")
+    soon.delay = 0.3
+    [later] = jobs("later")
+    later.delay = 3600.0
+    [at] = jobs("at")
+    at.due, at.delay = time.time() - 1, 3600.0  # an absolute `due` wins over a delay
+    started = await broker.server_time()
+    assert await broker.enqueue([soon, later, at]) == [True, True, True]
+    assert await broker.job_state("soon") == "scheduled"
+    assert await broker.move_due() == 1  # only "at"
+    [entry, _] = await broker.list_jobs("scheduled")
+    assert entry.id == "soon" and abs(entry.when_ms / 1000 - (started + 0.3)) < 0.25
+
+    async def due() -> int:
+        return await broker.move_due()
+
+    assert await until(due, message="the delayed job to become due") == 1
+    assert await broker.server_time() - started >= 0.29
+    assert sorted(await drain_ids(broker)) == ["at", "soon"]
+    assert await broker.job_state("later") == "scheduled"
 
 
 async def test_move_due_routes_by_record_in_due_order(broker: Broker) -> None:

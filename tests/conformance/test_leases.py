@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from bananas.brokers import Broker
-from bananas.brokers.base import DeadInfo
+from bananas.brokers.base import DeadInfo, NewJob
 
 from .conftest import Brokers
 from .kit import Q, drain_ids, expire, fields, jobs, lease_one, record
@@ -56,7 +56,7 @@ async def test_stale_lease_outcomes_are_refused(broker: Broker) -> None:
     fresh = await lease_one(broker)
     assert await broker.extend_leases([(slow.id, slow.token)], 30.0) == ["a"]
     assert not await broker.complete(slow, record("a"), b"1", 1.0)
-    assert not await broker.retry(slow, record("a"), time.time())
+    assert not await broker.retry(slow, record("a"), 0.0)
     assert not await broker.bury(slow, None, DeadInfo("x", "x"), 1.0)
     assert await broker.requeue([slow]) == 0
     assert await broker.job_state("a") == "running"
@@ -107,7 +107,46 @@ async def test_job_stalling_max_stalls_times_is_dead_lettered(broker: Broker) ->
     assert info is not None and "MAX_STALLS=2" in info.reason and info.source == "broker"
     result = await broker.get_result("crash")
     assert result is not None and result.status == "failed" and "MAX_STALLS" in (result.error or "")
-    assert await broker.get_record("crash") == new.record  # kept as it was, for inspection
+    # The record says what happened (it used to stay "pending", attempts 0);
+    # everything else in it is kept, for inspection and replay.
+    failed = fields(await broker.get_record("crash"))
+    kept = fields(new.record)
+    assert failed["status"] == "failed" and "MAX_STALLS=2" in failed["error"]
+    assert failed["attempts"] == kept["attempts"] + 1
+    assert {
+        k: v for k, v in failed.items() if k not in ("status", "error", "attempts", "updated_at")
+    } == {k: v for k, v in kept.items() if k not in ("status", "attempts", "updated_at")}
+
+
+async def test_stalled_dead_letter_keeps_its_type_and_priority(broker: Broker) -> None:
+    """`bananas dlq list` showed `?` and an empty name for jobs buried by MAX_STALLS."""
+    await broker.enqueue(jobs("crash", name="mail", priority="high"))
+    await lease_one(broker, lease=0.05, queues=[("high", "mail")])
+    assert (await expire(broker, max_stalls=1)).buried == ["crash"]
+    [letter] = await broker.list_dead()
+    assert (letter.info.name, letter.info.priority) == ("mail", "high")
+    assert letter.info.failed_at and "MAX_STALLS=1" in letter.info.error
+    assert await broker.get_dead_info("crash") == letter.info
+    rec = fields(letter.record)
+    assert (rec["status"], rec["attempts"], rec["name"], rec["priority"]) == (
+        "failed",
+        1,
+        "mail",
+        "high",
+    )
+    assert "MAX_STALLS=1" in rec["error"]
+    assert await broker.replay_dead("crash")  # the failed record replays as any other
+    assert fields(await broker.get_record("crash"))["status"] == "pending"
+    assert await drain_ids(broker, [("high", "mail")]) == ["crash"]
+
+
+async def test_stalled_job_with_an_unreadable_record_keeps_it(broker: Broker) -> None:
+    await broker.enqueue([NewJob("junk", "t", "normal", b"[1, 2]")])
+    await lease_one(broker, lease=0.05)
+    assert (await expire(broker, max_stalls=1)).buried == ["junk"]
+    assert await broker.get_record("junk") == b"[1, 2]"
+    info = await broker.get_dead_info("junk")
+    assert info is not None and (info.name, info.priority) == ("t", "normal")
 
 
 async def test_stall_count_survives_retries_and_resets_on_replay(broker: Broker) -> None:
@@ -115,7 +154,7 @@ async def test_stall_count_survives_retries_and_resets_on_replay(broker: Broker)
     await lease_one(broker, lease=0.05)
     await expire(broker, max_stalls=2)  # stall 1 of 2
     d = await lease_one(broker)
-    assert await broker.retry(d, record("s", attempts=1), time.time() - 1)
+    assert await broker.retry(d, record("s", attempts=1), -1.0)
     assert await broker.move_due() == 1
     await lease_one(broker, lease=0.05)
     assert (await expire(broker, max_stalls=2)).buried == ["s"]  # stall 2: counted across retry

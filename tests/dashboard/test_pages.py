@@ -13,6 +13,7 @@ from support import wait_for
 
 from bananas.brokers import from_url
 from bananas.brokers.base import DeadInfo
+from bananas.vocabulary import WorkerInfo
 
 
 def _cell(html: str, job_type: str, priority: str) -> str:
@@ -67,37 +68,39 @@ def test_workers_page_separates_schedulers(broker_url: str, client: httpx.Client
 
     async def register(b):
         await b.heartbeat_worker(
-            "w-1",
-            {
-                "id": "w-1",
-                "kind": "worker",
-                "host": "box-a",
-                "pid": 4242,
-                "mode": "job-specialized",
-                "group": "images",
-                "priorities": ["high", "normal"],
-                "job_types": ["resize"],
-                "concurrency": 8,
-                "in_flight": 6,
-                "utilization": 0.75,
-                "started_at": now - 120,
-                "draining": True,
-                "state": "draining",
-            },
+            WorkerInfo.from_dict(
+                {
+                    "id": "w-1",
+                    "kind": "worker",
+                    "host": "box-a",
+                    "pid": 4242,
+                    "mode": "job-specialized",
+                    "group": "images",
+                    "priorities": ["high", "normal"],
+                    "job_types": ["resize"],
+                    "concurrency": 8,
+                    "in_flight": 6,
+                    "utilization": 0.75,
+                    "started_at": now - 120,
+                    "draining": True,
+                    "state": "draining",
+                }
+            ),
         )
         await b.heartbeat_worker(
-            "s-1",
-            {
-                "id": "s-1",
-                "kind": "scheduler",
-                "host": "box-b",
-                "pid": 7,
-                "mode": "scheduler-only",
-                "group": "ops",
-                "started_at": now - 5,
-                "draining": False,
-                "state": "running",
-            },
+            WorkerInfo.from_dict(
+                {
+                    "id": "s-1",
+                    "kind": "scheduler",
+                    "host": "box-b",
+                    "pid": 7,
+                    "mode": "scheduler-only",
+                    "group": "ops",
+                    "started_at": now - 5,
+                    "draining": False,
+                    "state": "running",
+                }
+            ),
         )
 
     run(with_broker(broker_url, register))
@@ -332,7 +335,7 @@ def test_jobs_waiting_to_retry_are_marked(broker_url: str, client: httpx.Client)
         [d] = await lease(b, [("normal", "flaky")], 1)
         record = json.loads(d.raw)
         record.update(status="failed", attempts=1, error="RuntimeError: try again")
-        assert await b.retry(d, json.dumps(record).encode(), time.time() + 600)
+        assert await b.retry(d, json.dumps(record).encode(), 600.0)
 
     run(with_broker(broker_url, fail_once))
     html = client.get("/jobs", params={"state": "scheduled"}).text

@@ -17,6 +17,7 @@ from dashtools import CliDashboard, finish, lease, run, timed_get
 
 from bananas import Bananas
 from bananas.brokers import from_url
+from bananas.vocabulary import WorkerInfo
 
 TYPES = ("email", "resize", "report", "sync", "webhook")
 PRIORITIES = ("high", "normal", "low")
@@ -53,21 +54,22 @@ async def _fill(redis_url: str) -> dict[str, str]:
         await finish(broker, leased[COMPLETED : COMPLETED + DEAD], fail=True)
         for n in range(4):
             await broker.heartbeat_worker(
-                f"perf-{n}",
-                {
-                    "id": f"perf-{n}",
-                    "kind": "worker",
-                    "host": "perf",
-                    "pid": 1000 + n,
-                    "mode": "default",
-                    "group": "perf",
-                    "concurrency": 10,
-                    "in_flight": 3,
-                    "utilization": 0.3,
-                    "started_at": time.time() - 60,
-                    "draining": False,
-                    "state": "running",
-                },
+                WorkerInfo.from_dict(
+                    {
+                        "id": f"perf-{n}",
+                        "kind": "worker",
+                        "host": "perf",
+                        "pid": 1000 + n,
+                        "mode": "default",
+                        "group": "perf",
+                        "concurrency": 10,
+                        "in_flight": 3,
+                        "utilization": 0.3,
+                        "started_at": time.time() - 60,
+                        "draining": False,
+                        "state": "running",
+                    }
+                ),
             )
         queued = await broker.list_jobs("queued", 30_000, 1)
         return {

@@ -15,14 +15,9 @@ def from_url(url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) 
 
         return RedisBroker(url, prefix=prefix, result_ttl=result_ttl)
     if scheme == "sqlite":
-        try:
-            from .sqlite import SQLiteBroker  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            raise ConfigError(
-                f"broker URL {url!r}: the embedded SQLite broker is not available in this "
-                "version; set REDIS_URL"
-            ) from None
-        return SQLiteBroker(url, prefix=prefix, result_ttl=result_ttl)  # type: ignore[no-any-return,unused-ignore]
+        from .sqlite import SQLiteBroker
+
+        return SQLiteBroker(url, prefix=prefix, result_ttl=result_ttl)
     raise ConfigError(
         f"broker URL {url!r} has an unknown scheme (allowed: redis://, rediss://, unix://, "
         "sqlite:///path)"

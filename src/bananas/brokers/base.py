@@ -1,6 +1,7 @@
 """The Broker protocol: the only way the worker, scheduler, CLI and dashboard
-touch queue state. Each backend implements the abstract primitives; the
-public helpers here do the bookkeeping that is the same for every backend.
+touch queue state, split by capability. Public methods do the bookkeeping
+every backend shares (chunking, empty batches, state checks, defaults,
+registry codec) and call a few per-backend primitives, the `_name` methods.
 """
 
 from __future__ import annotations
@@ -8,129 +9,78 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
-import orjson
 
 from ..job import decode_record
-from ..vocabulary import JOB_STATES as JOB_STATES  # re-exported
-from ..vocabulary import check_state as check_state  # re-exported
+from ..vocabulary import JOB_STATES, JobState, WorkerInfo, check_state
+from .records import (
+    ENQUEUE_CHUNK,
+    BrokerStats,
+    DeadInfo,
+    DeadLetter,
+    Delivery,
+    JobResult,
+    JobSummary,
+    NewJob,
+    QueueRef,
+    Recovered,
+    Throughput,
+    chunks,
+    decode_workers,
+    encode_worker,
+)
 
-QueueRef = tuple[str, str]
-"""A routed ready queue: (priority, job type)."""
-
-
-@dataclass(slots=True)
-class NewJob:
-    """A job ready to be written: its record is already encoded."""
-
-    id: str
-    name: str
-    priority: str
-    record: bytes
-    due: float | None = None  # unix seconds; None = ready now
-
-
-@dataclass(slots=True)
-class Delivery:
-    """A job leased to this worker. `token` proves the lease is still ours."""
-
-    id: str
-    raw: bytes | None
-    token: str
-    settling: bool = False  # its outcome (ack / retry / bury) is being recorded
-
-
-@dataclass(slots=True)
-class JobResult:
-    status: str
-    completed_at: str
-    duration_ms: float
-    result: bytes | None = None  # JSON text
-    error: str | None = None
-
-    def value(self) -> Any:
-        return None if self.result is None else orjson.loads(self.result)
-
-
-@dataclass(slots=True)
-class DeadInfo:
-    reason: str
-    error: str
-    traceback: str = ""
-    failed_at: str = ""
-    priority: str = ""
-    name: str = ""
-    source: str = "worker"
-
-    def encode(self) -> bytes:
-        return orjson.dumps(
-            {
-                "reason": self.reason,
-                "error": self.error,
-                "traceback": self.traceback,
-                "failed_at": self.failed_at,
-                "priority": self.priority,
-                "name": self.name,
-                "source": self.source,
-            }
-        )
-
-    @classmethod
-    def decode(cls, raw: bytes | None) -> DeadInfo:
-        try:
-            data = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
-        return cls(**{k: str(data.get(k) or "") for k in cls.__slots__})
+# The records live in records.py; callers may keep importing them from here.
+__all__ = [
+    "ENQUEUE_CHUNK",
+    "JOB_STATES",
+    "Administration",
+    "Broker",
+    "BrokerStats",
+    "DeadInfo",
+    "DeadLetter",
+    "Delivery",
+    "ForeignRouting",
+    "Inspection",
+    "JobResult",
+    "JobSummary",
+    "NewJob",
+    "QueueRef",
+    "Recovered",
+    "Registry",
+    "SyncClient",
+    "Throughput",
+    "WorkerPath",
+    "check_state",
+    "foreign_routing",
+]
 
 
-@dataclass(slots=True)
-class DeadLetter:
-    id: str
-    died_at_ms: int
-    info: DeadInfo
-    record: bytes | None
+class SyncClient(abc.ABC):
+    """The client calls of plain (non-async) code: `job.enqueue()` and
+    `handle.result()` from a web request thread. One object per broker
+    (`broker.sync`); each backend implements the primitives with whatever is
+    fastest from a thread (Redis: a sync redis-py client)."""
 
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
+        """Write jobs atomically per job; False for an id that already existed."""
+        return self._enqueue(chunks(jobs))
 
-@dataclass(slots=True)
-class BrokerStats:
-    ready: dict[QueueRef, int] = field(default_factory=dict)
-    unrouted: dict[str, int] = field(default_factory=dict)  # plain SDK lists by priority
-    scheduled: int = 0
-    active: int = 0
-    dead: int = 0
-    completed: int = 0  # entries in the recent-completions index
+    @abc.abstractmethod
+    def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
+        """Write every batch (each one atomic per job), in order."""
 
+    @abc.abstractmethod
+    def get_result(self, job_id: str) -> JobResult | None: ...
 
-@dataclass(slots=True)
-class JobSummary:
-    """One job in a listing. `when_ms` depends on the state: lease deadline
-    (running), due time (scheduled), finish time (completed, dead), and 0 for
-    queued jobs."""
+    def wait_result(self, job_id: str, timeout: float) -> JobResult | None:
+        found = self.get_result(job_id)
+        if found is not None or timeout <= 0:
+            return found
+        return self._wait_result(job_id, timeout)
 
-    id: str
-    state: str
-    when_ms: int
-    record: bytes | None
-    priority: str = ""
-    name: str = ""
-
-
-@dataclass(slots=True)
-class Throughput:
-    minute: int  # unix minute (unix seconds // 60)
-    completed: int
-    failed: int
-
-
-@dataclass(slots=True)
-class Recovered:
-    recovered: list[str]
-    buried: list[str]
+    @abc.abstractmethod
+    def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
+        """Block until the result exists or `timeout` passes (it did not exist)."""
 
 
 class WorkerPath(abc.ABC):
@@ -140,6 +90,7 @@ class WorkerPath(abc.ABC):
 
     url: str
     result_ttl: float
+    sync: SyncClient  # the same client calls from plain code
 
     # -- lifecycle --------------------------------------------------------
     @abc.abstractmethod
@@ -161,48 +112,63 @@ class WorkerPath(abc.ABC):
         time and cron firing is judged by (Redis: TIME; SQLite: this host)."""
         return time.time()
 
+    def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[bool]:
+        """Transitional alias of `sync.enqueue` for app.py until it calls that."""
+        return self.sync.enqueue(jobs)
+
     # -- client -----------------------------------------------------------
-    @abc.abstractmethod
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
         """Write jobs atomically per job; False for an id that already existed."""
+        return await self._enqueue(chunks(jobs))
 
     @abc.abstractmethod
-    def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[bool]: ...
+    async def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
+        """Write every batch (each one atomic per job); replies in job order."""
 
     @abc.abstractmethod
     async def get_result(self, job_id: str) -> JobResult | None: ...
 
-    @abc.abstractmethod
-    def get_result_sync(self, job_id: str) -> JobResult | None: ...
+    async def wait_result(self, job_id: str, timeout: float) -> JobResult | None:
+        found = await self.get_result(job_id)
+        if found is not None or timeout <= 0:
+            return found
+        return await self._wait_result(job_id, timeout)
 
     @abc.abstractmethod
-    async def wait_result(self, job_id: str, timeout: float) -> JobResult | None: ...
-
-    @abc.abstractmethod
-    def wait_result_sync(self, job_id: str, timeout: float) -> JobResult | None: ...
+    async def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
+        """Wait until the result exists or `timeout` passes (it did not exist)."""
 
     @abc.abstractmethod
     async def get_record(self, job_id: str) -> bytes | None: ...
 
+    async def get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]:
+        return await self._get_results(job_ids) if job_ids else []
+
     @abc.abstractmethod
-    async def get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]: ...
+    async def _get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]: ...
 
     # -- worker -----------------------------------------------------------
     @abc.abstractmethod
     async def dequeue(
         self, queues: Sequence[QueueRef], count: int, lease_seconds: float, token_prefix: str
     ) -> list[Delivery]:
-        """Lease up to `count` ready jobs, taking the queues in the order given."""
+        """Lease up to `count` ready jobs, taking the queues in the order given;
+        each lease runs `lease_seconds` from now on the broker's clock."""
 
     @abc.abstractmethod
     async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
         """Block until one of the queues may have a job, or `timeout` passes."""
 
-    @abc.abstractmethod
     async def extend_leases(
         self, leases: Sequence[tuple[str, str]], lease_seconds: float
     ) -> list[str]:
         """Heartbeat (id, token) leases; returns the ids whose lease we lost."""
+        return await self._extend(leases, lease_seconds) if leases else []
+
+    @abc.abstractmethod
+    async def _extend(
+        self, leases: Sequence[tuple[str, str]], lease_seconds: float
+    ) -> list[str]: ...
 
     @abc.abstractmethod
     async def complete(
@@ -211,21 +177,33 @@ class WorkerPath(abc.ABC):
         """Ack with the result; False if the lease was lost (stale ack refused)."""
 
     @abc.abstractmethod
-    async def retry(self, delivery: Delivery, record: bytes, due: float) -> bool: ...
+    async def retry(self, delivery: Delivery, record: bytes, delay_seconds: float) -> bool:
+        """Schedule the next attempt `delay_seconds` from now on the broker's
+        clock; False if the lease was lost."""
+
+    async def bury(
+        self, delivery: Delivery, record: bytes | None, info: DeadInfo, duration_ms: float
+    ) -> bool:
+        """Dead-letter a leased job; `record` None keeps the stored one."""
+        return await self._bury(delivery, record, info.with_defaults(), duration_ms)
 
     @abc.abstractmethod
-    async def bury(
+    async def _bury(
         self, delivery: Delivery, record: bytes | None, info: DeadInfo, duration_ms: float
     ) -> bool: ...
 
-    @abc.abstractmethod
     async def requeue(self, deliveries: Sequence[Delivery]) -> int:
         """Put leased jobs back at the head of their queue, no attempt charged."""
+        return await self._requeue(deliveries) if deliveries else 0
+
+    @abc.abstractmethod
+    async def _requeue(self, deliveries: Sequence[Delivery]) -> int: ...
 
     # -- maintenance ------------------------------------------------------
     @abc.abstractmethod
     async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
-        """Return expired leases to their queues (burying at max_stalls). Also the
+        """Return expired leases to their queues; at max_stalls, bury the job
+        (dead info with its type and priority, record failed). Also the
         periodic upkeep point: a backend may trim its indexes here."""
 
     @abc.abstractmethod
@@ -247,15 +225,23 @@ class Inspection(abc.ABC):
     async def active_by_queue(self) -> dict[QueueRef, int]:
         """Leased (running) jobs per (priority, job type)."""
 
-    @abc.abstractmethod
     async def list_jobs(
         self, state: str, offset: int = 0, limit: int = 50, job_type: str | None = None
     ) -> list[JobSummary]:
         """Jobs in one of JOB_STATES, newest first except queued (next to run
         first) and scheduled (soonest due first)."""
+        return await self._list_jobs(check_state(state), offset, limit, job_type)
 
     @abc.abstractmethod
-    async def count_jobs(self, state: str, job_type: str | None = None) -> int: ...
+    async def _list_jobs(
+        self, state: JobState, offset: int, limit: int, job_type: str | None
+    ) -> list[JobSummary]: ...
+
+    async def count_jobs(self, state: str, job_type: str | None = None) -> int:
+        return await self._count_jobs(check_state(state), job_type)
+
+    @abc.abstractmethod
+    async def _count_jobs(self, state: JobState, job_type: str | None) -> int: ...
 
     @abc.abstractmethod
     async def job_state(self, job_id: str) -> str | None:
@@ -266,24 +252,31 @@ class Inspection(abc.ABC):
 
     @abc.abstractmethod
     async def throughput(self, minutes: int = 60) -> list[Throughput]:
-        """Completed / failed attempts per minute for the last `minutes` minutes,
-        oldest first, one entry per minute (zeros included)."""
+        """Completed / failed attempts per minute for the last `minutes` minutes
+        of the broker's clock, oldest first, one entry per minute (zeros included)."""
 
 
 class Registry(abc.ABC):
     """The fleet: workers and schedulers say who they are on a heartbeat."""
 
+    async def heartbeat_worker(self, info: WorkerInfo) -> None:
+        """Register or refresh the entry `info.id`; the broker stamps last_seen."""
+        await self._heartbeat(info.id, encode_worker(info))
+
     @abc.abstractmethod
-    async def heartbeat_worker(self, worker_id: str, info: dict[str, Any]) -> None:
-        """Register or refresh a worker / scheduler entry (JSON-able info)."""
+    async def _heartbeat(self, worker_id: str, entry: bytes) -> None: ...
 
     @abc.abstractmethod
     async def remove_worker(self, worker_id: str) -> None: ...
 
+    async def list_workers(self, expiry: float) -> list[WorkerInfo]:
+        """Entries heard from within `expiry` seconds (broker clock), oldest
+        heartbeat first, with `last_seen`; older ones are pruned."""
+        return decode_workers(await self._live_workers(expiry))
+
     @abc.abstractmethod
-    async def list_workers(self, expiry: float) -> list[dict[str, Any]]:
-        """Entries heard from within `expiry` seconds; older ones are pruned.
-        Each dict is the info given plus `last_seen` (unix seconds)."""
+    async def _live_workers(self, expiry: float) -> list[tuple[str, bytes, float]]:
+        """Prune silent entries; (id, JSON entry, last seen unix seconds) of the rest."""
 
 
 class Administration(abc.ABC):

@@ -2,10 +2,10 @@
 
 For development, CI and small single-host deployments; several worker
 processes on one host may share the file. Every state transition is one
-transaction (sqlite_ops.py, one function per lua/ script); reads are in
-sqlite_inspect.py. All SQLite calls run on one thread per broker instance,
-which owns the connection, so the event loop never blocks on the file and the
-`_sync` client helpers work from plain code too.
+transaction (sqlite_ops.py and sqlite_upkeep.py, one function per lua/
+script); reads are in sqlite_inspect.py. All SQLite calls run on one thread
+per broker instance, which owns the connection, so the event loop never
+blocks on the file and `broker.sync` works from plain code too.
 
 There is no pub/sub: idle waits (for jobs, for a result) are handed to a
 watcher thread (sqlite_watch.py) that polls `PRAGMA data_version` and looks
@@ -25,13 +25,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import orjson
-
 from ..job import now_iso
+from ..vocabulary import JobState
 from . import sqlite_inspect as inspect
 from . import sqlite_ops as ops
-from .base import (
-    Broker,
+from . import sqlite_upkeep as upkeep
+from .base import Broker, SyncClient
+from .records import (
+    KEEP_COMPLETED,
     BrokerStats,
     DeadInfo,
     DeadLetter,
@@ -42,17 +43,12 @@ from .base import (
     QueueRef,
     Recovered,
     Throughput,
-    check_state,
 )
 from .sqlite_db import Store, Tables, path_from_url, wrap
 from .sqlite_ops import Clock, Outcome
 from .sqlite_watch import Check, Wait, Watcher
 
 T = TypeVar("T")
-
-# Same figures as the Redis broker, so both behave alike.
-ENQUEUE_CHUNK = 500
-KEEP_COMPLETED = 100_000
 # How often an idle wait looks for a commit: pick-up latency vs idle CPU.
 POLL_INTERVAL = 0.025
 # Expired records and results are deleted at most this often per broker.
@@ -76,6 +72,7 @@ class SQLiteBroker(Broker):
         self._store: Store | None = None  # touched on the pool's thread only
         self._watch: Watcher | None = None
         self._next_purge = 0.0
+        self.sync = SQLiteSyncClient(self)
 
     # -- the database thread ----------------------------------------------------
     def _executor(self) -> ThreadPoolExecutor:
@@ -176,39 +173,22 @@ class SQLiteBroker(Broker):
         ]
 
     # -- client -------------------------------------------------------------------
-    def _enqueue_all(self, store: Store, jobs: Sequence[NewJob]) -> list[bool]:
-        out: list[bool] = []
-        # Each chunk is one short transaction, so a big batch never holds the
+    def _enqueue_all(self, store: Store, batches: list[Sequence[NewJob]]) -> list[bool]:
+        # Each batch is one short transaction, so a big enqueue never holds the
         # write lock for long; each job is still written atomically.
-        for start in range(0, len(jobs), ENQUEUE_CHUNK):
-            out += ops.enqueue(store, jobs[start : start + ENQUEUE_CHUNK], _clock())
-        return out
+        return [ok for batch in batches for ok in ops.enqueue(store, batch, _clock())]
 
-    async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
-        return await self._run(lambda s: self._enqueue_all(s, jobs))
-
-    def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[bool]:
-        return self._run_sync(lambda s: self._enqueue_all(s, jobs))
+    async def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
+        return await self._run(lambda s: self._enqueue_all(s, batches))
 
     async def get_result(self, job_id: str) -> JobResult | None:
-        return await self._run(lambda s: inspect.get_result(s, job_id, time.time()))
-
-    def get_result_sync(self, job_id: str) -> JobResult | None:
-        return self._run_sync(lambda s: inspect.get_result(s, job_id, time.time()))
+        return await self._run(self._result_check(job_id))
 
     def _result_check(self, job_id: str) -> Check:
         return lambda store: inspect.get_result(store, job_id, time.time())
 
-    async def wait_result(self, job_id: str, timeout: float) -> JobResult | None:
-        if timeout <= 0:
-            return await self.get_result(job_id)
+    async def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
         found: JobResult | None = await self._wait(self._result_check(job_id), timeout)
-        return found
-
-    def wait_result_sync(self, job_id: str, timeout: float) -> JobResult | None:
-        if timeout <= 0:
-            return self.get_result_sync(job_id)
-        found: JobResult | None = self._wait_sync(self._result_check(job_id), timeout)
         return found
 
     async def get_record(self, job_id: str) -> bytes | None:
@@ -241,11 +221,7 @@ class SQLiteBroker(Broker):
 
         return bool(await self._wait(check, timeout))
 
-    async def extend_leases(
-        self, leases: Sequence[tuple[str, str]], lease_seconds: float
-    ) -> list[str]:
-        if not leases:
-            return []
+    async def _extend(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> list[str]:
         deadline = int((time.time() + lease_seconds) * 1000)
         return await self._run(lambda s: ops.extend(s, leases, deadline))
 
@@ -257,36 +233,31 @@ class SQLiteBroker(Broker):
             lambda s: ops.complete(s, delivery, record, outcome, _clock(), KEEP_COMPLETED)
         )
 
-    async def retry(self, delivery: Delivery, record: bytes, due: float) -> bool:
-        return await self._run(lambda s: ops.retry(s, delivery, record, due, _clock()))
+    async def retry(self, delivery: Delivery, record: bytes, delay_seconds: float) -> bool:
+        return await self._run(lambda s: ops.retry(s, delivery, record, delay_seconds, _clock()))
 
-    async def bury(
+    async def _bury(
         self, delivery: Delivery, record: bytes | None, info: DeadInfo, duration_ms: float
     ) -> bool:
-        clock = _clock()
-        if not info.failed_at:
-            info.failed_at = clock.iso
-        outcome = Outcome("failed", duration_ms, self._ttl, error=info.error or info.reason)
-        return await self._run(lambda s: ops.bury(s, delivery, record, info, outcome, clock))
+        outcome = Outcome("failed", duration_ms, self._ttl, error=info.result_error)
+        return await self._run(lambda s: ops.bury(s, delivery, record, info, outcome, _clock()))
 
-    async def requeue(self, deliveries: Sequence[Delivery]) -> int:
-        if not deliveries:
-            return 0
+    async def _requeue(self, deliveries: Sequence[Delivery]) -> int:
         return await self._run(lambda s: ops.requeue(s, deliveries))
 
     # -- scheduler / recovery -----------------------------------------------------
     def _recover(self, store: Store, max_stalls: int, limit: int) -> Recovered:
         self._maybe_purge(store)
         clock = _clock()
-        if not ops.has_expired(store, clock.ms):
+        if not upkeep.has_expired(store, clock.ms):
             return Recovered([], [])
-        return ops.recover(store, max_stalls, limit, clock, self._ttl)
+        return upkeep.recover(store, max_stalls, limit, clock, self._ttl)
 
     def _maybe_purge(self, store: Store) -> None:
         now = time.time()
         if now >= self._next_purge:
             self._next_purge = now + PURGE_INTERVAL
-            ops.purge(store, now, ttl=self.result_ttl)
+            upkeep.purge(store, now, ttl=self.result_ttl)
 
     async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
         return await self._run(lambda s: self._recover(s, max_stalls, limit))
@@ -295,9 +266,9 @@ class SQLiteBroker(Broker):
         total = 0
         while True:
             clock = _clock()
-            if not ops.has_due(store, clock.now):
+            if not upkeep.has_due(store, clock.now):
                 return total
-            moved, more = ops.move_due(store, limit, clock, self._ttl)
+            moved, more = upkeep.move_due(store, limit, clock, self._ttl)
             total += moved
             if not more:
                 return total
@@ -306,28 +277,17 @@ class SQLiteBroker(Broker):
         return await self._run(lambda s: self._move_due(s, limit))
 
     # -- worker registry ------------------------------------------------------------
-    async def heartbeat_worker(self, worker_id: str, info: dict[str, Any]) -> None:
-        data = orjson.dumps(info)
+    async def _heartbeat(self, worker_id: str, entry: bytes) -> None:
         now_ms = int(time.time() * 1000)
-        await self._run(lambda s: ops.heartbeat_worker(s, worker_id, data, now_ms))
+        await self._run(lambda s: upkeep.heartbeat_worker(s, worker_id, entry, now_ms))
 
     async def remove_worker(self, worker_id: str) -> None:
-        await self._run(lambda s: ops.remove_worker(s, worker_id))
+        await self._run(lambda s: upkeep.remove_worker(s, worker_id))
 
-    async def list_workers(self, expiry: float) -> list[dict[str, Any]]:
+    async def _live_workers(self, expiry: float) -> list[tuple[str, bytes, float]]:
         cutoff = int((time.time() - expiry) * 1000)
-        rows = await self._run(lambda s: ops.prune_workers(s, cutoff))
-        out = []
-        for worker_id, raw, seen_ms in rows:
-            try:
-                entry = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(entry, dict):
-                entry.setdefault("id", worker_id)
-                entry["last_seen"] = seen_ms / 1000
-                out.append(entry)
-        return out
+        rows = await self._run(lambda s: upkeep.prune_workers(s, cutoff))
+        return [(worker_id, raw, seen_ms / 1000) for worker_id, raw, seen_ms in rows]
 
     # -- inspection and admin ---------------------------------------------------------
     async def stats(self) -> BrokerStats:
@@ -339,23 +299,19 @@ class SQLiteBroker(Broker):
     async def active_by_queue(self) -> dict[QueueRef, int]:
         return await self._run(inspect.active_by_queue)
 
-    async def get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]:
-        if not job_ids:
-            return []
+    async def _get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]:
         return await self._run(lambda s: inspect.get_results(s, job_ids, time.time()))
 
-    async def list_jobs(
-        self, state: str, offset: int = 0, limit: int = 50, job_type: str | None = None
+    async def _list_jobs(
+        self, state: JobState, offset: int, limit: int, job_type: str | None
     ) -> list[JobSummary]:
-        check_state(state)
-        if state == "queued":
+        if state is JobState.QUEUED:
             return await self._run(lambda s: inspect.list_queued(s, offset, limit, job_type))
         return await self._run(
             lambda s: inspect.list_indexed(s, state, offset, limit, job_type, time.time())
         )
 
-    async def count_jobs(self, state: str, job_type: str | None = None) -> int:
-        check_state(state)
+    async def _count_jobs(self, state: JobState, job_type: str | None) -> int:
         return await self._run(lambda s: inspect.count_jobs(s, state, job_type, time.time()))
 
     async def job_state(self, job_id: str) -> str | None:
@@ -371,10 +327,30 @@ class SQLiteBroker(Broker):
         return await self._run(lambda s: inspect.list_dead(s, offset, limit))
 
     async def delete_dead(self, job_id: str) -> bool:
-        return await self._run(lambda s: ops.delete_dead(s, job_id))
+        return await self._run(lambda s: upkeep.delete_dead(s, job_id))
 
     async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
-        return await self._run(lambda s: ops.replay(s, job_id, record, (priority, name)))
+        return await self._run(lambda s: upkeep.replay(s, job_id, record, (priority, name)))
+
+
+class SQLiteSyncClient(SyncClient):
+    """`broker.sync`: the same database thread, waited on from plain code."""
+
+    def __init__(self, broker: SQLiteBroker) -> None:
+        self._broker = broker
+
+    def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
+        b = self._broker
+        return b._run_sync(lambda s: b._enqueue_all(s, batches))
+
+    def get_result(self, job_id: str) -> JobResult | None:
+        b = self._broker
+        return b._run_sync(b._result_check(job_id))  # type: ignore[no-any-return]
+
+    def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
+        b = self._broker
+        found: JobResult | None = b._wait_sync(b._result_check(job_id), timeout)
+        return found
 
 
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

@@ -61,7 +61,6 @@ class Tables:
         self.completed = self.name("completed")
         self.queues = self.name("queues")
         self.workers = self.name("workers")
-        self.types = self.name("types")
         self.throughput = self.name("throughput")
         # Queued-job queries name their index: without statistics the planner
         # may pick the job-type index and scan a whole type to find one priority.
@@ -115,8 +114,9 @@ class Tables:
                 PRIMARY KEY (priority, name)) WITHOUT ROWID""",
             f"""CREATE TABLE IF NOT EXISTS {t.workers} (
                 id TEXT PRIMARY KEY NOT NULL, info BLOB NOT NULL, seen_ms INTEGER NOT NULL)""",
-            f"""CREATE TABLE IF NOT EXISTS {t.types} (
-                name TEXT PRIMARY KEY NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID""",
+            # Older files have a job-types table nothing reads (SQLite routes no
+            # foreign records).
+            f"DROP TABLE IF EXISTS {t.name('types')}",
             f"""CREATE TABLE IF NOT EXISTS {t.throughput} (
                 minute INTEGER PRIMARY KEY,
                 completed INTEGER NOT NULL DEFAULT 0,

@@ -15,7 +15,8 @@ from ..job import created_at
 from ..job import record_field as _field
 from ..keys import PRIORITY_RANK
 from ..vocabulary import PRIORITIES
-from .base import (
+from .records import (
+    THROUGHPUT_KEEP_S,
     BrokerStats,
     DeadInfo,
     DeadLetter,
@@ -25,7 +26,6 @@ from .base import (
     Throughput,
 )
 from .sqlite_db import Store
-from .sqlite_ops import THROUGHPUT_KEEP_S
 
 _RESULT_COLUMNS = "status, completed_at, duration_ms, result, error"
 

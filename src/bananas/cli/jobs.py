@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import asdict
 from typing import Any
 
 import click
@@ -85,7 +86,7 @@ def status(as_json: bool, broker: str | None) -> None:
 
     async def go(b: Broker) -> None:
         stats = await b.stats()
-        fleet = await b.list_workers(settings.registry_expiry)
+        fleet = [asdict(w) for w in await b.list_workers(settings.registry_expiry)]
         data = {
             "broker": b.describe(),
             "workers": [e for e in fleet if e.get("kind") != "scheduler"],

@@ -110,7 +110,7 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
             )
         )
     by_priority = {p: sum(r.depth[p] for r in rows) + stats.unrouted.get(p, 0) for p in PRIORITIES}
-    fleet = [normalize_worker(w, time.time()) for w in workers]
+    fleet = [normalize_worker(asdict(w), time.time()) for w in workers]
     return Overview(
         broker=broker.describe(),
         rows=rows,
@@ -240,7 +240,7 @@ class Fleet:
 
 async def fleet(broker: Broker, expiry: float) -> Fleet:
     now = time.time()
-    rows = [normalize_worker(e, now) for e in await broker.list_workers(expiry)]
+    rows = [normalize_worker(asdict(e), now) for e in await broker.list_workers(expiry)]
     rows.sort(key=lambda w: (w.group, w.host, w.pid or 0, w.id))
     workers = [w for w in rows if not w.is_scheduler]
     pools: dict[tuple[str, str], list[WorkerRow]] = {}

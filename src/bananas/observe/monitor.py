@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BrokerError
 from ..periodic import PeriodicTasks
+from ..vocabulary import WorkerInfo
 from ..worker.stats import IntervalSampler
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class Monitor:
         w.utilization, w.error_rate = self._gauge_sampler.sample()
 
     async def _register(self) -> None:
-        await self.worker.broker.heartbeat_worker(self.worker.id, self.registry_entry())
+        await self.worker.broker.heartbeat_worker(WorkerInfo.from_dict(self.registry_entry()))
 
     def registry_entry(self) -> dict[str, Any]:
         w = self.worker

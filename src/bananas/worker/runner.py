@@ -177,7 +177,7 @@ class JobRunner:
                 status="scheduled", attempts=attempt, error=error, scheduled_for=iso_from_unix(due)
             )
             done = await self._settle(
-                delivery, lambda: self.broker.retry(delivery, new_record, due)
+                delivery, lambda: self.broker.retry(delivery, new_record, delay)
             )
             if done:
                 self.stats.retried += 1

@@ -11,7 +11,8 @@
 --
 -- ctx fields: job_prefix, result_prefix, notify_prefix, ready_prefix,
 --   marker_prefix, queues (set key), dead (zset key), dead_info (hash key),
---   types (hash key or nil), now_ms, now_iso, result_ttl.
+--   types (hash key or nil), now_ms (server clock, _clock.lua), now_iso,
+--   result_ttl.
 
 local function bury(ctx, id, reason, priority, name)
   local info = cjson.encode({reason = reason, error = reason, failed_at = ctx.now_iso,

@@ -1,34 +1,38 @@
 -- complete: acknowledge jobs that ran to completion and store their results.
 -- One call settles a batch: the acks of one event-loop turn of a worker.
 --
--- KEYS[1]  active sorted set
--- KEYS[2]  leases hash
--- KEYS[3]  stalls hash
--- KEYS[4]  recent completions sorted set (trimmed by the recoverer)
--- KEYS[5]  throughput hash of the current minute
--- then per job i (0-based), at 6 + 2*i: job record key, result hash key
--- ARGV[1]  result TTL (seconds)
--- then per job i (0-based), at 2 + 8*i:
---   id, lease token, updated record JSON (status completed), completed_at
---   (ISO 8601), duration_ms, result JSON text ('' when the handler returned
---   None), notify channel, now (unix ms)
+-- KEYS[1]  active: sorted set of leases
+-- KEYS[2]  leases: hash id -> "<token> <ready list>"
+-- KEYS[3]  stalls: hash id -> lost-lease count
+-- KEYS[4]  completed: recent completions sorted set (trimmed by the recoverer)
+-- KEYS[5..] per job: record_key, result_key
+-- ARGV[1]  ttl: result TTL (seconds)
+-- ARGV[2]  throughput_prefix: minute counter key prefix (minute from TIME)
+-- ARGV[3]  throughput_keep: seconds a minute's counters are kept
+-- ARGV[4..] per job: id, token, record, completed_at, duration_ms, result, notify
+--
+-- Per job: its updated record JSON (status completed), completed_at (ISO
+-- 8601), duration_ms, the result JSON text ('' when the handler returned
+-- None) and the channel to PUBLISH on.
+-- No DEL of the result first: only bury writes an `error` field, and only
+-- replay (which deletes the result) can bring a buried job back.
 --
 -- Returns: per job, 1 done; 0 refused because the caller's lease is gone
 -- (stale ack: the job was recovered and re-issued, so the new holder completes
 -- it, or the same ack came twice in the batch); or the text "error: <reason>"
--- when writing that job's record or result failed. The shared structures (active, leases, stalls, completions, throughput)
--- take one variadic command per batch.
--- No DEL of the result first: only bury writes an `error` field, and only
--- replay (which deletes the result) can bring a buried job back.
+-- when writing that job's record or result failed. The shared structures
+-- (active, leases, stalls, completions, throughput) take one variadic command
+-- per batch.
 
+-- @include _clock.lua
 -- @include _lease.lua
 -- @include _bulk.lua
 
 local ttl = ARGV[1]
-local njobs = (#KEYS - 5) / 2
+local njobs = (#KEYS - 4) / 2
 local ids = {}
 for i = 0, njobs - 1 do
-  ids[i + 1] = ARGV[2 + 8 * i]
+  ids[i + 1] = ARGV[4 + 7 * i]
 end
 local held = redis.call('HMGET', KEYS[2], unpack(ids))
 
@@ -37,13 +41,14 @@ local function failed(reply)
   return type(reply) == 'table' and reply.err or nil
 end
 
+local now = now_ms()
 local out, done, scored, seen = {}, {}, {}, {}
 for i = 0, njobs - 1 do
-  local a = 2 + 8 * i
+  local a = 4 + 7 * i
   local id = ARGV[a]
   if not seen[id] and lease_list(held[i + 1], ARGV[a + 1]) then
     seen[id] = true
-    local k = 6 + 2 * i
+    local k = 5 + 2 * i
     -- pcall: one job's bad key (say, a user id colliding with a foreign key)
     -- fails that job alone, not the batch it shares a call with.
     local err = failed(redis.pcall('SET', KEYS[k], ARGV[a + 2], 'EX', ttl))
@@ -63,7 +68,7 @@ for i = 0, njobs - 1 do
     else
       redis.call('PUBLISH', ARGV[a + 6], 'completed')
       done[#done + 1] = id
-      scored[#scored + 1] = ARGV[a + 7]
+      scored[#scored + 1] = now
       scored[#scored + 1] = id
       out[i + 1] = 1
     end
@@ -76,8 +81,6 @@ if #done > 0 then
   bulk('HDEL', KEYS[2], done)
   bulk('HDEL', KEYS[3], done)
   bulk('ZADD', KEYS[4], scored)
-  if redis.call('HINCRBY', KEYS[5], 'completed', #done) == #done then
-    redis.call('EXPIRE', KEYS[5], 7200)
-  end
+  count_attempts(ARGV[2], now, 'completed', #done, ARGV[3])
 end
 return out

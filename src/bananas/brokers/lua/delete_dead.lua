@@ -1,10 +1,10 @@
 -- delete_dead: remove a dead-lettered job and everything stored for it.
 --
--- KEYS[1]  dead sorted set
--- KEYS[2]  dead info hash
--- KEYS[3]  stalls hash
--- KEYS[4]  job record key
--- KEYS[5]  result hash key
+-- KEYS[1]  dead: sorted set id -> time of death
+-- KEYS[2]  dead_info: hash id -> JSON dead info
+-- KEYS[3]  stalls: hash id -> lost-lease count
+-- KEYS[4]  record_key: the job record key
+-- KEYS[5]  result_key: the result hash key
 -- ARGV[1]  id
 --
 -- Returns: 1 deleted; 0 not in the dead-letter queue.

@@ -1,22 +1,26 @@
 -- enqueue: store new job records and make them ready or scheduled, atomically.
 --
--- KEYS[1]  queues set (members "priority:name")
--- KEYS[2]  scheduled sorted set (bananas:queue:scheduled)
--- then per distinct queue q (1-based), at 1 + 2*q and 2 + 2*q:
---   ready list key, marker key
--- then per job i (0-based), at 3 + 2*nq + i:
---   job record key
--- ARGV[1]  nq, the number of distinct queues
--- ARGV[1 + q]  queue member "priority:name" of queue q
--- then per job i (0-based), at 2 + nq + 4*i:
---   id, record JSON, due (unix seconds; '' = ready now), queue number q
+-- KEYS[1]  queues: set of queue members "priority:name"
+-- KEYS[2]  scheduled: sorted set bananas:queue:scheduled (score unix seconds)
+-- KEYS[3..] per queue: ready, marker
+-- KEYS[..] per job: record_key
+-- ARGV[1]  nq: the number of distinct queues
+-- ARGV[2..] per queue: member
+-- ARGV[..] per job: id, record, delay, at, queue_number
 --
+-- Per queue: its ready list, its wake marker and its member "priority:name".
+-- Per job: `delay` is seconds from now on the server's clock and `at` unix
+-- seconds ('' for neither; `at` wins); with neither the job is ready now.
+-- `queue_number` is the 1-based number of the job's queue in this call.
 -- Jobs are grouped by queue so that a batch costs one LPUSH, one marker ZADD
 -- and one SADD per queue rather than per job; the LPUSH takes the ids in job
 -- order, which leaves the list exactly as one LPUSH per job would.
 -- A job whose record key already exists is left alone (idempotent enqueue by
 -- id: a cron firing or a client retry never creates a second job).
+--
 -- Returns: array of 1 (enqueued) / 0 (id already existed), in job order.
+
+-- @include _clock.lua
 
 local nq = tonumber(ARGV[1])
 local first_job_key = 3 + 2 * nq
@@ -24,20 +28,24 @@ local njobs = #KEYS - first_job_key + 1
 local ready = {}
 local used = {}
 local out = {}
+local now = nil -- read once, only when a job is delayed
 for i = 0, njobs - 1 do
-  local a = 2 + nq + 4 * i
-  local id, due = ARGV[a], ARGV[a + 2]
+  local a = 2 + nq + 5 * i
+  local id, delay, at = ARGV[a], ARGV[a + 2], ARGV[a + 3]
   if redis.call('SET', KEYS[first_job_key + i], ARGV[a + 1], 'NX') then
-    local q = tonumber(ARGV[a + 3])
-    if due == '' then
+    local q = tonumber(ARGV[a + 4])
+    if at ~= '' then
+      redis.call('ZADD', KEYS[2], at, id)
+    elseif delay ~= '' then
+      now = now or now_ms()
+      redis.call('ZADD', KEYS[2], now / 1000 + tonumber(delay), id)
+    else
       local ids = ready[q]
       if ids == nil then
         ids = {}
         ready[q] = ids
       end
       ids[#ids + 1] = id
-    else
-      redis.call('ZADD', KEYS[2], due, id)
     end
     used[q] = true
     out[#out + 1] = 1

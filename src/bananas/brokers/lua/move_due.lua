@@ -2,30 +2,37 @@
 -- retry back-offs) to their ready lists. Safe with any number of schedulers:
 -- each id is removed from the sorted set and routed in the same script.
 --
--- KEYS[1]  scheduled sorted set (bananas:queue:scheduled, score unix seconds)
--- KEYS[2]  queues set
--- KEYS[3]  dead sorted set
--- KEYS[4]  dead info hash
--- ARGV[1]  now (unix seconds)
--- ARGV[2]  max jobs per call
--- ARGV[3]  now (unix ms), ARGV[4] now (ISO 8601), ARGV[5] result TTL (seconds)
--- ARGV[6]  job key prefix, ARGV[7] result key prefix, ARGV[8] notify prefix
--- ARGV[9]  ready list key prefix, ARGV[10] marker key prefix
+-- KEYS[1]  scheduled: sorted set bananas:queue:scheduled (score unix seconds)
+-- KEYS[2]  queues: set of queue members "priority:name"
+-- KEYS[3]  dead: sorted set id -> time of death (unix ms)
+-- KEYS[4]  dead_info: hash id -> JSON dead info
+-- ARGV[1]  limit: most jobs per call
+-- ARGV[2]  now_iso: ISO 8601, for the failed result of a job that cannot be routed
+-- ARGV[3]  ttl: result TTL (seconds)
+-- ARGV[4]  job_prefix
+-- ARGV[5]  result_prefix
+-- ARGV[6]  notify_prefix
+-- ARGV[7]  ready_prefix
+-- ARGV[8]  marker_prefix
+--
+-- "Due" is judged by the server's clock (TIME).
 --
 -- Returns: {moved count, buried count, more due (1/0)}.
 
+-- @include _clock.lua
 -- @include _route.lua
 
-local ctx = {job_prefix = ARGV[6], result_prefix = ARGV[7], notify_prefix = ARGV[8],
-  ready_prefix = ARGV[9], marker_prefix = ARGV[10], queues = KEYS[2],
-  dead = KEYS[3], dead_info = KEYS[4], now_ms = ARGV[3], now_iso = ARGV[4],
-  result_ttl = ARGV[5]}
-local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
+local now = now_ms()
+local ctx = {job_prefix = ARGV[4], result_prefix = ARGV[5], notify_prefix = ARGV[6],
+  ready_prefix = ARGV[7], marker_prefix = ARGV[8], queues = KEYS[2],
+  dead = KEYS[3], dead_info = KEYS[4], now_ms = now, now_iso = ARGV[2],
+  result_ttl = ARGV[3]}
+local ids = redis.call('ZRANGE', KEYS[1], '-inf', now / 1000, 'BYSCORE', 'LIMIT', 0, ARGV[1])
 local moved, buried = 0, 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   if route(ctx, id, nil) then moved = moved + 1 else buried = buried + 1 end
 end
 local more = 0
-if #ids == tonumber(ARGV[2]) then more = 1 end
+if #ids == tonumber(ARGV[1]) then more = 1 end
 return {moved, buried, more}

@@ -3,33 +3,43 @@
 -- it probably kills its worker (OOM, segfault, os._exit). Also trims the
 -- recent-completions index (here, not on every ack, to keep acks cheap).
 --
--- KEYS[1]  active sorted set
--- KEYS[2]  leases hash (id -> "<token> <ready list>")
--- KEYS[3]  stalls hash
--- KEYS[4]  dead sorted set
--- KEYS[5]  dead info hash
--- KEYS[6]  queues set
--- KEYS[7]  recent completions sorted set
--- ARGV[1]  now (unix ms)
--- ARGV[2]  max stalls
--- ARGV[3]  max jobs to recover in this call
--- ARGV[4]  now (ISO 8601)
--- ARGV[5]  result TTL (seconds)
--- ARGV[6]  job key prefix, ARGV[7] result key prefix, ARGV[8] notify channel prefix
--- ARGV[9]  ready list key prefix, ARGV[10] marker key prefix
--- ARGV[11] how many recent completions to keep
--- ARGV[12] oldest completion kept (unix ms): older ones' records have expired
+-- KEYS[1]  active: sorted set id -> lease deadline (unix ms)
+-- KEYS[2]  leases: hash id -> "<token> <ready list>"
+-- KEYS[3]  stalls: hash id -> lost-lease count
+-- KEYS[4]  dead: sorted set id -> time of death (unix ms)
+-- KEYS[5]  dead_info: hash id -> JSON dead info
+-- KEYS[6]  queues: set of queue members "priority:name"
+-- KEYS[7]  completed: recent completions sorted set
+-- ARGV[1]  max_stalls
+-- ARGV[2]  limit: most jobs to recover in this call
+-- ARGV[3]  now_iso: ISO 8601, for the failed result of a buried job
+-- ARGV[4]  ttl: result TTL (seconds)
+-- ARGV[5]  job_prefix
+-- ARGV[6]  result_prefix
+-- ARGV[7]  notify_prefix
+-- ARGV[8]  ready_prefix
+-- ARGV[9]  marker_prefix
+-- ARGV[10] keep_completed: how many recent completions to keep
+-- ARGV[11] ttl_ms: completions older than this (ms) have lost their records
 --
--- Returns: {recovered ids, buried ids}.
+-- Leases expire by the server's clock (TIME). A buried job's dead info names
+-- its type and priority, taken from the ready list its lease came from; its
+-- record is left for the caller to mark failed (cjson would re-encode the
+-- payload: big integers, empty arrays), see RedisBroker.recover_expired.
+--
+-- Returns: {recovered ids, buried: flat id, time of death (ms), record
+-- ('' when missing), reason}.
 
+-- @include _clock.lua
 -- @include _route.lua
 
-local ctx = {job_prefix = ARGV[6], result_prefix = ARGV[7], notify_prefix = ARGV[8],
-  ready_prefix = ARGV[9], marker_prefix = ARGV[10], queues = KEYS[6],
-  dead = KEYS[4], dead_info = KEYS[5], now_ms = ARGV[1], now_iso = ARGV[4],
-  result_ttl = ARGV[5]}
-local max_stalls = tonumber(ARGV[2])
-local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[3])
+local now = now_ms()
+local ctx = {job_prefix = ARGV[5], result_prefix = ARGV[6], notify_prefix = ARGV[7],
+  ready_prefix = ARGV[8], marker_prefix = ARGV[9], queues = KEYS[6],
+  dead = KEYS[4], dead_info = KEYS[5], now_ms = now, now_iso = ARGV[3],
+  result_ttl = ARGV[4]}
+local max_stalls = tonumber(ARGV[1])
+local ids = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, ARGV[2])
 local recovered, buried = {}, {}
 for _, id in ipairs(ids) do
   local lease = redis.call('HGET', KEYS[2], id)
@@ -39,12 +49,20 @@ for _, id in ipairs(ids) do
   local stalls = redis.call('HINCRBY', KEYS[3], id, 1)
   if stalls >= max_stalls then
     redis.call('HDEL', KEYS[3], id)
-    bury(ctx, id, 'worker lost while running the job ' .. stalls ..
-      ' times (MAX_STALLS=' .. max_stalls .. '): it may be crashing its worker', nil, nil)
+    local priority, name = nil, nil
+    if queue then
+      priority, name = string.match(string.sub(queue, #ARGV[8] + 1), '^(%w+):(.*)$')
+    end
+    local reason = 'worker lost while running the job ' .. stalls ..
+      ' times (MAX_STALLS=' .. max_stalls .. '): it may be crashing its worker'
+    bury(ctx, id, reason, priority, name)
     buried[#buried + 1] = id
+    buried[#buried + 1] = now
+    buried[#buried + 1] = redis.call('GET', ARGV[5] .. id) or ''
+    buried[#buried + 1] = reason
   elseif queue then
     redis.call('RPUSH', queue, id)
-    redis.call('ZADD', ARGV[10] .. string.sub(queue, #ARGV[9] + 1), 0, '1')
+    redis.call('ZADD', ARGV[9] .. string.sub(queue, #ARGV[8] + 1), 0, '1')
     recovered[#recovered + 1] = id
   else
     -- No record of where it came from: route it again from its record.
@@ -52,6 +70,6 @@ for _, id in ipairs(ids) do
     recovered[#recovered + 1] = id
   end
 end
-redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -1 - tonumber(ARGV[11]))
-redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. ARGV[12])
+redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -1 - tonumber(ARGV[10]))
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. (now - tonumber(ARGV[11])))
 return {recovered, buried}

@@ -1,17 +1,17 @@
 -- replay: take a job out of the dead-letter queue and make it ready again,
 -- with a fresh retry budget.
 --
--- KEYS[1]  dead sorted set
--- KEYS[2]  dead info hash
--- KEYS[3]  stalls hash
--- KEYS[4]  job record key
--- KEYS[5]  result hash key
--- KEYS[6]  ready list key
--- KEYS[7]  marker key
--- KEYS[8]  queues set
+-- KEYS[1]  dead: sorted set id -> time of death
+-- KEYS[2]  dead_info: hash id -> JSON dead info
+-- KEYS[3]  stalls: hash id -> lost-lease count
+-- KEYS[4]  record_key: the job record key
+-- KEYS[5]  result_key: the result hash key
+-- KEYS[6]  ready: the ready list of its queue
+-- KEYS[7]  marker: that list's wake marker
+-- KEYS[8]  queues: set of queue members "priority:name"
 -- ARGV[1]  id
--- ARGV[2]  reset record JSON (attempts 0, status pending, no error)
--- ARGV[3]  queue member "priority:name"
+-- ARGV[2]  record: reset record JSON (attempts 0, status pending, no error)
+-- ARGV[3]  member: queue member "priority:name"
 --
 -- Returns: 1 replayed; 0 not in the dead-letter queue.
 

@@ -1,11 +1,11 @@
 -- requeue: put leased jobs back at the head of their ready list without
 -- charging an attempt (drain ran out of time, or a process pool died under it).
 --
--- KEYS[1]  active sorted set
--- KEYS[2]  leases hash
--- ARGV[1]  ready list key prefix
--- ARGV[2]  marker key prefix
--- ARGV[3..] pairs: id, token
+-- KEYS[1]  active: sorted set of leases
+-- KEYS[2]  leases: hash id -> "<token> <ready list>"
+-- ARGV[1]  ready_prefix: ready list key prefix
+-- ARGV[2]  marker_prefix: marker key prefix
+-- ARGV[3..] per lease: id, token
 --
 -- Returns: number of jobs put back (leases no longer ours are skipped).
 

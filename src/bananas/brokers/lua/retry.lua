@@ -1,27 +1,29 @@
 -- retry: a failed attempt with budget left; schedule the next one.
 --
--- KEYS[1]  active sorted set
--- KEYS[2]  leases hash
--- KEYS[3]  job record key
--- KEYS[4]  scheduled sorted set (bananas:queue:scheduled)
--- KEYS[5]  throughput hash of the current minute (counts the failed attempt)
+-- KEYS[1]  active: sorted set of leases
+-- KEYS[2]  leases: hash id -> "<token> <ready list>"
+-- KEYS[3]  record_key: the job record key
+-- KEYS[4]  scheduled: sorted set bananas:queue:scheduled (score unix seconds)
 -- ARGV[1]  id
--- ARGV[2]  lease token
--- ARGV[3]  updated record JSON (attempts + 1, status scheduled, error)
--- ARGV[4]  due time (unix seconds)
+-- ARGV[2]  token: the caller's lease token
+-- ARGV[3]  record: updated record JSON (attempts + 1, status scheduled, error)
+-- ARGV[4]  delay: seconds from now (server clock) until the next attempt
+-- ARGV[5]  throughput_prefix: minute counter key prefix (counts the failed attempt)
+-- ARGV[6]  throughput_keep: seconds a minute's counters are kept
 --
 -- The scheduler's move_due routes the job back to its ready list when due.
+--
 -- Returns: 1 done; 0 refused (stale lease).
 
+-- @include _clock.lua
 -- @include _lease.lua
 
 local id = ARGV[1]
 if not lease_queue(KEYS[2], id, ARGV[2]) then return 0 end
+local now = now_ms()
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)
 redis.call('SET', KEYS[3], ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[4], id)
-if redis.call('HINCRBY', KEYS[5], 'failed', 1) == 1 then
-  redis.call('EXPIRE', KEYS[5], 7200)
-end
+redis.call('ZADD', KEYS[4], now / 1000 + tonumber(ARGV[4]), id)
+count_attempts(ARGV[5], now, 'failed', 1, ARGV[6])
 return 1

@@ -1,30 +1,35 @@
 -- route_plain: route jobs that SDK clients LPUSHed onto a plain priority list
 -- (bananas:queue:{priority}) to the ready list of their job type.
 --
--- KEYS[1]  routing list of this priority (ids a worker BLMOVEd off the plain
---          list and has not routed yet: a crash there loses nothing, the next
---          call routes them)
--- KEYS[2]  plain list bananas:queue:{priority}
--- KEYS[3]  registered job types hash
--- KEYS[4]  queues set
--- KEYS[5]  dead sorted set
--- KEYS[6]  dead info hash
+-- KEYS[1]  routing: ids a worker BLMOVEd off the plain list and has not
+--          routed yet (a crash there loses nothing, the next call routes them)
+-- KEYS[2]  plain: the list bananas:queue:{priority}
+-- KEYS[3]  types: hash of registered job types
+-- KEYS[4]  queues: set of queue members "priority:name"
+-- KEYS[5]  dead: sorted set id -> time of death (unix ms)
+-- KEYS[6]  dead_info: hash id -> JSON dead info
 -- ARGV[1]  priority
--- ARGV[2]  max ids taken off the plain list in this call
--- ARGV[3]  now (unix ms), ARGV[4] now (ISO 8601), ARGV[5] result TTL (seconds)
--- ARGV[6]  job key prefix, ARGV[7] result key prefix, ARGV[8] notify prefix
--- ARGV[9]  ready list key prefix, ARGV[10] marker key prefix
+-- ARGV[2]  limit: most ids taken off the plain list in this call
+-- ARGV[3]  now_iso: ISO 8601, for the failed result of a job that cannot be routed
+-- ARGV[4]  ttl: result TTL (seconds)
+-- ARGV[5]  job_prefix
+-- ARGV[6]  result_prefix
+-- ARGV[7]  notify_prefix
+-- ARGV[8]  ready_prefix
+-- ARGV[9]  marker_prefix
 --
 -- Records that cannot be routed (no record, not JSON, no type, a type no
 -- worker ever registered) are dead-lettered with the reason.
+--
 -- Returns: {routed count, buried count, plain list left non-empty (1/0)}.
 
+-- @include _clock.lua
 -- @include _route.lua
 
-local ctx = {job_prefix = ARGV[6], result_prefix = ARGV[7], notify_prefix = ARGV[8],
-  ready_prefix = ARGV[9], marker_prefix = ARGV[10], queues = KEYS[4],
-  dead = KEYS[5], dead_info = KEYS[6], types = KEYS[3], now_ms = ARGV[3],
-  now_iso = ARGV[4], result_ttl = ARGV[5]}
+local ctx = {job_prefix = ARGV[5], result_prefix = ARGV[6], notify_prefix = ARGV[7],
+  ready_prefix = ARGV[8], marker_prefix = ARGV[9], queues = KEYS[4],
+  dead = KEYS[5], dead_info = KEYS[6], types = KEYS[3], now_ms = now_ms(),
+  now_iso = ARGV[3], result_ttl = ARGV[4]}
 local priority = ARGV[1]
 local routed, buried = 0, 0
 local pending = redis.call('LRANGE', KEYS[1], 0, -1)

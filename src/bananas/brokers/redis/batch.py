@@ -32,9 +32,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import BrokerError
-from .lua_scripts import LuaScript
-from .redis_support import pack_command
+from ...errors import BrokerError
+from .connection import pack_command
+from .scripts import LuaScript
 
 _BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
 # Items per merged call: bounds one script's run time and its reply size.

@@ -1,6 +1,6 @@
 """Inspection, admin and registry methods of the Redis broker (a mixin):
 read-mostly queries for `bananas status`, the metrics snapshot and the
-dashboard, kept apart from the worker's hot path in redis.py."""
+dashboard, kept apart from the worker's hot path in redis_broker.py."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-from redis.exceptions import RedisError
-
-from ..job import created_at
-from ..job import record_field as _field
-from ..keys import PRIORITY_RANK, Keys
-from ..vocabulary import PRIORITIES
-from .base import (
+from ...job import created_at
+from ...job import record_field as _field
+from ...keys import PRIORITY_RANK, Keys
+from ...vocabulary import PRIORITIES, JobState
+from ..records import (
     BrokerStats,
     DeadInfo,
     DeadLetter,
@@ -23,10 +20,11 @@ from .base import (
     JobSummary,
     QueueRef,
     Throughput,
-    check_state,
 )
-from .redis_support import parse_result as _parse_result
-from .redis_support import wrap as _wrap
+from . import scripts
+from .connection import parse_result as _parse_result
+from .connection import redis_errors
+from .scripts import Call
 
 
 class RedisInspection:
@@ -36,13 +34,16 @@ class RedisInspection:
     def redis(self) -> Any:
         raise NotImplementedError
 
-    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def _run(self, call: Call) -> Any:
+        raise NotImplementedError
+
+    async def server_time(self) -> float:
         raise NotImplementedError
 
     # -- inspection and admin ---------------------------------------------
     async def stats(self) -> BrokerStats:
         k = self.keys
-        try:
+        with redis_errors():
             members = sorted(m.decode() for m in await self.redis.smembers(k.queues))
             async with self.redis.pipeline(transaction=False) as pipe:
                 for member in members:
@@ -54,8 +55,6 @@ class RedisInspection:
                 pipe.zcard(k.dead)
                 pipe.zcard(k.completed)
                 replies = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         stats = BrokerStats()
         for member, depth in zip(members, replies, strict=False):
             priority, _, name = member.partition(":")
@@ -67,7 +66,7 @@ class RedisInspection:
 
     async def list_dead(self, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
         k = self.keys
-        try:
+        with redis_errors():
             entries = await self.redis.zrevrange(
                 k.dead, offset, offset + limit - 1, withscores=True
             )
@@ -76,93 +75,85 @@ class RedisInspection:
             ids = [e[0].decode() for e in entries]
             infos = await self.redis.hmget(k.dead_info, ids)
             records = await self.redis.mget([k.job(i) for i in ids])
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         return [
             DeadLetter(job_id, int(score), DeadInfo.decode(info), record)
             for (job_id, (_, score), info, record) in zip(ids, entries, infos, records, strict=True)
         ]
 
-    async def delete_dead(self, job_id: str) -> bool:
+    def _letter_keys(self, job_id: str) -> dict[str, str]:
+        """The keys a job's dead letter lives in (bury, replay, delete_dead)."""
         k = self.keys
-        keys = [k.dead, k.dead_info, k.stalls, k.job(job_id), k.result(job_id)]
-        return bool(await self._call("delete_dead", keys, [job_id]))
+        return {
+            "dead": k.dead,
+            "dead_info": k.dead_info,
+            "stalls": k.stalls,
+            "record_key": k.job(job_id),
+            "result_key": k.result(job_id),
+        }
+
+    async def delete_dead(self, job_id: str) -> bool:
+        call = scripts.delete_dead(**self._letter_keys(job_id), id=job_id)
+        return bool(await self._run(call))
 
     async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
         k = self.keys
-        keys = [
-            k.dead,
-            k.dead_info,
-            k.stalls,
-            k.job(job_id),
-            k.result(job_id),
-            k.ready(priority, name),
-            k.marker(priority, name),
-            k.queues,
-        ]
-        return bool(await self._call("replay", keys, [job_id, record, f"{priority}:{name}"]))
+        call = scripts.replay(
+            **self._letter_keys(job_id),
+            ready=k.ready(priority, name),
+            marker=k.marker(priority, name),
+            queues=k.queues,
+            id=job_id,
+            record=record,
+            member=f"{priority}:{name}",
+        )
+        return bool(await self._run(call))
 
     # -- worker registry ----------------------------------------------------
-    async def heartbeat_worker(self, worker_id: str, info: dict[str, Any]) -> None:
+    async def _heartbeat(self, worker_id: str, entry: bytes) -> None:
         k = self.keys
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(k.workers, worker_id, orjson.dumps(info))
-                pipe.zadd(k.workers_seen, {worker_id: int(time.time() * 1000)})
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
+        await self._run(
+            scripts.heartbeat(workers=k.workers, seen=k.workers_seen, id=worker_id, entry=entry)
+        )
 
     async def remove_worker(self, worker_id: str) -> None:
         k = self.keys
-        try:
+        with redis_errors():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hdel(k.workers, worker_id)
                 pipe.zrem(k.workers_seen, worker_id)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
 
-    async def list_workers(self, expiry: float) -> list[dict[str, Any]]:
+    async def _live_workers(self, expiry: float) -> list[tuple[str, bytes, float]]:
         k = self.keys
-        cutoff = int((time.time() - expiry) * 1000)
-        reply = await self._call("prune_workers", [k.workers, k.workers_seen], [cutoff])
-        out = []
-        for i in range(0, len(reply), 3):
-            try:
-                entry = orjson.loads(reply[i + 1])
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(entry, dict):
-                entry.setdefault("id", reply[i].decode())
-                entry["last_seen"] = int(reply[i + 2]) / 1000
-                out.append(entry)
-        return out
+        call = scripts.prune_workers(
+            workers=k.workers, seen=k.workers_seen, expiry_ms=int(expiry * 1000)
+        )
+        reply = await self._run(call)
+        return [
+            (reply[i].decode(), reply[i + 1], int(reply[i + 2]) / 1000)
+            for i in range(0, len(reply), 3)
+        ]
 
     # -- inspection ---------------------------------------------------------
     async def _members(self) -> list[str]:
-        try:
+        with redis_errors():
             return sorted(
                 (m.decode() for m in await self.redis.smembers(self.keys.queues)),
                 key=lambda m: (PRIORITY_RANK.get(m.partition(":")[0], 9), m),
             )
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
 
     async def oldest_ready_age(self) -> dict[str, float]:
         k = self.keys
         members = await self._members()
         lists = [(m.partition(":")[0], f"{k.ready_prefix}{m}") for m in members]
         lists += [(p, k.plain_queue(p)) for p in PRIORITIES]
-        try:
+        with redis_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
                 for _, key in lists:
                     pipe.lindex(key, -1)
                 heads = await pipe.execute()
             wanted = [(p, h.decode()) for (p, _), h in zip(lists, heads, strict=True) if h]
             records = await self.redis.mget([k.job(i) for _, i in wanted]) if wanted else []
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         ages = dict.fromkeys(PRIORITIES, 0.0)
         now = time.time()
         for (priority, _), raw in zip(wanted, records, strict=True):
@@ -172,10 +163,8 @@ class RedisInspection:
         return ages
 
     async def active_by_queue(self) -> dict[QueueRef, int]:
-        try:
+        with redis_errors():
             leases = await self.redis.hvals(self.keys.leases)
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         counts: dict[QueueRef, int] = {}
         cut = len(self.keys.ready_prefix)
         for raw in leases:
@@ -184,23 +173,18 @@ class RedisInspection:
             counts[(priority, name)] = counts.get((priority, name), 0) + 1
         return counts
 
-    async def get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]:
-        if not job_ids:
-            return []
-        try:
+    async def _get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]:
+        with redis_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
                 for job_id in job_ids:
                     pipe.hgetall(self.keys.result(job_id))
                 replies = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         return [_parse_result(data) for data in replies]
 
-    async def list_jobs(
-        self, state: str, offset: int = 0, limit: int = 50, job_type: str | None = None
+    async def _list_jobs(
+        self, state: JobState, offset: int, limit: int, job_type: str | None
     ) -> list[JobSummary]:
-        check_state(state)
-        if state == "queued":
+        if state is JobState.QUEUED:
             entries = await self._queued(offset, limit, job_type)
         else:
             entries = await self._indexed(state, offset, limit, job_type)
@@ -215,7 +199,7 @@ class RedisInspection:
                 lists.append((priority, name, f"{k.ready_prefix}{member}"))
         if job_type is None:
             lists += [(p, "", k.plain_queue(p)) for p in PRIORITIES]
-        try:
+        with redis_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
                 for _, _, key in lists:
                     pipe.llen(key)
@@ -234,8 +218,6 @@ class RedisInspection:
                 picked += [(i.decode(), priority, name) for i in reversed(ids)]
                 skip = 0
             records = await self.redis.mget([k.job(i) for i, _, _ in picked]) if picked else []
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         return [
             JobSummary(i, "queued", 0, rec, priority, name or _field(rec, "name"))
             for (i, priority, name), rec in zip(picked, records, strict=True)
@@ -259,7 +241,7 @@ class RedisInspection:
         position = 0 if job_type else offset
         skipped = 0
         chunk = limit if job_type is None else max(limit, 500)
-        try:
+        with redis_errors():
             while len(out) < limit:
                 if newest_first:
                     entries = await self.redis.zrevrange(
@@ -291,14 +273,11 @@ class RedisInspection:
                         break
                 if job_type is None:
                     break
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         return out
 
-    async def count_jobs(self, state: str, job_type: str | None = None) -> int:
-        check_state(state)
+    async def _count_jobs(self, state: JobState, job_type: str | None) -> int:
         k = self.keys
-        if state == "queued":
+        if state is JobState.QUEUED:
             members = await self._members()
             keys = [
                 f"{k.ready_prefix}{m}"
@@ -307,36 +286,30 @@ class RedisInspection:
             ]
             if job_type is None:
                 keys += [k.plain_queue(p) for p in PRIORITIES]
-            try:
+            with redis_errors():
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for key in keys:
                         pipe.llen(key)
                     return sum(int(n) for n in await pipe.execute())
-            except (RedisError, OSError) as exc:
-                raise _wrap(exc) from exc
         if job_type is not None:
             return await self._count_type(self._index(state)[0], job_type)
-        try:
+        with redis_errors():
             return int(await self.redis.zcard(self._index(state)[0]))
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
 
     async def _count_type(self, key: str, job_type: str, chunk: int = 2000) -> int:
         """Jobs of one type in an index. The indexes hold ids only, so this reads
         every record, a chunk at a time (O(n); the dashboard's type filter)."""
         count, position = 0, 0
-        try:
+        with redis_errors():
             while ids := await self.redis.zrange(key, position, position + chunk - 1):
                 position += len(ids)
                 records = await self.redis.mget([self.keys.job(i.decode()) for i in ids])
                 count += sum(1 for rec in records if _field(rec, "name") == job_type)
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         return count
 
     async def job_state(self, job_id: str) -> str | None:
         k = self.keys
-        try:
+        with redis_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.zscore(k.active, job_id)
                 pipe.zscore(k.scheduled, job_id)
@@ -344,8 +317,6 @@ class RedisInspection:
                 pipe.hget(k.result(job_id), "status")
                 pipe.exists(k.job(job_id))
                 active, scheduled, dead, status, exists = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         if active is not None:
             return "running"
         if scheduled is not None:
@@ -357,22 +328,19 @@ class RedisInspection:
         return "queued" if exists else None
 
     async def get_dead_info(self, job_id: str) -> DeadInfo | None:
-        try:
+        with redis_errors():
             raw = await self.redis.hget(self.keys.dead_info, job_id)
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         return None if raw is None else DeadInfo.decode(raw)
 
     async def throughput(self, minutes: int = 60) -> list[Throughput]:
-        now_minute = int(time.time() // 60)
+        # The scripts count into minutes of the server's clock: read those.
+        now_minute = int(await self.server_time() // 60)
         span = range(now_minute - minutes + 1, now_minute + 1)
-        try:
+        with redis_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
                 for minute in span:
                     pipe.hmget(self.keys.throughput(minute), "completed", "failed")
                 replies = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise _wrap(exc) from exc
         return [
             Throughput(m, int(c or 0), int(f or 0)) for m, (c, f) in zip(span, replies, strict=True)
         ]

@@ -1,0 +1,205 @@
+"""The records brokers exchange with their callers, and the small pieces of
+logic every backend shares: chunking, registry decoding, dead-info defaults,
+the record of a job dead-lettered for stalling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+
+from ..errors import InvalidRecord
+from ..job import decode_record, now_iso
+from ..vocabulary import Status, WorkerInfo
+
+T = TypeVar("T")
+
+QueueRef = tuple[str, str]
+"""A routed ready queue: (priority, job type)."""
+
+# Enqueue batches are split so that one script / transaction never holds the
+# broker for long; each job is still written atomically.
+ENQUEUE_CHUNK = 500
+# Size of the recent-completions index the dashboard pages through.
+KEEP_COMPLETED = 100_000
+# How long a minute's throughput counters are kept (seconds). Sent to the
+# Redis scripts in ARGV and used by the SQLite purge, so both keep the same.
+THROUGHPUT_KEEP_S = 7200
+
+
+@dataclass(slots=True)
+class NewJob:
+    """A job ready to be written: its record is already encoded.
+
+    `due` is absolute (unix seconds, for `_at`); `delay` is relative to the
+    broker's clock (for `_delay`), so a client whose clock is off still
+    delays by what it asked. With neither the job is ready now; `due` wins
+    when both are set."""
+
+    id: str
+    name: str
+    priority: str
+    record: bytes
+    due: float | None = None
+    delay: float | None = None
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A job leased to this worker. `token` proves the lease is still ours."""
+
+    id: str
+    raw: bytes | None
+    token: str
+    settling: bool = False  # its outcome (ack / retry / bury) is being recorded
+
+
+@dataclass(slots=True)
+class JobResult:
+    status: str
+    completed_at: str
+    duration_ms: float
+    result: bytes | None = None  # JSON text
+    error: str | None = None
+
+    def value(self) -> Any:
+        return None if self.result is None else orjson.loads(self.result)
+
+
+@dataclass(slots=True)
+class DeadInfo:
+    reason: str
+    error: str
+    traceback: str = ""
+    failed_at: str = ""
+    priority: str = ""
+    name: str = ""
+    source: str = "worker"
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "reason": self.reason,
+                "error": self.error,
+                "traceback": self.traceback,
+                "failed_at": self.failed_at,
+                "priority": self.priority,
+                "name": self.name,
+                "source": self.source,
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> DeadInfo:
+        try:
+            data = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        return cls(**{k: str(data.get(k) or "") for k in cls.__slots__})
+
+    def with_defaults(self) -> DeadInfo:
+        """Fill in what a caller may leave empty (the time of death)."""
+        if not self.failed_at:
+            self.failed_at = now_iso()
+        return self
+
+    @property
+    def result_error(self) -> str:
+        """The `error` of the failed result: the error, else the reason."""
+        return self.error or self.reason
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    id: str
+    died_at_ms: int
+    info: DeadInfo
+    record: bytes | None
+
+
+@dataclass(slots=True)
+class BrokerStats:
+    ready: dict[QueueRef, int] = field(default_factory=dict)
+    unrouted: dict[str, int] = field(default_factory=dict)  # plain SDK lists by priority
+    scheduled: int = 0
+    active: int = 0
+    dead: int = 0
+    completed: int = 0  # entries in the recent-completions index
+
+
+@dataclass(slots=True)
+class JobSummary:
+    """One job in a listing. `when_ms` depends on the state: lease deadline
+    (running), due time (scheduled), finish time (completed, dead), and 0 for
+    queued jobs."""
+
+    id: str
+    state: str
+    when_ms: int
+    record: bytes | None
+    priority: str = ""
+    name: str = ""
+
+
+@dataclass(slots=True)
+class Throughput:
+    minute: int  # unix minute (unix seconds // 60)
+    completed: int
+    failed: int
+
+
+@dataclass(slots=True)
+class Recovered:
+    recovered: list[str]
+    buried: list[str]
+
+
+def chunks(items: Sequence[T], size: int = ENQUEUE_CHUNK) -> list[Sequence[T]]:
+    """`items` in slices of at most `size`; a short batch is not copied."""
+    if len(items) <= size:
+        return [items]
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def stall_reason(stalls: int, max_stalls: int) -> str:
+    return (
+        f"worker lost while running the job {stalls} times "
+        f"(MAX_STALLS={max_stalls}): it may be crashing its worker"
+    )
+
+
+def stalled_record(raw: bytes | None, reason: str) -> bytes | None:
+    """The record of a job dead-lettered for stalling: failed, with the error
+    and the lost run counted as its attempt (as a worker's own bury does).
+    None when the record cannot be decoded: it is then kept as it was, for
+    inspection."""
+    try:
+        rec = decode_record(raw)
+    except InvalidRecord:
+        return None
+    return rec.updated(status=Status.FAILED.value, attempts=rec.attempts + 1, error=reason)
+
+
+def encode_worker(info: WorkerInfo) -> bytes:
+    return orjson.dumps(info.to_dict())
+
+
+def decode_workers(rows: Iterable[tuple[str, bytes, float]]) -> list[WorkerInfo]:
+    """Registry rows (id, JSON entry, last seen in unix seconds) as WorkerInfo;
+    an entry that is not a JSON object is skipped. The row's id wins over
+    the entry's own: it is the key the broker files the entry under."""
+    out = []
+    for worker_id, raw, seen in rows:
+        try:
+            entry = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            entry["id"] = worker_id
+            entry["last_seen"] = seen
+            out.append(WorkerInfo.from_dict(entry))
+    return out

@@ -1,0 +1,116 @@
+"""Connecting to Redis: client options, the one place redis / socket errors
+become BrokerError, the fast command packer, reply parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis as redis_sync
+import redis.asyncio as redis_async
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from ...errors import BrokerError, BrokerUnavailable
+from ..records import JobResult
+
+# Result waits wake on the job's PUBLISH; they also look every this many
+# seconds, so a notification lost to a reconnect costs at most this.
+RESULT_POLL_S = 1.0
+
+# Errors that mean "Redis cannot be reached right now", not "the call was wrong".
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def client_options() -> dict[str, Any]:
+    """Connection settings shared by the asyncio (worker) and sync (client) clients."""
+    return {
+        "socket_connect_timeout": 5,
+        # Explicit: redis-py 8 reads time out after 5 s by default, 5.x never.
+        # Blocking commands here wait at most 2 s (IDLE_WAIT, pump_foreign).
+        "socket_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+
+
+def async_client(url: str) -> Any:
+    # Typed as Any: redis-py's stubs model decode_responses as bytes | str
+    # everywhere; with decode_responses=False every reply here is bytes.
+    return redis_async.Redis.from_url(url, **client_options())
+
+
+def sync_client(url: str) -> Any:
+    return redis_sync.Redis.from_url(url, **client_options())
+
+
+def wrap(exc: BaseException) -> BrokerError:
+    if isinstance(exc, UNAVAILABLE):
+        return BrokerUnavailable(f"Redis unreachable: {exc}")
+    return BrokerError(f"Redis error: {exc}")
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    """The broker boundary: a redis-py or socket error raised inside becomes
+    BrokerError (BrokerUnavailable when Redis cannot be reached)."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise wrap(exc) from exc
+
+
+def _pack_python(args: tuple[Any, ...]) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, str):
+            data = arg.encode()
+        elif isinstance(arg, (int, float)):
+            data = repr(arg).encode()
+        else:
+            raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def _hiredis_packer() -> Callable[[tuple[Any, ...]], bytes] | None:
+    try:
+        import hiredis
+    except ImportError:  # redis[hiredis] is a dependency, but a pure-Python fallback is cheap
+        return None
+    packer: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
+    return packer
+
+
+# One command's RESP bytes from str/bytes/int/float arguments. redis-py's own
+# packer re-examines every argument in Python first (a third of an enqueue
+# batch's client time); script calls only ever carry these four types.
+pack_command: Callable[[tuple[Any, ...]], bytes] = _hiredis_packer() or _pack_python
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_result(data: dict[bytes, bytes]) -> JobResult | None:
+    if not data:
+        return None
+    try:
+        duration = float(data.get(b"duration_ms", b"0"))
+    except ValueError:
+        duration = 0.0
+    return JobResult(
+        status=text(data.get(b"status", b"")),
+        completed_at=text(data.get(b"completed_at", b"")),
+        duration_ms=duration,
+        result=data.get(b"result"),
+        error=text(data[b"error"]) if b"error" in data else None,
+    )

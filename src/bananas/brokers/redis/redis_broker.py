@@ -1,0 +1,385 @@
+"""The Redis broker's worker path: every state change is one Lua script from
+lua/ (scripts.py), sent through the batcher (batch.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from ...errors import BrokerError
+from ...job import now_iso
+from ...keys import Keys
+from ..base import Broker, ForeignRouting
+from ..records import (
+    KEEP_COMPLETED,
+    THROUGHPUT_KEEP_S,
+    DeadInfo,
+    Delivery,
+    JobResult,
+    NewJob,
+    QueueRef,
+    Recovered,
+    stalled_record,
+)
+from . import scripts
+from .batch import ScriptBatcher
+from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
+from .redis_inspect import RedisInspection
+from .scripts import Call, LuaScript, Prefixes
+from .sync import RedisSyncClient, enqueue_call
+
+
+class RedisBroker(RedisInspection, Broker, ForeignRouting):
+    def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
+        self.url = url
+        self.keys = k = Keys(prefix)
+        self.result_ttl = result_ttl
+        self._ttl = str(max(1, int(result_ttl)))
+        self._async: Any = None
+        self.sync = self._sync = RedisSyncClient(url, self.keys)
+        self._ready_cache: dict[tuple[QueueRef, ...], list[tuple[str, str]]] = {}
+        self._batcher: ScriptBatcher | None = None
+        self._complete = scripts.load("complete")
+        self._complete_shared = scripts.complete_shared(
+            active=k.active,
+            leases=k.leases,
+            stalls=k.stalls,
+            completed=k.completed,
+            ttl=self._ttl,
+            throughput_prefix=k.throughput_prefix,
+            throughput_keep=THROUGHPUT_KEEP_S,
+        )
+        self._prefixes = Prefixes(
+            k.job_prefix, k.result_prefix, k.notify_prefix, k.ready_prefix, k.marker_prefix
+        )
+
+    # -- connections ------------------------------------------------------
+    @property
+    def redis(self) -> Any:
+        if self._async is None:
+            self._async = async_client(self.url)
+        return self._async
+
+    async def ping(self) -> None:
+        with redis_errors():
+            await self.redis.ping()
+
+    async def server_time(self) -> float:
+        with redis_errors():
+            seconds, micros = await self.redis.time()
+        return int(seconds) + int(micros) / 1_000_000
+
+    async def close(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.close()
+            self._batcher = None
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+        self._sync.close()
+
+    async def durability_warnings(self) -> list[str]:
+        try:
+            info = await self.server_info()
+        except BrokerError:
+            return ["could not read Redis' persistence settings (CONFIG GET is refused here?)"]
+        warnings = []
+        if info.get("appendonly") != "yes":
+            warnings.append(
+                "Redis runs without appendonly yes: acknowledged enqueues can be "
+                "lost if Redis crashes (production: appendonly yes, appendfsync "
+                "everysec)"
+            )
+        if info.get("maxmemory-policy") != "noeviction":
+            warnings.append(
+                f"Redis maxmemory-policy is {info.get('maxmemory-policy')!r}: "
+                "under memory pressure it may evict job keys (production: noeviction)"
+            )
+        return warnings
+
+    async def server_info(self) -> dict[str, Any]:
+        """Persistence settings, for the start-up durability warning."""
+        with redis_errors():
+            cfg: dict[Any, Any] = {}
+            for name in ("appendonly", "maxmemory-policy", "appendfsync"):
+                cfg.update(await self.redis.config_get(name))
+            info = await self.redis.info("server")
+        out = {text(k): text(v) for k, v in cfg.items()}
+        out["redis_version"] = str(info.get("redis_version", ""))
+        return out
+
+    # -- script calls ---------------------------------------------------------
+    def _script_batcher(self) -> ScriptBatcher:
+        if self._batcher is None:
+            self._batcher = ScriptBatcher(lambda: self.redis, self._call_one, wrap)
+        return self._batcher
+
+    async def _run(self, call: Call) -> Any:
+        return await self._script_batcher().call(call.script, call.keys, call.args)
+
+    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """A script call by name (tests send malformed calls through it)."""
+        return await self._script_batcher().call(scripts.load(name), keys, args)
+
+    async def _call_one(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        with redis_errors():
+            try:
+                return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                # First use on this server, or it restarted without its script cache.
+                await self.redis.script_load(script.source)
+                return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+
+    # -- client -----------------------------------------------------------
+    async def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
+        # The batcher sends every batch in one write and reads the replies in order.
+        calls = [self._run(enqueue_call(self.keys, batch)) for batch in batches]
+        replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+        return [bool(x) for reply in replies for x in reply]
+
+    async def get_result(self, job_id: str) -> JobResult | None:
+        with redis_errors():
+            data = await self.redis.hgetall(self.keys.result(job_id))
+        return parse_result(data)
+
+    async def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
+        deadline = time.monotonic() + timeout
+        with redis_errors():
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.keys.notify_channel(job_id))
+                # Checked again after subscribing: the job may have finished in between.
+                while (found := await self.get_result(job_id)) is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    await pubsub.get_message(timeout=min(remaining, RESULT_POLL_S))
+                return found
+            finally:
+                await pubsub.aclose()
+
+    async def get_record(self, job_id: str) -> bytes | None:
+        with redis_errors():
+            value: bytes | None = await self.redis.get(self.keys.job(job_id))
+        return value
+
+    # -- worker -----------------------------------------------------------
+    async def register_types(self, names: Sequence[str]) -> None:
+        if not names:
+            return
+        now = str(int(time.time() * 1000))  # informational only: nothing expires by it
+        with redis_errors():
+            await self.redis.hset(self.keys.types, mapping=dict.fromkeys(names, now))
+
+    def _ready_keys(self, queues: Sequence[QueueRef]) -> list[tuple[str, str]]:
+        key = tuple(queues)
+        cached = self._ready_cache.get(key)
+        if cached is None:
+            cached = [(self.keys.ready(*q), self.keys.marker(*q)) for q in queues]
+            if len(self._ready_cache) > 4096:
+                self._ready_cache.clear()
+            self._ready_cache[key] = cached
+        return cached
+
+    async def dequeue(
+        self, queues: Sequence[QueueRef], count: int, lease_seconds: float, token_prefix: str
+    ) -> list[Delivery]:
+        k = self.keys
+        call = scripts.dequeue(
+            active=k.active,
+            leases=k.leases,
+            queue=self._ready_keys(queues),
+            count=count,
+            lease_ms=int(lease_seconds * 1000),
+            token_prefix=token_prefix,
+            job_prefix=k.job_prefix,
+        )
+        reply = await self._run(call)
+        return [
+            Delivery(reply[i].decode(), reply[i + 1], reply[i + 2].decode())
+            for i in range(0, len(reply), 3)
+        ]
+
+    async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
+        markers = [marker for _, marker in self._ready_keys(queues)]
+        with redis_errors():
+            got = await self.redis.bzpopmin(markers, timeout=timeout)
+        return got is not None
+
+    async def _extend(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> list[str]:
+        k = self.keys
+        call = scripts.extend(
+            active=k.active, leases=k.leases, lease_ms=int(lease_seconds * 1000), lease=leases
+        )
+        return [x.decode() for x in await self._run(call)]
+
+    async def complete(
+        self, delivery: Delivery, record: bytes, result: bytes | None, duration_ms: float
+    ) -> bool:
+        k = self.keys
+        job_id = delivery.id
+        item_keys, item_args = scripts.complete_job(
+            k.job(job_id),
+            k.result(job_id),
+            job_id,
+            delivery.token,
+            record,
+            now_iso(),
+            f"{duration_ms:.3f}",
+            result if result is not None else b"",
+            k.notify_channel(job_id),
+        )
+        shared_keys, shared_args = self._complete_shared
+        done = await self._script_batcher().call_merged(
+            self._complete, shared_keys, shared_args, item_keys, item_args
+        )
+        return bool(done)
+
+    async def retry(self, delivery: Delivery, record: bytes, delay_seconds: float) -> bool:
+        k = self.keys
+        call = scripts.retry(
+            active=k.active,
+            leases=k.leases,
+            record_key=k.job(delivery.id),
+            scheduled=k.scheduled,
+            id=delivery.id,
+            token=delivery.token,
+            record=record,
+            delay=float(delay_seconds),
+            throughput_prefix=k.throughput_prefix,
+            throughput_keep=THROUGHPUT_KEEP_S,
+        )
+        return bool(await self._run(call))
+
+    async def _bury(
+        self, delivery: Delivery, record: bytes | None, info: DeadInfo, duration_ms: float
+    ) -> bool:
+        k = self.keys
+        job_id = delivery.id
+        call = scripts.bury(
+            active=k.active,
+            leases=k.leases,
+            **self._letter_keys(job_id),
+            id=job_id,
+            token=delivery.token,
+            record=record or b"",
+            info=info.encode(),
+            ttl=self._ttl,
+            completed_at=info.failed_at,
+            duration_ms=f"{duration_ms:.3f}",
+            error=info.result_error,
+            notify=k.notify_channel(job_id),
+            throughput_prefix=k.throughput_prefix,
+            throughput_keep=THROUGHPUT_KEEP_S,
+        )
+        return bool(await self._run(call))
+
+    async def _requeue(self, deliveries: Sequence[Delivery]) -> int:
+        k = self.keys
+        call = scripts.requeue(
+            active=k.active,
+            leases=k.leases,
+            ready_prefix=k.ready_prefix,
+            marker_prefix=k.marker_prefix,
+            lease=[(d.id, d.token) for d in deliveries],
+        )
+        return int(await self._run(call))
+
+    # -- routing (foreign records, due jobs, recovery) ----------------------------
+    def _routing(self) -> dict[str, Any]:
+        """What every script that routes or buries by record (lua/_route.lua) takes."""
+        k = self.keys
+        return {
+            "queues": k.queues,
+            "dead": k.dead,
+            "dead_info": k.dead_info,
+            "now_iso": now_iso(),
+            "ttl": self._ttl,
+            "prefixes": self._prefixes,
+        }
+
+    async def _route_plain(self, priority: str, limit: int = 1000) -> tuple[int, bool]:
+        k = self.keys
+        call = scripts.route_plain(
+            routing=k.routing(priority),
+            plain=k.plain_queue(priority),
+            types=k.types,
+            priority=priority,
+            limit=limit,
+            **self._routing(),
+        )
+        routed, buried, more = await self._run(call)
+        return int(routed) + int(buried), bool(more)
+
+    async def _route_all(self, priority: str) -> int:
+        total, more = await self._route_plain(priority)
+        while more:
+            n, more = await self._route_plain(priority)
+            total += n
+        return total
+
+    async def pump_foreign(self, priority: str, timeout: float) -> int:
+        total = await self._route_all(priority)
+        if total:
+            return total
+        k = self.keys
+        with redis_errors():
+            moved = await self.redis.blmove(
+                k.plain_queue(priority), k.routing(priority), timeout, "RIGHT", "LEFT"
+            )
+        return 0 if moved is None else await self._route_all(priority)
+
+    # -- scheduler / recovery ---------------------------------------------
+    async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
+        k = self.keys
+        call = scripts.recover(
+            active=k.active,
+            leases=k.leases,
+            stalls=k.stalls,
+            completed=k.completed,
+            max_stalls=max_stalls,
+            limit=limit,
+            **self._routing(),
+            keep_completed=KEEP_COMPLETED,
+            ttl_ms=int(self.result_ttl * 1000),
+        )
+        recovered, buried = await self._run(call)
+        dead = [buried[i : i + 4] for i in range(0, len(buried), 4)]
+        if dead:
+            await self._fail_stalled(dead)
+        return Recovered([x.decode() for x in recovered], [d[0].decode() for d in dead])
+
+    async def _fail_stalled(self, dead: list[list[Any]]) -> None:
+        """Mark the records of jobs buried for stalling failed (see recover.lua);
+        a record that cannot be decoded is kept as it was."""
+        writes = []
+        for raw_id, died_ms, raw, reason in dead:
+            record = stalled_record(raw or None, text(reason))
+            if record is not None:
+                job_id = raw_id.decode()
+                call = scripts.fail_stalled(
+                    dead=self.keys.dead,
+                    record_key=self.keys.job(job_id),
+                    id=job_id,
+                    died_ms=int(died_ms),
+                    record=record,
+                )
+                writes.append(self._run(call))
+        await asyncio.gather(*writes)
+
+    async def move_due(self, limit: int = 1000) -> int:
+        k = self.keys
+        total = 0
+        while True:
+            call = scripts.move_due(scheduled=k.scheduled, limit=limit, **self._routing())
+            moved, buried, more = await self._run(call)
+            total += int(moved) + int(buried)
+            if not more:
+                return total
+
+
+__all__ = ["RedisBroker"]

@@ -1,0 +1,382 @@
+"""The Lua state transitions (lua/*.lua), loaded once per process, and one
+typed wrapper per script.
+
+A script may contain `-- @include <file>.lua`, replaced by that file's text,
+so shared helpers (routing, burying, the clock) have one source. Each
+script's header lists its KEYS and ARGV by name; the wrapper of the same
+name takes exactly those names, in that order (a repeated group, `per
+queue: ready, marker`, is one parameter: a sequence of flat tuples), and
+tests/test_broker_redis.py checks the two agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    name: str
+    source: str
+    sha: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One EVALSHA: the script and its KEYS / ARGV."""
+
+    script: LuaScript
+    keys: list[str]
+    args: list[Any]
+
+
+def read_source(name: str) -> str:
+    """The text of lua/<name> as stored (includes not expanded)."""
+    return resources.files("bananas.brokers").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+@cache
+def load(name: str) -> LuaScript:
+    lines = []
+    for line in read_source(f"{name}.lua").splitlines():
+        if line.startswith("-- @include "):
+            lines.append(read_source(line.removeprefix("-- @include ").strip()))
+        else:
+            lines.append(line)
+    source = "\n".join(lines) + "\n"
+    return LuaScript(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+
+def _flat(groups: Sequence[Sequence[Any]]) -> list[Any]:
+    return [value for group in groups for value in group]
+
+
+def _call(name: str, keys: list[str], args: list[Any]) -> Call:
+    return Call(load(name), keys, args)
+
+
+# -- client ----------------------------------------------------------------
+def enqueue(
+    *,
+    queues: str,
+    scheduled: str,
+    queue: Sequence[tuple[str, str, str]],
+    job: Sequence[tuple[str, str, bytes, str, str, int]],
+    nq: int,
+) -> Call:
+    """queue items: (ready, marker, member); job items: (record_key, id,
+    record, delay, at, queue_number); nq = len(queue)."""
+    keys = [queues, scheduled]
+    args: list[Any] = [nq]
+    for ready, marker, member in queue:
+        keys += (ready, marker)
+        args.append(member)
+    for record_key, *rest in job:
+        keys.append(record_key)
+        args += rest
+    return _call("enqueue", keys, args)
+
+
+# -- worker ----------------------------------------------------------------
+def dequeue(
+    *,
+    active: str,
+    leases: str,
+    queue: Sequence[tuple[str, str]],
+    count: int,
+    lease_ms: int,
+    token_prefix: str,
+    job_prefix: str,
+) -> Call:
+    """queue items: (ready, marker)."""
+    return _call(
+        "dequeue", [active, leases, *_flat(queue)], [count, lease_ms, token_prefix, job_prefix]
+    )
+
+
+def extend(*, active: str, leases: str, lease_ms: int, lease: Sequence[tuple[str, str]]) -> Call:
+    """lease items: (id, token)."""
+    return _call("extend", [active, leases], [lease_ms, *_flat(lease)])
+
+
+def complete_shared(
+    *,
+    active: str,
+    leases: str,
+    stalls: str,
+    completed: str,
+    ttl: str,
+    throughput_prefix: str,
+    throughput_keep: int,
+) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """The KEYS / ARGV every job of a merged complete call shares."""
+    return (active, leases, stalls, completed), (ttl, throughput_prefix, throughput_keep)
+
+
+def complete_job(
+    record_key: str,
+    result_key: str,
+    id: str,
+    token: str,
+    record: bytes,
+    completed_at: str,
+    duration_ms: str,
+    result: bytes,
+    notify: str,
+) -> tuple[tuple[str, str], tuple[Any, ...]]:
+    """One job's KEYS / ARGV of a merged complete call."""
+    return (record_key, result_key), (id, token, record, completed_at, duration_ms, result, notify)
+
+
+def complete(
+    *,
+    active: str,
+    leases: str,
+    stalls: str,
+    completed: str,
+    job: Sequence[tuple[Any, ...]],
+    ttl: str,
+    throughput_prefix: str,
+    throughput_keep: int,
+) -> Call:
+    """job items: the parameters of `complete_job`, in order."""
+    keys, args = complete_shared(
+        active=active,
+        leases=leases,
+        stalls=stalls,
+        completed=completed,
+        ttl=ttl,
+        throughput_prefix=throughput_prefix,
+        throughput_keep=throughput_keep,
+    )
+    all_keys, all_args = list(keys), list(args)
+    for item in job:
+        item_keys, item_args = complete_job(*item)
+        all_keys += item_keys
+        all_args += item_args
+    return _call("complete", all_keys, all_args)
+
+
+def retry(
+    *,
+    active: str,
+    leases: str,
+    record_key: str,
+    scheduled: str,
+    id: str,
+    token: str,
+    record: bytes,
+    delay: float,
+    throughput_prefix: str,
+    throughput_keep: int,
+) -> Call:
+    return _call(
+        "retry",
+        [active, leases, record_key, scheduled],
+        [id, token, record, delay, throughput_prefix, throughput_keep],
+    )
+
+
+def bury(
+    *,
+    active: str,
+    leases: str,
+    stalls: str,
+    record_key: str,
+    result_key: str,
+    dead: str,
+    dead_info: str,
+    id: str,
+    token: str,
+    record: bytes,
+    info: bytes,
+    ttl: str,
+    completed_at: str,
+    duration_ms: str,
+    error: str,
+    notify: str,
+    throughput_prefix: str,
+    throughput_keep: int,
+) -> Call:
+    return _call(
+        "bury",
+        [active, leases, stalls, record_key, result_key, dead, dead_info],
+        [
+            id,
+            token,
+            record,
+            info,
+            ttl,
+            completed_at,
+            duration_ms,
+            error,
+            notify,
+            throughput_prefix,
+            throughput_keep,
+        ],
+    )
+
+
+def requeue(
+    *,
+    active: str,
+    leases: str,
+    ready_prefix: str,
+    marker_prefix: str,
+    lease: Sequence[tuple[str, str]],
+) -> Call:
+    """lease items: (id, token)."""
+    return _call("requeue", [active, leases], [ready_prefix, marker_prefix, *_flat(lease)])
+
+
+# -- maintenance -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Prefixes:
+    """The per-id key prefixes routing scripts build keys from (asynq and
+    BullMQ pass them the same way: an id is only known inside the script)."""
+
+    job_prefix: str
+    result_prefix: str
+    notify_prefix: str
+    ready_prefix: str
+    marker_prefix: str
+
+    def args(self) -> list[str]:
+        return [
+            self.job_prefix,
+            self.result_prefix,
+            self.notify_prefix,
+            self.ready_prefix,
+            self.marker_prefix,
+        ]
+
+
+def recover(
+    *,
+    active: str,
+    leases: str,
+    stalls: str,
+    dead: str,
+    dead_info: str,
+    queues: str,
+    completed: str,
+    max_stalls: int,
+    limit: int,
+    now_iso: str,
+    ttl: str,
+    prefixes: Prefixes,
+    keep_completed: int,
+    ttl_ms: int,
+) -> Call:
+    return _call(
+        "recover",
+        [active, leases, stalls, dead, dead_info, queues, completed],
+        [max_stalls, limit, now_iso, ttl, *prefixes.args(), keep_completed, ttl_ms],
+    )
+
+
+def fail_stalled(*, dead: str, record_key: str, id: str, died_ms: int, record: bytes) -> Call:
+    return _call("fail_stalled", [dead, record_key], [id, died_ms, record])
+
+
+def move_due(
+    *,
+    scheduled: str,
+    queues: str,
+    dead: str,
+    dead_info: str,
+    limit: int,
+    now_iso: str,
+    ttl: str,
+    prefixes: Prefixes,
+) -> Call:
+    return _call(
+        "move_due", [scheduled, queues, dead, dead_info], [limit, now_iso, ttl, *prefixes.args()]
+    )
+
+
+def route_plain(
+    *,
+    routing: str,
+    plain: str,
+    types: str,
+    queues: str,
+    dead: str,
+    dead_info: str,
+    priority: str,
+    limit: int,
+    now_iso: str,
+    ttl: str,
+    prefixes: Prefixes,
+) -> Call:
+    return _call(
+        "route_plain",
+        [routing, plain, types, queues, dead, dead_info],
+        [priority, limit, now_iso, ttl, *prefixes.args()],
+    )
+
+
+# -- dead letters and the registry ------------------------------------------------
+def replay(
+    *,
+    dead: str,
+    dead_info: str,
+    stalls: str,
+    record_key: str,
+    result_key: str,
+    ready: str,
+    marker: str,
+    queues: str,
+    id: str,
+    record: bytes,
+    member: str,
+) -> Call:
+    return _call(
+        "replay",
+        [dead, dead_info, stalls, record_key, result_key, ready, marker, queues],
+        [id, record, member],
+    )
+
+
+def delete_dead(
+    *,
+    dead: str,
+    dead_info: str,
+    stalls: str,
+    record_key: str,
+    result_key: str,
+    id: str,
+) -> Call:
+    return _call("delete_dead", [dead, dead_info, stalls, record_key, result_key], [id])
+
+
+def heartbeat(*, workers: str, seen: str, id: str, entry: bytes) -> Call:
+    return _call("heartbeat", [workers, seen], [id, entry])
+
+
+def prune_workers(*, workers: str, seen: str, expiry_ms: int) -> Call:
+    return _call("prune_workers", [workers, seen], [expiry_ms])
+
+
+SCRIPT_NAMES = (
+    "enqueue",
+    "dequeue",
+    "extend",
+    "complete",
+    "retry",
+    "bury",
+    "requeue",
+    "recover",
+    "fail_stalled",
+    "move_due",
+    "route_plain",
+    "replay",
+    "delete_dead",
+    "heartbeat",
+    "prune_workers",
+)
