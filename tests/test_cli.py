@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import redis
 from support import WorkerFactory, wait_for
+
+from bananas import Bananas
 
 
 @pytest.mark.parametrize(
@@ -137,3 +143,34 @@ def test_enqueue_status_and_dlq(workers: WorkerFactory, r: redis.Redis) -> None:
     wait_for(
         lambda: r.llen("bananas:ready:normal:broken_until_fixed") == 1, 1, message="still queued"
     )
+
+
+def test_worker_outlives_a_closed_log_pipe(workers: WorkerFactory, redis_url: str) -> None:
+    """`bananas worker ... | head -n 2`: once the reader is gone every log write
+    fails (EPIPE). Jobs must still complete and SIGTERM must still stop it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bananas.cli", "worker", "--app", "apps.core:app"],
+        env=workers.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    app = Bananas(redis_url)
+    try:
+        assert proc.stdout is not None
+        head = [proc.stdout.readline() for _ in range(2)]  # what `head -n 2` reads
+        assert all(head), head
+        proc.stdout.close()
+        # Far more log lines than a pipe buffer and the stream's own buffer hold,
+        # so writes hit the closed pipe while these jobs run.
+        handles = app.enqueue_many([("add", {"a": i, "b": 1}) for i in range(400)])
+        deadline = time.monotonic() + 30
+        for i, handle in enumerate(handles):
+            assert handle.result(timeout=max(0.1, deadline - time.monotonic())) == i + 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        app.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

@@ -139,7 +139,6 @@ def _run_worker(settings: Settings) -> int:
         code = loop.run_until_complete(worker.run())
     finally:
         log.flush()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        logs.flush_std_streams()
         # Threads still running a timed-out sync job must not hold the exit.
         os._exit(code)
