@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -174,3 +175,42 @@ def test_worker_outlives_a_closed_log_pipe(workers: WorkerFactory, redis_url: st
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+BROKEN_APPS = {
+    # module source, what the one line must say (besides file:line)
+    "syntax": ("from bananas import Bananas\napp = Bananas()\ndef f(:\n    pass\n", 3),
+    "executor": (
+        "from bananas import Bananas\napp = Bananas()\n\n"
+        "@app.job(executor='async')\ndef f() -> None:\n    pass\n",
+        4,
+    ),
+    "dependency": ("import no_such_dependency_here\n", 1),
+    "raises": ("x = 1\nraise RuntimeError('config missing:\\nDATABASE_URL')\n", 2),
+}
+
+
+def write_broken_apps(directory: Path) -> str:
+    package = directory / "brokenapps"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name, (source, _) in BROKEN_APPS.items():
+        (package / f"{name}.py").write_text(source)
+    return str(directory)
+
+
+@pytest.mark.parametrize("command", ["worker", "scheduler"])
+@pytest.mark.parametrize("module", sorted(BROKEN_APPS))
+def test_app_that_fails_to_import_is_one_line_exit_2(
+    workers: WorkerFactory, tmp_path: Path, module: str, command: str
+) -> None:
+    path = write_broken_apps(tmp_path)
+    env = workers.env()
+    out = workers.cli(
+        command, "--app", f"brokenapps.{module}:app", PYTHONPATH=f"{path}:{env['PYTHONPATH']}"
+    )
+    assert out.returncode == 2, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    line = BROKEN_APPS[module][1]
+    assert f"{tmp_path}/brokenapps/{module}.py:{line}" in out.stderr, out.stderr
