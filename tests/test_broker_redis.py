@@ -8,25 +8,21 @@ import time
 import pytest
 import redis
 
+from bananas import Bananas, JobSpec
 from bananas.brokers.base import DeadInfo, NewJob
 from bananas.brokers.redis import RedisBroker
+from bananas.config import Settings
 from bananas.errors import BrokerError
-from bananas.job import build_record
 from bananas.periodic import PeriodicTasks
 
 Q = [("normal", "t")]
 
 
-def job(i: int) -> NewJob:
-    record = build_record(
-        job_id=f"j{i}",
-        name="t",
-        payload_json=b"{}",
-        priority="normal",
-        max_retries=None,
-        scheduled_for=None,
-    )
-    return NewJob(f"j{i}", "t", "normal", record)
+CLIENT = Bananas(settings=Settings())  # encodes records as enqueue does, no broker
+
+
+def job(i: int, priority: str = "normal", prefix: str = "j") -> NewJob:
+    return CLIENT.build_jobs([JobSpec("t", {}, priority, job_id=f"{prefix}{i}")])[0]
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -76,15 +72,7 @@ def test_priority_order_and_batch_dequeue(redis_url: str) -> None:
         b = RedisBroker(redis_url)
         jobs = []
         for i, p in enumerate(["low", "normal", "high", "low", "high"]):
-            rec = build_record(
-                job_id=f"p{i}",
-                name="t",
-                payload_json=b"{}",
-                priority=p,
-                max_retries=None,
-                scheduled_for=None,
-            )
-            jobs.append(NewJob(f"p{i}", "t", p, rec))
+            jobs.append(job(i, p, "p"))
         await b.enqueue(jobs)
         order = [("high", "t"), ("normal", "t"), ("low", "t")]
         got = await b.dequeue(order, 10, 5, "w:")

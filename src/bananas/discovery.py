@@ -78,8 +78,10 @@ def _location(exc: BaseException) -> str:
     place = ""
     for frame in traceback.extract_tb(exc.__traceback__):
         name = frame.filename
-        if name.startswith("<") or any(Path(name).resolve().is_relative_to(d) for d in _NOT_THE_APP):
-            continue  # "<frozen importlib._bootstrap>" and the like
+        if name.startswith("<"):  # "<frozen importlib._bootstrap>" and the like
+            continue
+        if any(Path(name).resolve().is_relative_to(d) for d in _NOT_THE_APP):
+            continue
         place = f"{name}:{frame.lineno}"
     return place
 

@@ -1,4 +1,4 @@
-"""Job records: the JSON codec of the Redis wire format (DESIGN.md section 6)."""
+"""Job records: the JSON codec of the Redis wire format (docs/wire-format.md)."""
 
 from __future__ import annotations
 
@@ -166,29 +166,6 @@ def assemble_record(job_id: str, tail: bytes, payload_json: bytes) -> bytes:
     """A record from its id, a `record_tail` and the serialized payload, which
     is spliced in as is (a possibly large payload is never serialized twice)."""
     return b'{"id":' + orjson.dumps(job_id) + tail + b',"payload":' + payload_json + b"}"
-
-
-def build_record(
-    *,
-    job_id: str,
-    name: str,
-    payload_json: bytes,
-    priority: str,
-    max_retries: int | None,
-    scheduled_for: float | None,
-    description: str = "",
-    now: str | None = None,
-) -> bytes:
-    """Encode a new record; the payload is spliced in already serialized."""
-    tail = record_tail(
-        name=name,
-        priority=priority,
-        max_retries=max_retries,
-        description=description,
-        now=now or now_iso(),
-        scheduled_for=scheduled_for,
-    )
-    return assemble_record(job_id, tail, payload_json)
 
 
 _REQUIRED_TEXT = ("id", "name")

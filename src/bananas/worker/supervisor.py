@@ -16,6 +16,7 @@ reported on stderr when it happens; the exit code says how the pool stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -73,10 +74,9 @@ def supervise(count: int, args: Sequence[str], health_port: int) -> int:
                 child.send_signal(signum)
 
     def say(text: str) -> None:
-        try:
+        # stderr may be gone (a closed pipe): the exit code still tells.
+        with contextlib.suppress(OSError, ValueError):
             print(f"bananas: {text}", file=sys.stderr, flush=True)
-        except (OSError, ValueError):
-            pass  # stderr is gone (a closed pipe): the exit code still tells
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
