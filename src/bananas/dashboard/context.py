@@ -9,9 +9,9 @@ from typing import Any
 from starlette.requests import Request
 
 from ..brokers import Broker, from_url
-from ..brokers.base import JOB_STATES
 from ..config import Settings
 from ..errors import InvalidRecord
+from ..vocabulary import JOB_STATES, JobState
 from .config import DashboardConfig
 from .queries import PAGE_SIZES
 from .render import Renderer
@@ -97,7 +97,7 @@ def _int_param(request: Request, name: str, default: int) -> int:
     return value
 
 
-def list_query(request: Request, default_state: str = "queued") -> ListQuery:
+def list_query(request: Request, default_state: str = JobState.QUEUED) -> ListQuery:
     state = request.query_params.get("state") or default_state
     if state not in JOB_STATES:
         raise BadRequest(f"unknown state {state!r} (allowed: {', '.join(JOB_STATES)})")
