@@ -26,7 +26,7 @@ from .job import (
     record_tail,
 )
 from .schedules import Schedule, zone
-from .vocabulary import PRIORITY_NAMES
+from .vocabulary import PRIORITY_NAMES, Priority
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -191,7 +191,7 @@ class Bananas:
         /,
         *,
         name: str | None = None,
-        priority: str = "normal",
+        priority: str = Priority.NORMAL,
         timeout: str | float | None = None,
         max_retries: int | None = None,
         executor: str | None = None,
@@ -204,7 +204,7 @@ class Bananas:
         /,
         *,
         name: str | None = None,
-        priority: str = "normal",
+        priority: str = Priority.NORMAL,
         timeout: str | float | None = None,
         max_retries: int | None = None,
         executor: str | None = None,
@@ -216,7 +216,7 @@ class Bananas:
         /,
         *,
         name: str | None = None,
-        priority: str = "normal",
+        priority: str = Priority.NORMAL,
         timeout: str | float | None = None,
         max_retries: int | None = None,
         executor: str | None = None,
@@ -312,7 +312,7 @@ class Bananas:
         if payload is None:
             payload = kwargs
         if definition is None:
-            priority, max_retries = "normal", None
+            priority, max_retries = Priority.NORMAL.value, None
         else:
             priority, max_retries = definition.priority, definition.max_retries
         if not options:  # the common case
@@ -435,7 +435,7 @@ def _define(
     if chosen == "thread" and is_async:
         raise BananasError(f"{where}: executor='thread' needs a plain def function")
     try:
-        check_priority(priority)
+        priority = check_priority(str(priority))  # plain text: Priority.HIGH -> "high"
         seconds = None if timeout is None else parse_duration(timeout)
     except ValueError as exc:
         raise BananasError(f"{where}: {exc}") from None
