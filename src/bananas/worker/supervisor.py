@@ -100,7 +100,8 @@ def supervise(count: int, args: Sequence[str], health_port: int) -> int:
             if code == CONFIG_ERROR and not stopping:  # restarting cannot help
                 forward(signal.SIGTERM, None)
             if stopping:
-                if code < 0:
+                # Siblings stopped because of a configuration error are no news.
+                if code < 0 and CONFIG_ERROR not in last:
                     say(f"worker process {child.pid} {describe_exit(code)} while stopping")
                 children[i] = None
                 continue
