@@ -48,11 +48,8 @@ class EventLog:
             stamp = time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
             extras = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
             line = f"{stamp} {level.upper():7} {event:20} {extras}"
-        self._write(line + "\n")
-
-    def _write(self, text: str) -> None:
-        try:
-            self.stream.write(text)
+        try:  # inline, not a helper: this runs for every job line
+            self.stream.write(line + "\n")
         except (OSError, ValueError):  # EPIPE, ENOSPC; ValueError: the stream is closed
             self.dropped += 1
 
