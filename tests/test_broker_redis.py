@@ -16,26 +16,22 @@ from typing import Any
 import pytest
 import redis
 
+from bananas import Bananas, JobSpec
 from bananas.brokers.base import NewJob
 from bananas.brokers.redis import RedisBroker, scripts
+from bananas.config import Settings
 from bananas.errors import BrokerError, BrokerUnavailable
-from bananas.job import build_record
 from bananas.periodic import PeriodicTasks
 from bananas.vocabulary import WorkerInfo
 
 Q = [("normal", "t")]
 
 
+CLIENT = Bananas(settings=Settings())  # encodes records as enqueue does, no broker
+
+
 def job(i: int) -> NewJob:
-    record = build_record(
-        job_id=f"j{i}",
-        name="t",
-        payload_json=b"{}",
-        priority="normal",
-        max_retries=None,
-        scheduled_for=None,
-    )
-    return NewJob(f"j{i}", "t", "normal", record)
+    return CLIENT.build_jobs([JobSpec("t", {}, "normal", job_id=f"j{i}")])[0]
 
 
 def run(coro):  # type: ignore[no-untyped-def]

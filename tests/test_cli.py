@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import redis
 from support import WorkerFactory, wait_for
+
+from bananas import Bananas
 
 
 @pytest.mark.parametrize(
@@ -137,3 +144,73 @@ def test_enqueue_status_and_dlq(workers: WorkerFactory, r: redis.Redis) -> None:
     wait_for(
         lambda: r.llen("bananas:ready:normal:broken_until_fixed") == 1, 1, message="still queued"
     )
+
+
+def test_worker_outlives_a_closed_log_pipe(workers: WorkerFactory, redis_url: str) -> None:
+    """`bananas worker ... | head -n 2`: once the reader is gone every log write
+    fails (EPIPE). Jobs must still complete and SIGTERM must still stop it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bananas.cli", "worker", "--app", "apps.core:app"],
+        env=workers.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    app = Bananas(redis_url)
+    try:
+        assert proc.stdout is not None
+        head = [proc.stdout.readline() for _ in range(2)]  # what `head -n 2` reads
+        assert all(head), head
+        proc.stdout.close()
+        # Far more log lines than a pipe buffer and the stream's own buffer hold,
+        # so writes hit the closed pipe while these jobs run.
+        handles = app.enqueue_many([("add", {"a": i, "b": 1}) for i in range(400)])
+        deadline = time.monotonic() + 30
+        for i, handle in enumerate(handles):
+            assert handle.result(timeout=max(0.1, deadline - time.monotonic())) == i + 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        app.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+BROKEN_APPS = {
+    # module source, what the one line must say (besides file:line)
+    "syntax": ("from bananas import Bananas\napp = Bananas()\ndef f(:\n    pass\n", 3),
+    "executor": (
+        "from bananas import Bananas\napp = Bananas()\n\n"
+        "@app.job(executor='async')\ndef f() -> None:\n    pass\n",
+        4,
+    ),
+    "dependency": ("import no_such_dependency_here\n", 1),
+    "raises": ("x = 1\nraise RuntimeError('config missing:\\nDATABASE_URL')\n", 2),
+}
+
+
+def write_broken_apps(directory: Path) -> str:
+    package = directory / "brokenapps"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name, (source, _) in BROKEN_APPS.items():
+        (package / f"{name}.py").write_text(source)
+    return str(directory)
+
+
+@pytest.mark.parametrize("command", ["worker", "scheduler"])
+@pytest.mark.parametrize("module", sorted(BROKEN_APPS))
+def test_app_that_fails_to_import_is_one_line_exit_2(
+    workers: WorkerFactory, tmp_path: Path, module: str, command: str
+) -> None:
+    path = write_broken_apps(tmp_path)
+    env = workers.env()
+    out = workers.cli(
+        command, "--app", f"brokenapps.{module}:app", PYTHONPATH=f"{path}:{env['PYTHONPATH']}"
+    )
+    assert out.returncode == 2, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    line = BROKEN_APPS[module][1]
+    assert f"{tmp_path}/brokenapps/{module}.py:{line}" in out.stderr, out.stderr

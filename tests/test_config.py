@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from bananas.config import Settings
 from bananas.durations import parse_duration
 from bananas.errors import ConfigError
+from bananas.vocabulary import Mode
 
 
 def load(**env: str) -> Settings:
@@ -76,3 +77,17 @@ def test_duration_never_crashes(text: str) -> None:
         assert parse_duration(text) >= 0
     except ValueError as exc:
         assert "duration" in str(exc)
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_mode_is_a_mode_however_settings_are_made(mode: Mode) -> None:
+    extra = {"WORKER_PRIORITIES": "high", "WORKER_JOB_TYPES": "add"}
+    loaded = load(WORKER_MODE=mode.value.upper(), **extra)
+    made = Settings(mode=mode.value)  # type: ignore[arg-type]  # a str, as code may pass
+    assert loaded.mode is mode and made.mode is mode
+    assert loaded.mode == mode.value  # a StrEnum: still equal to its text
+    assert loaded.enable_scheduler is mode.scheduler_by_default
+
+
+def test_worker_type_alias_implies_job_specialized() -> None:
+    assert load(WORKER_TYPE="add").mode is Mode.JOB_SPECIALIZED

@@ -255,18 +255,13 @@ def test_unreachable_file_is_a_broker_unavailable_error(tmp_path: Path) -> None:
 def test_a_locked_file_waits_without_blocking_the_event_loop(tmp_path: Path) -> None:
     import sqlite3
 
+    from bananas import Bananas, JobSpec
     from bananas.brokers.base import NewJob
-    from bananas.job import build_record
+    from bananas.config import Settings
 
     url = f"sqlite:///{tmp_path}/q.db"
-    rec = build_record(
-        job_id="a",
-        name="t",
-        payload_json=b"{}",
-        priority="normal",
-        max_retries=None,
-        scheduled_for=None,
-    )
+    client = Bananas(settings=Settings())  # encodes the record as enqueue does
+    rec = client.build_jobs([JobSpec("t", {}, "normal", job_id="a")])[0].record
 
     async def main() -> None:
         broker = SQLiteBroker(url)

@@ -1,90 +1,28 @@
-"""The Bananas app: handler registry and the enqueue API (sync and asyncio)."""
+"""The Bananas app: settings and brokers, the handler registry (`@app.job`,
+`@app.cron`, `@app.periodic`) and the enqueue API (sync and asyncio).
+
+What a registration checks is in definitions.py; what an enqueue encodes is
+in specs.py. This module holds the object that ties them to a broker."""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from .brokers import Broker, from_url
 from .brokers.base import NewJob
+from .brokers.cache import BrokerCache
 from .config import Settings
+from .definitions import EXECUTORS, JobDefinition, define
 from .durations import parse_duration
-from .errors import BananasError, PayloadError
+from .errors import BananasError
 from .handle import JobHandle
-from .job import (
-    assemble_record,
-    check_priority,
-    encode_payload,
-    new_job_ids,
-    now_iso,
-    record_tail,
-)
 from .schedules import Schedule, zone
-from .vocabulary import PRIORITY_NAMES
+from .specs import JobSpec, encode_specs, make_spec
+from .vocabulary import Priority
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-EXECUTORS = ("async", "thread", "process")
-_OPTIONS = ("_delay", "_at", "_priority", "_job_id", "_description", "_max_retries")
-_OPTION_NAMES = frozenset(_OPTIONS)
-
-
-@dataclass(frozen=True, slots=True)
-class JobDefinition:
-    """What a worker needs to run one job type."""
-
-    name: str
-    fn: Callable[..., Any]
-    priority: str
-    timeout: float | None
-    max_retries: int | None
-    executor: str
-    signature: inspect.Signature
-    # (keyword-passable names, required names, takes **kwargs), from the signature
-    shape: tuple[frozenset[str], frozenset[str], bool] = (frozenset(), frozenset(), True)
-
-    def check_payload(self, payload: dict[str, Any]) -> None:
-        """Raise TypeError when the payload does not fit the handler's parameters."""
-        names, required, open_ended = self.shape
-        keys = payload.keys()
-        if required <= keys and (open_ended or keys <= names):
-            return  # the common case, without building a BoundArguments
-        self.signature.bind(**payload)
-
-
-def _shape(signature: inspect.Signature) -> tuple[frozenset[str], frozenset[str], bool]:
-    """(keyword-passable names, required ones, takes **kwargs) of a signature."""
-    kinds = inspect.Parameter
-    params = signature.parameters.values()
-    names = frozenset(
-        p.name for p in params if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
-    )
-    required = frozenset(p.name for p in params if p.name in names and p.default is kinds.empty)
-    if any(p.kind is kinds.POSITIONAL_ONLY and p.default is kinds.empty for p in params):
-        required = required | {"\0positional-only"}  # never satisfied: bind() explains
-    open_ended = any(p.kind is kinds.VAR_KEYWORD for p in params)
-    return names, required, open_ended
-
-
-@dataclass(slots=True)
-class JobSpec:
-    """One job for `enqueue_many`: made by `fn.spec(...)` or `app.spec(name, ...)`."""
-
-    name: str
-    payload: dict[str, Any]
-    priority: str
-    delay: float | None = None
-    at: float | None = None
-    job_id: str | None = None
-    description: str = ""
-    max_retries: int | None = None
 
 
 class JobFunction(Generic[P, R]):
@@ -132,9 +70,7 @@ class Bananas:
         self._settings = settings
         self.handlers: dict[str, JobDefinition] = {}
         self.schedules: dict[str, Schedule] = {}
-        self._sync_broker: Broker | None = None
-        self._sync_broker_lock = threading.Lock()
-        self._async_brokers: dict[asyncio.AbstractEventLoop, Broker] = {}
+        self._brokers = BrokerCache(self.new_broker)
 
     # -- configuration ------------------------------------------------------
     @property
@@ -145,9 +81,8 @@ class Bananas:
 
     def configure(self, settings: Settings) -> None:
         """Use these settings (the worker CLI calls this before anything runs)."""
+        self._brokers.close_all()  # built with the old settings
         self._settings = settings
-        self._sync_broker = None
-        self._async_brokers.clear()
 
     @property
     def broker_url(self) -> str:
@@ -163,25 +98,11 @@ class Bananas:
     @property
     def broker(self) -> Broker:
         """Broker for synchronous client calls, shared by every thread."""
-        broker = self._sync_broker
-        if broker is None:
-            # Locked: web threads enqueue at once on a fresh process; unlocked,
-            # each would build a broker (scripts, pools) and all but one leak.
-            with self._sync_broker_lock:
-                broker = self._sync_broker
-                if broker is None:
-                    broker = self._sync_broker = self.new_broker()
-        return broker
+        return self._brokers.shared()
 
     def async_broker(self) -> Broker:
         """Broker for asyncio client calls on the running loop (one per loop)."""
-        loop = asyncio.get_running_loop()
-        broker = self._async_brokers.get(loop)
-        if broker is None:
-            for old in [lp for lp in self._async_brokers if lp.is_closed()]:
-                del self._async_brokers[old]
-            broker = self._async_brokers[loop] = self.new_broker()
-        return broker
+        return self._brokers.for_loop()
 
     # -- registry -------------------------------------------------------------
     @overload
@@ -191,7 +112,7 @@ class Bananas:
         /,
         *,
         name: str | None = None,
-        priority: str = "normal",
+        priority: str = Priority.NORMAL,
         timeout: str | float | None = None,
         max_retries: int | None = None,
         executor: str | None = None,
@@ -204,7 +125,7 @@ class Bananas:
         /,
         *,
         name: str | None = None,
-        priority: str = "normal",
+        priority: str = Priority.NORMAL,
         timeout: str | float | None = None,
         max_retries: int | None = None,
         executor: str | None = None,
@@ -216,7 +137,7 @@ class Bananas:
         /,
         *,
         name: str | None = None,
-        priority: str = "normal",
+        priority: str = Priority.NORMAL,
         timeout: str | float | None = None,
         max_retries: int | None = None,
         executor: str | None = None,
@@ -225,7 +146,7 @@ class Bananas:
         functions in a thread pool, `executor="process"` in a process pool."""
 
         def register(func: Callable[P, R]) -> JobFunction[P, R]:
-            definition = _define(func, name, priority, timeout, max_retries, executor)
+            definition = define(func, name, priority, timeout, max_retries, executor)
             if definition.name in self.handlers:
                 raise BananasError(f"job type {definition.name!r} is registered twice")
             self.handlers[definition.name] = definition
@@ -298,79 +219,11 @@ class Bananas:
     def spec(self, name: str, payload: dict[str, Any] | None = None, **kwargs: Any) -> JobSpec:
         """Describe a job: keyword arguments are the payload, `_delay`, `_at`,
         `_priority`, `_job_id`, `_description`, `_max_retries` are options."""
-        definition = self.handlers.get(name)
-        options = {k: v for k, v in kwargs.items() if k[:1] == "_"} if kwargs else kwargs
-        if options:
-            kwargs = {k: v for k, v in kwargs.items() if k[:1] != "_"}
-            if not options.keys() <= _OPTION_NAMES:
-                unknown = sorted(options.keys() - _OPTION_NAMES)
-                raise BananasError(
-                    f"unknown enqueue option {unknown[0]!r} (allowed: {', '.join(_OPTIONS)})"
-                )
-        if payload is not None and kwargs:
-            raise PayloadError("give the payload either as a dict or as keyword arguments")
-        if payload is None:
-            payload = kwargs
-        if definition is None:
-            priority, max_retries = "normal", None
-        else:
-            priority, max_retries = definition.priority, definition.max_retries
-        if not options:  # the common case
-            return JobSpec(name, payload, priority, max_retries=max_retries)
-        chosen = options.get("_priority")
-        if chosen is not None:
-            priority = str(chosen)
-            if priority not in PRIORITY_NAMES:
-                try:
-                    check_priority(priority)
-                except ValueError as exc:
-                    raise BananasError(str(exc)) from None
-        if options.get("_max_retries") is not None:
-            max_retries = options["_max_retries"]
-        return JobSpec(
-            name=name,
-            payload=payload,
-            priority=priority,
-            delay=_seconds(options.get("_delay"), "_delay"),
-            at=_unix(options.get("_at")),
-            job_id=options.get("_job_id"),
-            description=str(options.get("_description") or ""),
-            max_retries=max_retries,
-        )
+        return make_spec(self.handlers.get(name), name, payload, kwargs)
 
     def build_jobs(self, specs: Iterable[JobSpec | tuple[str, dict[str, Any]]]) -> list[NewJob]:
         """Encode specs into records ready for `Broker.enqueue` (no I/O)."""
-        limit = self.settings.max_payload_bytes
-        items = specs if isinstance(specs, Sequence) else list(specs)
-        jobs = []
-        now = time.time()
-        stamp = now_iso()  # one created_at for the batch: they are enqueued together
-        # Alike ready-now jobs share their encoded fields; only id and payload differ.
-        tails: dict[tuple[str, str, int | None, str], bytes] = {}
-        for item, fresh_id in zip(items, new_job_ids(len(items)), strict=True):
-            spec = item if isinstance(item, JobSpec) else self.spec(item[0], item[1])
-            name = spec.name
-            if not name or not isinstance(name, str):
-                raise BananasError("a job type name must be a non-empty string")
-            payload_json = encode_payload(spec.payload, limit)
-            job_id = spec.job_id or fresh_id
-            due = spec.at if spec.at is not None else (now + spec.delay if spec.delay else None)
-            alike = (name, spec.priority, spec.max_retries, spec.description)
-            tail = tails.get(alike) if due is None else None
-            if tail is None:
-                tail = record_tail(
-                    name=name,
-                    priority=spec.priority,
-                    max_retries=spec.max_retries,
-                    description=spec.description,
-                    now=stamp,
-                    scheduled_for=due,
-                )
-                if due is None:
-                    tails[alike] = tail
-            record = assemble_record(job_id, tail, payload_json)
-            jobs.append(NewJob(job_id, name, spec.priority, record, due))
-        return jobs
+        return encode_specs(specs, self.settings.max_payload_bytes, self.spec)
 
     def enqueue(self, name: str, payload: dict[str, Any] | None = None, **kwargs: Any) -> JobHandle:
         """Enqueue one job by type name (sync)."""
@@ -387,7 +240,7 @@ class Bananas:
         """Enqueue a batch in one round trip (chunked for very large batches)."""
         jobs = self.build_jobs(specs)
         if jobs:
-            self.broker.enqueue_sync(jobs)
+            self.broker.sync.enqueue(jobs)
         return [JobHandle(self, job.id) for job in jobs]
 
     async def enqueue_many_async(
@@ -402,72 +255,10 @@ class Bananas:
         return JobHandle(self, job_id)
 
     async def aclose(self) -> None:
-        for broker in list(self._async_brokers.values()):
-            await broker.close()
-        self._async_brokers.clear()
+        await self._brokers.aclose()
 
     def close(self) -> None:
-        if self._sync_broker is not None:
-            asyncio.run(self._sync_broker.close())
-            self._sync_broker = None
+        self._brokers.close_shared()
 
 
-def _define(
-    func: Callable[..., Any],
-    name: str | None,
-    priority: str,
-    timeout: str | float | None,
-    max_retries: int | None,
-    executor: str | None,
-) -> JobDefinition:
-    if not callable(func):
-        raise BananasError(f"@app.job needs a function, got {type(func).__name__}")
-    job_name = name or func.__name__
-    is_async = inspect.iscoroutinefunction(func)
-    chosen = executor or ("async" if is_async else "thread")
-    where = f"@app.job on {func.__qualname__}"
-    if chosen not in EXECUTORS:
-        raise BananasError(
-            f"{where}: unknown executor {chosen!r} (allowed: async, thread, process)"
-        )
-    if chosen == "async" and not is_async:
-        raise BananasError(f"{where}: executor='async' needs an async def function")
-    if chosen == "thread" and is_async:
-        raise BananasError(f"{where}: executor='thread' needs a plain def function")
-    try:
-        check_priority(priority)
-        seconds = None if timeout is None else parse_duration(timeout)
-    except ValueError as exc:
-        raise BananasError(f"{where}: {exc}") from None
-    if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
-        raise BananasError(f"{where}: max_retries must be a non-negative integer")
-    signature = inspect.signature(func)
-    return JobDefinition(
-        job_name, func, priority, seconds, max_retries, chosen, signature, _shape(signature)
-    )
-
-
-def _seconds(value: Any, option: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise BananasError(f"{option}={value!r}: {exc}") from None
-
-
-def _unix(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise BananasError("_at needs a timezone-aware datetime")
-        return value.timestamp()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    raise BananasError(f"_at={value!r}: expected an aware datetime or unix seconds")
-
-
-__all__ = ["Bananas", "JobDefinition", "JobFunction", "JobSpec"]
+__all__ = ["EXECUTORS", "Bananas", "JobDefinition", "JobFunction", "JobSpec"]

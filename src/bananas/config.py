@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from .durations import parse_duration
 from .errors import ConfigError
-from .vocabulary import PRIORITIES
+from .vocabulary import DEFAULT_PRIORITY_WEIGHTS, PRIORITIES, Mode
+from .vocabulary import MODES as MODES  # re-exported: config is where users look
 
-MODES = ("thin", "default", "specialized", "job-specialized", "scheduler-only")
 POLICIES = ("strict", "weighted")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("json", "console")
@@ -32,14 +32,14 @@ class Settings:
     app: str | None = None
     broker_url: str | None = None
     prefix: str = "bananas"
-    mode: str = "default"
+    mode: Mode = Mode.DEFAULT  # a StrEnum: compares equal to its text
     concurrency: int = 10
     prefetch: int = 10  # replaced at load: = concurrency unless WORKER_PREFETCH is set
     priorities: tuple[str, ...] = PRIORITIES
     job_types: tuple[str, ...] = ()
     group_id: str = "default"
     priority_policy: str = "strict"
-    priority_weights: tuple[tuple[str, int], ...] = (("high", 6), ("normal", 3), ("low", 1))
+    priority_weights: tuple[tuple[str, int], ...] = DEFAULT_PRIORITY_WEIGHTS
     enable_scheduler: bool = True
     scheduler_interval: float = 1.0
     job_timeout: float = 300.0
@@ -60,6 +60,12 @@ class Settings:
     registry_heartbeat: float = 2.0
     registry_expiry: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Settings(mode="thin") from code or tests: still a Mode, so that
+        # `settings.mode.takes_jobs` holds however the settings were made.
+        if not isinstance(self.mode, Mode):
+            object.__setattr__(self, "mode", Mode(self.mode))
 
     @classmethod
     def load(
@@ -145,6 +151,10 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
+def _mode(raw: Any) -> Mode:
+    return Mode(_choice(MODES)(raw))
+
+
 def _priorities(raw: Any) -> tuple[str, ...]:
     items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
     values = tuple(str(p).strip().lower() for p in items if str(p).strip())
@@ -170,7 +180,7 @@ def _weights(raw: Any) -> tuple[tuple[str, int], ...]:
             raise ValueError(f"weight of {name} must be 1-1000")
         weights[name] = number
     if set(weights) != set(PRIORITIES):
-        raise ValueError("give a weight for each of high, normal, low")
+        raise ValueError(f"give a weight for each of {', '.join(PRIORITIES)}")
     return tuple((p, weights[p]) for p in PRIORITIES)
 
 
@@ -213,29 +223,29 @@ def _build(source: Mapping[str, Any]) -> Settings:
         values.setdefault("broker_url", str(url))
     opt("BANANAS_PREFIX", "prefix", _nonempty_name, "letters, digits, _ - . :")
 
-    opt("WORKER_MODE", "mode", _choice(MODES), ", ".join(MODES))
+    opt("WORKER_MODE", "mode", _mode, ", ".join(MODES))
     name, raw = _aliased(source, "WORKER_CONCURRENCY", "CONCURRENCY")
     if raw is not None:
         values["concurrency"] = _parse(name, raw, _int_in(1, 1000), "an integer from 1 to 1000")
     opt("WORKER_PREFETCH", "prefetch", _int_in(0, 1000), "an integer from 0 to 1000")
     if "prefetch" not in values:
         values["prefetch"] = values.get("concurrency", defaults.concurrency)
-    opt("WORKER_PRIORITIES", "priorities", _priorities, "a comma list of high, normal, low")
+    opt("WORKER_PRIORITIES", "priorities", _priorities, f"a comma list of {', '.join(PRIORITIES)}")
     name, raw = _aliased(source, "WORKER_JOB_TYPES", "WORKER_TYPE")
     if raw is not None:
         values["job_types"] = _parse(name, raw, _names, "a comma list of job type names")
         if not values["job_types"]:
             raise ConfigError(f"{name}={raw!r} is invalid: the list is empty")
         if name == "WORKER_TYPE" and _get(source, "WORKER_MODE") is None:
-            values["mode"] = "job-specialized"
+            values["mode"] = Mode.JOB_SPECIALIZED
     opt("GROUP_ID", "group_id", _nonempty_name, "a pool name")
-    mode = values.get("mode", defaults.mode)
-    if mode == "specialized" and _get(source, "WORKER_PRIORITIES") is None:
+    mode: Mode = values.get("mode", defaults.mode)
+    if mode is Mode.SPECIALIZED and _get(source, "WORKER_PRIORITIES") is None:
         raise ConfigError(
             "WORKER_MODE=specialized needs WORKER_PRIORITIES (the priorities this pool takes, "
             "e.g. high)"
         )
-    if mode == "job-specialized" and "job_types" not in values:
+    if mode.needs_job_types and "job_types" not in values:
         raise ConfigError(
             "WORKER_MODE=job-specialized needs WORKER_JOB_TYPES (a comma list of job types)"
         )
@@ -248,8 +258,8 @@ def _build(source: Mapping[str, Any]) -> Settings:
     )
     opt("ENABLE_SCHEDULER", "enable_scheduler", _bool, "true or false")
     if "enable_scheduler" not in values:
-        values["enable_scheduler"] = mode in ("thin", "default", "scheduler-only")
-    elif mode == "scheduler-only" and not values["enable_scheduler"]:
+        values["enable_scheduler"] = mode.scheduler_by_default
+    elif not mode.takes_jobs and not values["enable_scheduler"]:
         raise ConfigError("ENABLE_SCHEDULER=false contradicts WORKER_MODE=scheduler-only")
     opt("SCHEDULER_INTERVAL", "scheduler_interval", _duration_in(0.1, 60), "100ms to 1m")
     opt("JOB_TIMEOUT", "job_timeout", _duration_in(0.001, 7 * 86400), "1ms to 7d")

@@ -15,7 +15,7 @@ import os
 import random
 import time
 
-from bananas import Bananas, current_job
+from bananas import Bananas, Priority, current_job
 
 app = Bananas()
 
@@ -26,7 +26,7 @@ def _work_seconds() -> float:
     return mean_ms / 1000 * random.uniform(0.5, 1.5)
 
 
-@app.job(priority="high", timeout="30s")
+@app.job(priority=Priority.HIGH, timeout="30s")
 async def send_email(to: str, subject: str) -> dict[str, str]:
     """I/O-bound: talks to a mail API (async, on the worker's event loop)."""
     await asyncio.sleep(_work_seconds())
@@ -34,7 +34,7 @@ async def send_email(to: str, subject: str) -> dict[str, str]:
     return {"to": to, "message_id": f"<{message_id}@demo.bananas>"}
 
 
-@app.job(priority="normal", timeout="30s")
+@app.job(priority=Priority.NORMAL, timeout="30s")
 def resize_image(image_id: int, width: int) -> dict[str, int]:
     """Blocking library code: runs in the worker's thread pool."""
     deadline = time.monotonic() + _work_seconds()
@@ -45,14 +45,14 @@ def resize_image(image_id: int, width: int) -> dict[str, int]:
     return {"image_id": image_id, "width": width, "height": width * 3 // 4}
 
 
-@app.job(priority="low", timeout="1m")
+@app.job(priority=Priority.LOW, timeout="1m")
 async def generate_report(report_id: int) -> str:
     """Slow and unhurried: the low priority runs when the others leave room."""
     await asyncio.sleep(_work_seconds() * 2)
     return f"reports/{report_id}.pdf"
 
 
-@app.job(priority="high", max_retries=3)
+@app.job(priority=Priority.HIGH, max_retries=3)
 def charge_card(order_id: int, amount_cents: int) -> dict[str, object]:
     """A flaky payment gateway: times out twice, then goes through."""
     job = current_job()
@@ -62,7 +62,7 @@ def charge_card(order_id: int, amount_cents: int) -> dict[str, object]:
     return {"order_id": order_id, "charged_cents": amount_cents, "attempts": attempt}
 
 
-@app.job(priority="normal", max_retries=2)
+@app.job(priority=Priority.NORMAL, max_retries=2)
 def sync_legacy_crm(customer_id: int) -> None:
     """Always fails: after its retries it ends in the dead-letter queue."""
     raise ValueError(f"legacy CRM rejected customer {customer_id}: field 'vat_id' is required")

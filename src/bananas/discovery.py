@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 import types
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from .app import Bananas
 from .errors import AppLoadError
 
 ENTRY_POINT_GROUP = "bananas.processors"
+# Frames in these are not where an app's error is: Bananas' own code, and the
+# import machinery between `load_app` and the app module.
+_NOT_THE_APP = (Path(__file__).resolve().parent, Path(importlib.__file__).resolve().parent)
 
 
 def load_app(target: str | None) -> Bananas:
@@ -28,7 +33,7 @@ def load_app(target: str | None) -> Bananas:
         except Exception as exc:
             raise AppLoadError(
                 f"processor entry point {entry.name!r} ({entry.value}) failed to load: "
-                f"{type(exc).__name__}: {exc}"
+                f"{describe_error(exc)}"
             ) from exc
         _merge(app, loaded, entry.name)
     return app
@@ -40,9 +45,12 @@ def _import_target(target: str) -> Bananas:
         sys.path.insert(0, "")  # like `python -m`: the current directory is importable
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except Exception as exc:
+        # Whatever the module raises while it is imported (a syntax error, a
+        # BananasError from @app.job, a missing dependency) is a configuration
+        # error: one line naming where, never a traceback through click.
         raise AppLoadError(
-            f"--app {target!r}: cannot import module {module_name!r}: {exc}"
+            f"--app {target!r}: cannot import module {module_name!r}: {describe_error(exc)}"
         ) from exc
     obj: object = module
     for part in (attribute or "app").split("."):
@@ -52,6 +60,30 @@ def _import_target(target: str) -> Bananas:
     if not isinstance(obj, Bananas):
         raise AppLoadError(f"--app {target!r} is a {type(obj).__name__}, not a Bananas app")
     return obj
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message (file:line)`, one line. The place is the app's code: the
+    offending line of a syntax error, else the innermost frame outside Bananas
+    and the import machinery (none for a module that does not exist)."""
+    message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    text = " ".join(f"{type(exc).__name__}: {message}".split())
+    where = _location(exc)
+    return f"{text} ({where})" if where else text
+
+
+def _location(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    place = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        name = frame.filename
+        if name.startswith("<"):  # "<frozen importlib._bootstrap>" and the like
+            continue
+        if any(Path(name).resolve().is_relative_to(d) for d in _NOT_THE_APP):
+            continue
+        place = f"{name}:{frame.lineno}"
+    return place
 
 
 def _merge(app: Bananas, loaded: object, name: str) -> None:

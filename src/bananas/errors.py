@@ -31,10 +31,6 @@ class PayloadError(BananasError):
     """A payload is not a JSON object, or not JSON-serializable."""
 
 
-class UnknownJob(BananasError):
-    """No handler is registered for a job name."""
-
-
 class JobFailed(BananasError):
     """Raised by JobHandle.result()/wait() when the job ended failed (dead-lettered)."""
 

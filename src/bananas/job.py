@@ -1,4 +1,4 @@
-"""Job records: the JSON codec of the Redis wire format (DESIGN.md section 6)."""
+"""Job records: the JSON codec of the Redis wire format (docs/wire-format.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from .errors import InvalidRecord, PayloadError, PayloadTooLarge
-from .vocabulary import PRIORITY_NAMES, Status
+from .vocabulary import PRIORITIES, PRIORITY_NAMES, Priority, Status
 
 _last_iso: tuple[int, str] = (0, "")
 
@@ -79,7 +79,7 @@ _VARIANT = "89ab"
 
 def check_priority(value: str) -> str:
     if value not in PRIORITY_NAMES:
-        raise ValueError(f"unknown priority {value!r}: expected one of high, normal, low")
+        raise ValueError(f"unknown priority {value!r}: expected one of {', '.join(PRIORITIES)}")
     return value
 
 
@@ -168,29 +168,6 @@ def assemble_record(job_id: str, tail: bytes, payload_json: bytes) -> bytes:
     return b'{"id":' + orjson.dumps(job_id) + tail + b',"payload":' + payload_json + b"}"
 
 
-def build_record(
-    *,
-    job_id: str,
-    name: str,
-    payload_json: bytes,
-    priority: str,
-    max_retries: int | None,
-    scheduled_for: float | None,
-    description: str = "",
-    now: str | None = None,
-) -> bytes:
-    """Encode a new record; the payload is spliced in already serialized."""
-    tail = record_tail(
-        name=name,
-        priority=priority,
-        max_retries=max_retries,
-        description=description,
-        now=now or now_iso(),
-        scheduled_for=scheduled_for,
-    )
-    return assemble_record(job_id, tail, payload_json)
-
-
 _REQUIRED_TEXT = ("id", "name")
 
 
@@ -215,9 +192,11 @@ def decode_record(raw: bytes | None, expected_id: str | None = None) -> JobRecor
     payload = fields["payload"]
     if not isinstance(payload, dict):
         raise InvalidRecord(f"field 'payload' must be a JSON object, got {type(payload).__name__}")
-    priority = fields.get("priority") or "normal"
+    priority = fields.get("priority") or Priority.NORMAL.value
     if priority not in PRIORITY_NAMES:
-        raise InvalidRecord(f"field 'priority' is {priority!r}: expected high, normal or low")
+        raise InvalidRecord(
+            f"field 'priority' is {priority!r}: expected one of {', '.join(PRIORITIES)}"
+        )
     fields["priority"] = priority
     for key in ("attempts", "max_retries"):
         value = fields.get(key)

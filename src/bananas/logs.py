@@ -2,6 +2,11 @@
 
 Lines go to stdout, block-buffered when it is not a terminal so that per-job
 lines do not cost a system call each; `flush()` runs periodically and at exit.
+
+A line that cannot be written (stdout piped into `head`, which has exited; a
+full disk) is dropped and counted in `EventLog.dropped`, never raised: like
+the standard `logging` module, a broken log stream must not fail a job or a
+shutdown, and the worker's real state is on the broker and its metrics.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class EventLog:
         self.threshold = _LEVELS[level]
         self.json = fmt == "json"
         self.context: dict[str, Any] = {}
+        self.dropped = 0  # lines lost to a failed write (broken pipe, full disk)
 
     def enabled(self, level: str) -> bool:
         return _LEVELS[level] >= self.threshold
@@ -42,7 +48,10 @@ class EventLog:
             stamp = time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
             extras = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
             line = f"{stamp} {level.upper():7} {event:20} {extras}"
-        self.stream.write(line + "\n")
+        try:  # inline, not a helper: this runs for every job line
+            self.stream.write(line + "\n")
+        except (OSError, ValueError):  # EPIPE, ENOSPC; ValueError: the stream is closed
+            self.dropped += 1
 
     def lifecycle(self, event: str, **fields: Any) -> None:
         """Process lifecycle lines (started, draining, drained, stopped): written
@@ -69,6 +78,14 @@ class EventLog:
     def flush(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             self.stream.flush()
+
+
+def flush_std_streams() -> None:
+    """Flush stdout and stderr at exit, ignoring a stream that is gone (a
+    reader that exited): the exit code must say how the worker ended."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
 
 
 def setup(level: str, fmt: str) -> EventLog:

@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import WorkerFactory, wait_for
 
+from bananas import Bananas, JobSpec
 from bananas.config import Settings
 from bananas.errors import ConfigError, InvalidRecord
-from bananas.job import build_record, decode_record
+from bananas.job import decode_record
 from chaos.conftest import scale
 
 
@@ -137,14 +138,9 @@ def test_decode_record_only_raises_invalid_record(raw: bytes) -> None:
 def test_record_roundtrip(
     name: str, payload: dict[str, object], priority: str, max_retries: int | None
 ) -> None:
-    raw = build_record(
-        job_id="x",
-        name=name,
-        payload_json=orjson.dumps(payload),
-        priority=priority,
-        max_retries=max_retries,
-        scheduled_for=None,
-    )
+    client = Bananas(settings=Settings())  # encodes as enqueue does, no broker
+    spec = JobSpec(name, payload, priority, job_id="x", max_retries=max_retries)
+    raw = client.build_jobs([spec])[0].record
     record = decode_record(raw, expected_id="x")
     assert (record.name, record.payload, record.priority) == (name, payload, priority)
     assert record.max_retries(7) == (7 if max_retries is None else max_retries)

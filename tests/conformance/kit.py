@@ -9,23 +9,20 @@ from typing import Any, TypeVar
 
 import orjson
 
+from bananas import Bananas, JobSpec
 from bananas.brokers import Broker
 from bananas.brokers.base import Delivery, NewJob, Recovered
-from bananas.job import build_record
+from bananas.config import Settings
 
 T = TypeVar("T")
 Q = [("normal", "t")]
 
 
+_CLIENT = Bananas(settings=Settings())  # encodes records as enqueue does, no broker
+
+
 def record(job_id: str, name: str = "t", priority: str = "normal", **extra: Any) -> bytes:
-    raw = build_record(
-        job_id=job_id,
-        name=name,
-        payload_json=b'{"n":1}',
-        priority=priority,
-        max_retries=None,
-        scheduled_for=None,
-    )
+    raw = _CLIENT.build_jobs([JobSpec(name, {"n": 1}, priority, job_id=job_id)])[0].record
     if not extra:
         return raw
     fields = orjson.loads(raw)

@@ -112,10 +112,6 @@ class WorkerPath(abc.ABC):
         time and cron firing is judged by (Redis: TIME; SQLite: this host)."""
         return time.time()
 
-    def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[bool]:
-        """Transitional alias of `sync.enqueue` for app.py until it calls that."""
-        return self.sync.enqueue(jobs)
-
     # -- client -----------------------------------------------------------
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
         """Write jobs atomically per job; False for an id that already existed."""

@@ -13,13 +13,14 @@ import orjson
 from ..app import Bananas
 from ..brokers import Broker
 from ..errors import BananasError, BrokerError
+from ..vocabulary import PRIORITIES, Status
 from .common import broker_option, fail, load_settings, main, run_with_broker
 
 
 @main.command()
 @click.argument("name")
 @click.option("--json", "payload", default="{}", help="Payload: a JSON object.")
-@click.option("--priority", type=click.Choice(["high", "normal", "low"]), default=None)
+@click.option("--priority", type=click.Choice(PRIORITIES), default=None)
 @click.option("--delay", default=None, help="Run after this long, e.g. 10s, 5m.")
 @click.option(
     "--wait",
@@ -70,7 +71,7 @@ def enqueue(
                     {"status": result.status, "result": result.value(), "error": result.error}
                 ).decode()
             )
-            if result.status != "completed":
+            if result.status != Status.COMPLETED:
                 sys.exit(1)
         await app.aclose()
 
@@ -110,7 +111,7 @@ def status(as_json: bool, broker: str | None) -> None:
 
 def render_status(data: dict[str, Any], stats: Any) -> str:
     lines = [f"broker     {data['broker']}"]
-    by_priority = {p: stats.unrouted.get(p, 0) for p in ("high", "normal", "low")}
+    by_priority = {p: stats.unrouted.get(p, 0) for p in PRIORITIES}
     for (p, _), depth in stats.ready.items():
         by_priority[p] = by_priority.get(p, 0) + depth
     lines += [f"{p:<10} {depth}" for p, depth in by_priority.items()]
@@ -146,4 +147,7 @@ def render_status(data: dict[str, Any], stats: Any) -> str:
 
 def _prio_key(item: tuple[tuple[str, str], int]) -> tuple[int, str]:
     (priority, name), _ = item
-    return ({"high": 0, "normal": 1, "low": 2}.get(priority, 3), name)
+    return (_RANK.get(priority, len(PRIORITIES)), name)
+
+
+_RANK = {p: i for i, p in enumerate(PRIORITIES)}  # high first, as workers take them

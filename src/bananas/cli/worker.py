@@ -11,6 +11,7 @@ import click
 
 from ..config import Settings
 from ..errors import AppLoadError, ConfigError
+from ..vocabulary import MODES, PRIORITIES, Mode
 from .common import broker_option, fail, load_settings, main
 
 
@@ -22,9 +23,11 @@ from .common import broker_option, fail, load_settings, main
     help="Where the Bananas app is (overrides BANANAS_APP).",
 )
 @broker_option
-@click.option("--mode", help="thin, default, specialized, job-specialized, scheduler-only.")
+@click.option("--mode", help=f"{', '.join(MODES)}.")
 @click.option("--concurrency", "-c", help="Concurrent jobs per process, 1-1000.")
-@click.option("--priorities", help="Comma list of priorities to take, in order.")
+@click.option(
+    "--priorities", help=f"Comma list of priorities to take, in order ({', '.join(PRIORITIES)})."
+)
 @click.option("--job-types", help="Comma list of job types to take (job-specialized).")
 @click.option("--group-id", help="Pool name shown in logs, metrics and status.")
 @click.option("--scheduler/--no-scheduler", default=None, help="Run the scheduler loop here.")
@@ -90,7 +93,7 @@ def scheduler_cmd(app_target: str | None, broker: str | None, log_level: str | N
     settings = load_settings(
         BANANAS_APP=app_target,
         BANANAS_BROKER_URL=broker,
-        WORKER_MODE="scheduler-only",
+        WORKER_MODE=Mode.SCHEDULER_ONLY,
         LOG_LEVEL=log_level,
     )
     sys.exit(_run_worker(settings))
@@ -101,7 +104,7 @@ def _run_worker(settings: Settings) -> int:
     from ..discovery import load_app
     from ..worker import Worker
 
-    if settings.mode != "scheduler-only" and not settings.app:
+    if settings.mode.takes_jobs and not settings.app:
         fail("no app given: use --app module:attr or set BANANAS_APP", 2)
     try:
         app = load_app(settings.app)
@@ -109,13 +112,13 @@ def _run_worker(settings: Settings) -> int:
         fail(str(exc), 2)
     app.configure(settings)
     unknown = [t for t in settings.job_types if t not in app.handlers]
-    if settings.mode != "scheduler-only" and unknown:
+    if settings.mode.takes_jobs and unknown:
         fail(
             f"WORKER_JOB_TYPES names {', '.join(unknown)} with no handler "
             f"(registered: {', '.join(sorted(app.handlers)) or 'none'})",
             2,
         )
-    if settings.mode != "scheduler-only" and not app.handlers:
+    if settings.mode.takes_jobs and not app.handlers:
         fail(f"the app {settings.app!r} registers no job handlers", 2)
     log = logs.setup(settings.log_level, settings.log_format)
     try:
@@ -139,7 +142,6 @@ def _run_worker(settings: Settings) -> int:
         code = loop.run_until_complete(worker.run())
     finally:
         log.flush()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        logs.flush_std_streams()
         # Threads still running a timed-out sync job must not hold the exit.
         os._exit(code)

@@ -9,7 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from . import queries
+from . import fleet, job_detail, queries
 from .context import BadRequest, Dashboard, act_on_dead, list_query, page_query
 
 
@@ -24,7 +24,7 @@ async def overview(request: Request, dash: Dashboard) -> Response:
 
 
 async def workers(request: Request, dash: Dashboard) -> Response:
-    return ORJSONResponse((await queries.fleet(dash.broker, dash.worker_expiry)).to_json())
+    return ORJSONResponse((await fleet.fleet(dash.broker, dash.worker_expiry)).to_json())
 
 
 async def jobs(request: Request, dash: Dashboard) -> Response:
@@ -34,7 +34,7 @@ async def jobs(request: Request, dash: Dashboard) -> Response:
 
 
 async def job(request: Request, dash: Dashboard) -> Response:
-    detail = await queries.job_detail(dash.broker, request.path_params["job_id"])
+    detail = await job_detail.job_detail(dash.broker, request.path_params["job_id"])
     if not detail.found:
         return ORJSONResponse({"error": "no such job"}, status_code=404)
     return ORJSONResponse(detail.to_json())

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
 from ..brokers import Broker, from_url
-from ..brokers.base import JOB_STATES
+from ..brokers.cache import BrokerCache
 from ..config import Settings
 from ..errors import InvalidRecord
+from ..vocabulary import JOB_STATES, JobState
 from .config import DashboardConfig
 from .queries import PAGE_SIZES
 from .render import Renderer
@@ -29,7 +29,7 @@ class BrokerSource:
     def __init__(self, broker: Broker | None, settings: Settings | None) -> None:
         self._fixed = broker
         self._settings = settings
-        self._per_loop: dict[asyncio.AbstractEventLoop, Broker] = {}
+        self._cache = BrokerCache(self._make)
 
     def describe(self) -> str:
         return self._fixed.describe() if self._fixed is not None else self._make().describe()
@@ -40,21 +40,10 @@ class BrokerSource:
         return from_url(s.effective_broker_url, prefix=s.prefix, result_ttl=s.result_ttl)
 
     def get(self) -> Broker:
-        if self._fixed is not None:
-            return self._fixed
-        loop = asyncio.get_running_loop()
-        broker = self._per_loop.get(loop)
-        if broker is None:
-            for old in [lp for lp in self._per_loop if lp.is_closed()]:
-                del self._per_loop[old]
-            broker = self._per_loop[loop] = self._make()
-        return broker
+        return self._fixed if self._fixed is not None else self._cache.for_loop()
 
     async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        broker = self._per_loop.pop(loop, None)
-        if broker is not None:
-            await broker.close()
+        await self._cache.aclose_loop()
 
 
 @dataclass(slots=True)
@@ -97,7 +86,7 @@ def _int_param(request: Request, name: str, default: int) -> int:
     return value
 
 
-def list_query(request: Request, default_state: str = "queued") -> ListQuery:
+def list_query(request: Request, default_state: str = JobState.QUEUED) -> ListQuery:
     state = request.query_params.get("state") or default_state
     if state not in JOB_STATES:
         raise BadRequest(f"unknown state {state!r} (allowed: {', '.join(JOB_STATES)})")

@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from ..vocabulary import PRIORITIES
 from .config import DashboardConfig
 from .security import CSRF_FIELD, csrf_token, root_path, route_path
 
@@ -71,6 +72,7 @@ def make_environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(ago=ago, duration=duration, iso=iso, percent=percent, number=number)
+    env.globals["priorities"] = PRIORITIES  # columns in the order workers take them
     return env
 
 

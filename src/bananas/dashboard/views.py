@@ -10,8 +10,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import Scope
 
-from . import charts, queries
+from ..vocabulary import JobState
+from . import charts, fleet, job_detail, queries
 from .context import ActionResult, Dashboard, act_on_dead, list_query, page_query
+from .records import pretty_json
 from .security import (
     SESSION_COOKIE,
     clear_cookie,
@@ -21,14 +23,8 @@ from .security import (
     session_cookie,
 )
 
-STATE_TITLES = {
-    "queued": "Queued",
-    "running": "Running",
-    "scheduled": "Scheduled",
-    "completed": "Completed",
-    "dead": "Dead",
-}
-FINAL_STATES = ("completed", "dead", None)
+STATE_TITLES = {state.value: state.value.capitalize() for state in JobState}
+FINAL_STATES = (JobState.COMPLETED, JobState.DEAD, None)
 
 
 async def overview(request: Request, dash: Dashboard) -> Response:
@@ -45,7 +41,7 @@ async def overview(request: Request, dash: Dashboard) -> Response:
 
 
 async def workers(request: Request, dash: Dashboard) -> Response:
-    data = await queries.fleet(dash.broker, dash.worker_expiry)
+    data = await fleet.fleet(dash.broker, dash.worker_expiry)
     return dash.renderer.page(request, "workers.html", nav="workers", live=True, f=data)
 
 
@@ -75,7 +71,7 @@ async def jobs(request: Request, dash: Dashboard) -> Response:
 
 async def job(request: Request, dash: Dashboard) -> Response:
     job_id = request.path_params["job_id"]
-    detail = await queries.job_detail(dash.broker, job_id)
+    detail = await job_detail.job_detail(dash.broker, job_id)
     return dash.renderer.page(
         request,
         "job.html",
@@ -143,7 +139,7 @@ async def schedules(request: Request, dash: Dashboard) -> Response:
                 "name": name,
                 "describe": str(getattr(schedule, "describe", "")),
                 "next": upcoming,
-                "payload": queries.pretty_json(getattr(schedule, "payload", {})),
+                "payload": pretty_json(getattr(schedule, "payload", {})),
             }
         )
     return dash.renderer.page(request, "schedules.html", nav="schedules", live=False, rows=rows)

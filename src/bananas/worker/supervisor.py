@@ -2,13 +2,21 @@
 so one command uses a host's cores without an external supervisor.
 
 The parent runs no jobs. It forwards SIGTERM/SIGINT to every child (each
-drains as usual), restarts a child that dies on its own (with back-off, so a
-crash loop does not spin), and exits with the worst exit code once all children
-have stopped. Child i serves health on HEALTH_PORT + i.
+drains as usual) and restarts a child that dies on its own (with back-off, so a
+crash loop does not spin). A child that exits 2 (bad configuration, an app
+that cannot be imported) stops them all: restarting cannot help. Child i
+serves health on HEALTH_PORT + i.
+
+Exit code, once all children have stopped: 2 if any child reported bad
+configuration; else the worst of the children's last exits, where a child
+killed by signal N counts as 128 + N (the shell's convention), so a signal
+death is never read as success. A crash that was followed by a restart is
+reported on stderr when it happens; the exit code says how the pool stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,6 +26,32 @@ from collections.abc import Sequence
 from types import FrameType
 
 RESTART_BACKOFF_MAX = 30.0
+CONFIG_ERROR = 2  # what the CLI exits with on bad configuration (cli/common.py)
+
+
+def exit_status(returncode: int) -> int:
+    """A child's `Popen.returncode` as a shell exit status: -N (killed by
+    signal N) becomes 128 + N, so it cannot compare below success."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}"
+    return f"exited with {returncode}"
+
+
+def pool_status(last: Sequence[int]) -> int:
+    """The supervisor's exit status from each child's last `returncode`. A
+    configuration error wins: the siblings it stopped with SIGTERM (perhaps
+    before their handlers were installed, so -15) must not turn 2 into 143."""
+    if CONFIG_ERROR in last:
+        return CONFIG_ERROR
+    return max((exit_status(code) for code in last), default=0)
 
 
 def supervise(count: int, args: Sequence[str], health_port: int) -> int:
@@ -39,11 +73,16 @@ def supervise(count: int, args: Sequence[str], health_port: int) -> int:
             if child is not None and child.poll() is None:
                 child.send_signal(signum)
 
+    def say(text: str) -> None:
+        # stderr may be gone (a closed pipe): the exit code still tells.
+        with contextlib.suppress(OSError, ValueError):
+            print(f"bananas: {text}", file=sys.stderr, flush=True)
+
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     for i in range(count):
         children[i] = start(i)
-    codes = [0] * count
+    last = [0] * count
     next_start = [0.0] * count
     while True:
         alive = False
@@ -57,21 +96,21 @@ def supervise(count: int, args: Sequence[str], health_port: int) -> int:
             if code is None:
                 alive = True
                 continue
-            codes[i] = max(codes[i], code)
-            if code == 2 and not stopping:  # bad configuration: restarting cannot help
+            last[i] = code
+            if code == CONFIG_ERROR and not stopping:  # restarting cannot help
                 forward(signal.SIGTERM, None)
             if stopping:
+                # Siblings stopped because of a configuration error are no news.
+                if code < 0 and CONFIG_ERROR not in last:
+                    say(f"worker process {child.pid} {describe_exit(code)} while stopping")
+                children[i] = None
                 continue
             restarts[i] += 1
             delay = min(RESTART_BACKOFF_MAX, 0.5 * 2 ** min(restarts[i], 6))
-            print(
-                f"bananas: worker process {child.pid} exited with {code}; restarting in {delay:g}s",
-                file=sys.stderr,
-                flush=True,
-            )
+            say(f"worker process {child.pid} {describe_exit(code)}; restarting in {delay:g}s")
             children[i] = None
             next_start[i] = time.monotonic() + delay
             alive = True
         if not alive:
-            return max(codes)
+            return pool_status(last)
         time.sleep(0.1)

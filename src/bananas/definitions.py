@@ -1,0 +1,97 @@
+"""Job definitions: what `@app.job` registers, checked once at import time so
+that a mistake in a handler's declaration fails the app's import, not a job."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .durations import parse_duration
+from .errors import BananasError
+from .job import check_priority
+
+EXECUTORS = ("async", "thread", "process")
+
+
+@dataclass(frozen=True, slots=True)
+class JobDefinition:
+    """What a worker needs to run one job type."""
+
+    name: str
+    fn: Callable[..., Any]
+    priority: str
+    timeout: float | None
+    max_retries: int | None
+    executor: str
+    signature: inspect.Signature
+    # (keyword-passable names, required names, takes **kwargs), from the signature
+    shape: tuple[frozenset[str], frozenset[str], bool] = (frozenset(), frozenset(), True)
+
+    def check_payload(self, payload: dict[str, Any]) -> None:
+        """Raise TypeError when the payload does not fit the handler's parameters."""
+        names, required, open_ended = self.shape
+        keys = payload.keys()
+        if required <= keys and (open_ended or keys <= names):
+            return  # the common case, without building a BoundArguments
+        self.signature.bind(**payload)
+
+
+def signature_shape(signature: inspect.Signature) -> tuple[frozenset[str], frozenset[str], bool]:
+    """(keyword-passable names, required ones, takes **kwargs) of a signature."""
+    kinds = inspect.Parameter
+    params = signature.parameters.values()
+    names = frozenset(
+        p.name for p in params if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
+    )
+    required = frozenset(p.name for p in params if p.name in names and p.default is kinds.empty)
+    if any(p.kind is kinds.POSITIONAL_ONLY and p.default is kinds.empty for p in params):
+        required = required | {"\0positional-only"}  # never satisfied: bind() explains
+    open_ended = any(p.kind is kinds.VAR_KEYWORD for p in params)
+    return names, required, open_ended
+
+
+def define(
+    func: Callable[..., Any],
+    name: str | None,
+    priority: str,
+    timeout: str | float | None,
+    max_retries: int | None,
+    executor: str | None,
+) -> JobDefinition:
+    if not callable(func):
+        raise BananasError(f"@app.job needs a function, got {type(func).__name__}")
+    job_name = name or func.__name__
+    is_async = inspect.iscoroutinefunction(func)
+    chosen = executor or ("async" if is_async else "thread")
+    where = f"@app.job on {func.__qualname__}"
+    if chosen not in EXECUTORS:
+        raise BananasError(
+            f"{where}: unknown executor {chosen!r} (allowed: {', '.join(EXECUTORS)})"
+        )
+    if chosen == "async" and not is_async:
+        raise BananasError(f"{where}: executor='async' needs an async def function")
+    if chosen == "thread" and is_async:
+        raise BananasError(f"{where}: executor='thread' needs a plain def function")
+    try:
+        priority = check_priority(str(priority))  # plain text: Priority.HIGH -> "high"
+        seconds = None if timeout is None else parse_duration(timeout)
+    except ValueError as exc:
+        raise BananasError(f"{where}: {exc}") from None
+    if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
+        raise BananasError(f"{where}: max_retries must be a non-negative integer")
+    signature = inspect.signature(func)
+    return JobDefinition(
+        job_name,
+        func,
+        priority,
+        seconds,
+        max_retries,
+        chosen,
+        signature,
+        signature_shape(signature),
+    )
+
+
+__all__ = ["EXECUTORS", "JobDefinition", "define", "signature_shape"]

@@ -1,0 +1,159 @@
+"""Enqueue requests: a JobSpec from `app.spec(...)` options, and a batch of
+specs encoded into broker-ready records (the hot path of `enqueue_many`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .brokers.base import NewJob
+from .definitions import JobDefinition
+from .durations import parse_duration
+from .errors import BananasError, PayloadError
+from .job import (
+    assemble_record,
+    check_priority,
+    encode_payload,
+    new_job_ids,
+    now_iso,
+    record_tail,
+)
+from .vocabulary import PRIORITY_NAMES, Priority
+
+_OPTIONS = ("_delay", "_at", "_priority", "_job_id", "_description", "_max_retries")
+_OPTION_NAMES = frozenset(_OPTIONS)
+
+
+@dataclass(slots=True)
+class JobSpec:
+    """One job for `enqueue_many`: made by `fn.spec(...)` or `app.spec(name, ...)`."""
+
+    name: str
+    payload: dict[str, Any]
+    priority: str
+    delay: float | None = None
+    at: float | None = None
+    job_id: str | None = None
+    description: str = ""
+    max_retries: int | None = None
+
+
+def make_spec(
+    definition: JobDefinition | None,
+    name: str,
+    payload: dict[str, Any] | None,
+    kwargs: dict[str, Any],
+) -> JobSpec:
+    """`Bananas.spec`: keyword arguments are the payload, `_delay`, `_at`,
+    `_priority`, `_job_id`, `_description`, `_max_retries` are options; the
+    job type's definition (None for a type this client does not register)
+    gives the defaults."""
+    options = {k: v for k, v in kwargs.items() if k[:1] == "_"} if kwargs else kwargs
+    if options:
+        kwargs = {k: v for k, v in kwargs.items() if k[:1] != "_"}
+        if not options.keys() <= _OPTION_NAMES:
+            unknown = sorted(options.keys() - _OPTION_NAMES)
+            raise BananasError(
+                f"unknown enqueue option {unknown[0]!r} (allowed: {', '.join(_OPTIONS)})"
+            )
+    if payload is not None and kwargs:
+        raise PayloadError("give the payload either as a dict or as keyword arguments")
+    if payload is None:
+        payload = kwargs
+    if definition is None:
+        priority, max_retries = Priority.NORMAL.value, None
+    else:
+        priority, max_retries = definition.priority, definition.max_retries
+    if not options:  # the common case
+        return JobSpec(name, payload, priority, max_retries=max_retries)
+    chosen = options.get("_priority")
+    if chosen is not None:
+        priority = str(chosen)
+        if priority not in PRIORITY_NAMES:
+            try:
+                check_priority(priority)
+            except ValueError as exc:
+                raise BananasError(str(exc)) from None
+    if options.get("_max_retries") is not None:
+        max_retries = options["_max_retries"]
+    return JobSpec(
+        name=name,
+        payload=payload,
+        priority=priority,
+        delay=_seconds(options.get("_delay"), "_delay"),
+        at=_unix(options.get("_at")),
+        job_id=options.get("_job_id"),
+        description=str(options.get("_description") or ""),
+        max_retries=max_retries,
+    )
+
+
+def encode_specs(
+    specs: Iterable[JobSpec | tuple[str, dict[str, Any]]],
+    limit: int,
+    to_spec: Callable[[str, dict[str, Any]], JobSpec],
+) -> list[NewJob]:
+    """`Bananas.build_jobs`: records ready for `Broker.enqueue` (no I/O); a
+    (name, payload) pair becomes a JobSpec through `to_spec`."""
+    items = specs if isinstance(specs, Sequence) else list(specs)
+    jobs = []
+    now = time.time()
+    stamp = now_iso()  # one created_at for the batch: they are enqueued together
+    # Alike ready-now jobs share their encoded fields; only id and payload differ.
+    tails: dict[tuple[str, str, int | None, str], bytes] = {}
+    for item, fresh_id in zip(items, new_job_ids(len(items)), strict=True):
+        spec = item if isinstance(item, JobSpec) else to_spec(item[0], item[1])
+        name = spec.name
+        if not name or not isinstance(name, str):
+            raise BananasError("a job type name must be a non-empty string")
+        payload_json = encode_payload(spec.payload, limit)
+        job_id = spec.job_id or fresh_id
+        # `_at` is absolute; `_delay` goes to the broker as a duration (its
+        # clock decides when it is due), the record shows this host's guess.
+        delay = spec.delay or None if spec.at is None else None
+        due = spec.at if spec.at is not None else (now + delay if delay else None)
+        alike = (name, spec.priority, spec.max_retries, spec.description)
+        tail = tails.get(alike) if due is None else None
+        if tail is None:
+            tail = record_tail(
+                name=name,
+                priority=spec.priority,
+                max_retries=spec.max_retries,
+                description=spec.description,
+                now=stamp,
+                scheduled_for=due,
+            )
+            if due is None:
+                tails[alike] = tail
+        record = assemble_record(job_id, tail, payload_json)
+        jobs.append(NewJob(job_id, name, spec.priority, record, spec.at, delay))
+    return jobs
+
+
+def _seconds(value: Any, option: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise BananasError(f"{option}={value!r}: {exc}") from None
+
+
+def _unix(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise BananasError("_at needs a timezone-aware datetime")
+        return value.timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise BananasError(f"_at={value!r}: expected an aware datetime or unix seconds")
+
+
+__all__ = ["JobSpec", "encode_specs", "make_spec"]
