@@ -12,7 +12,7 @@ from bananas.brokers.base import DeadInfo, NewJob
 from bananas.brokers.redis import RedisBroker
 from bananas.errors import BrokerError
 from bananas.job import build_record
-from bananas.periodic import PeriodicTasks
+from bananas.loops import PeriodicTasks
 
 Q = [("normal", "t")]
 
