@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support import RedisServer
+
 from bananas import Bananas
 from bananas.brokers import Broker, from_url
 from bananas.config import Settings
@@ -24,7 +26,6 @@ from bananas.observe.stats import WorkerStats
 from bananas.worker import Worker, WorkerState
 from bananas.worker.executors import Executors
 from bananas.worker.runner import JobRunner
-from support import RedisServer
 
 Q = [("normal", "add")]
 

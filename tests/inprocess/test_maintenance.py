@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conformance.kit import Q, job, until
 
 from bananas import Bananas
 from bananas.brokers import Broker, from_url
@@ -23,7 +24,6 @@ from bananas.brokers.base import NewJob
 from bananas.logs import EventLog
 from bananas.observe.stats import WorkerStats
 from bananas.worker.maintenance import Maintenance, MaintenanceParams
-from conformance.kit import Q, job, until
 
 EVERY = 0.5  # seconds between the periodic schedule's firings
 
