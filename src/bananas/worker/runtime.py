@@ -12,6 +12,9 @@ snapshot (`status()`) from the parts' read-only fields.
   monitor      observe/monitor.py     loop ticker, broker snapshot, registry
                                       heartbeat, metrics log, log flush
   health       observe/health.py      /livez /readyz /drainz /metrics thread
+Helpers (no loop of their own): runner.py runs one job, drain.py is the
+drain's job side, checks.py the start-up checks, shutdown.py bounds a stop
+step; observe/status.py holds the status snapshot and identity types.
 
 Start order: health -> monitor -> connect (broker ping, register job types)
 -> start-up checks (clock skew, durability) -> leases -> maintenance ->
@@ -49,7 +52,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ..app import Bananas
-from ..brokers.base import Broker, Delivery, foreign_routing
+from ..brokers.base import Broker, foreign_routing
 from ..config import Settings
 from ..errors import BrokerError
 from ..logs import EventLog
@@ -59,6 +62,8 @@ from ..observe.monitor import Monitor, MonitorParams
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink, WorkerIdentity, WorkerState, WorkerStatus
 from ..vocabulary import PRIORITIES, Mode
+from .checks import startup_checks
+from .drain import drain_jobs
 from .executors import Executors
 from .fetcher import Fetcher, FetcherParams
 from .leases import Leases, LeasesParams
@@ -70,9 +75,6 @@ from .shutdown import bounded
 
 if TYPE_CHECKING:
     from ..observe.health import HealthServer
-
-CLOCK_SKEW_LIMIT = 1.0  # seconds between this host's clock and the broker's before a warning
-CANCEL_GRACE = 5.0  # seconds cancelled jobs get to end before they are abandoned
 
 
 class Worker:
@@ -236,7 +238,7 @@ class Worker:
             pid=self.pid,
             health_port=self.health.port if self.health else None,
         )
-        await self._startup_checks()
+        await startup_checks(self.broker, self.log)
         self._state = WorkerState.RUNNING
         self.leases.start()
         self.maintenance.start()
@@ -304,37 +306,6 @@ class Worker:
                 await until_stop(asyncio.sleep(pause), self._stop)
                 pause = min(pause * 2, 5.0)
 
-    async def _startup_checks(self) -> None:
-        await self._check_clock()
-        try:
-            warnings = await self.broker.durability_warnings()
-        except BrokerError as exc:
-            warnings = [f"could not read the broker's persistence settings: {exc}"]
-        for warning in warnings:
-            self.log.warning("broker.durability", detail=warning)
-
-    async def _check_clock(self) -> None:
-        """Warn when this host's clock and the broker's disagree: leases, due
-        times and firings follow the broker's, so local timestamps (logs, the
-        registry's started_at) would not line up with them."""
-        before = time.time()
-        try:
-            broker_now = await self.broker.server_time()
-        except BrokerError as exc:
-            self.log.warning("clock.unknown", error=str(exc))
-            return
-        local = (before + time.time()) / 2  # the read's midpoint: round trip excluded
-        offset = broker_now - local
-        if abs(offset) > CLOCK_SKEW_LIMIT:
-            self.log.warning(
-                "clock.skew",
-                local_time=round(local, 3),
-                broker_time=round(broker_now, 3),
-                offset_s=round(offset, 3),
-                detail=f"this host's clock is more than {CLOCK_SKEW_LIMIT:g}s off the broker's; "
-                "scheduling follows the broker's clock",
-            )
-
     def _on_signal(self, sig: int) -> None:
         self._signals += 1
         if self._signals > 1:
@@ -365,52 +336,19 @@ class Worker:
     async def _drain(self) -> None:
         """Steps 1-4 of the stop order."""
         self._begin_drain()
-        log, fetcher = self.log, self.fetcher
-        stopping = [fetcher.stop()] + ([self.router.stop()] if self.router else [])
-        await bounded(log, "fetchers", asyncio.gather(*stopping, return_exceptions=True))
-        put_back = 0
-        prefetched = fetcher.take_prefetched()
-        if prefetched:
-            put_back += await bounded(log, "requeue", self._put_back(prefetched)) or 0
-        running = fetcher.running()
-        if running:
-            await asyncio.wait(running, timeout=self.settings.shutdown_timeout)
-        leftover = [t for t in running if not t.done()]
-        for task in leftover:
-            task.cancel()
-        if leftover:
-            await asyncio.wait(leftover, timeout=CANCEL_GRACE)
-        # A handler that ignores cancellation: its job goes back like the others
-        # and the process leaves without it (the CLI exits past such tasks).
-        abandoned = fetcher.unfinished()
-        for delivery in abandoned:
-            log.warning(
-                "job.abandoned",
-                job_id=delivery.id,
-                detail="its handler did not stop when cancelled; put back, run again elsewhere",
-            )
-        to_requeue = fetcher.cancelled + abandoned
-        if to_requeue:
-            put_back += await bounded(log, "requeue", self._put_back(to_requeue)) or 0
-        self.stats.requeued += put_back
+        stopping = [self.fetcher.stop()] + ([self.router.stop()] if self.router else [])
+        await bounded(self.log, "fetchers", asyncio.gather(*stopping, return_exceptions=True))
+        drained = await drain_jobs(
+            self.fetcher, self.broker, self.log, self.settings.shutdown_timeout
+        )
+        self.stats.requeued += drained.put_back
         assert self._drain_started is not None
         self._drain_duration = time.monotonic() - self._drain_started
         self._state = WorkerState.STOPPED
-        log.lifecycle(
+        self.log.lifecycle(
             "worker.drained",
             drain_s=round(self._drain_duration, 3),
-            finished_during_drain=len(running) - len(leftover),
-            put_back=put_back,
-            abandoned=len(abandoned),
+            finished_during_drain=drained.finished,
+            put_back=drained.put_back,
+            abandoned=drained.abandoned,
         )
-
-    async def _put_back(self, deliveries: list[Delivery]) -> int:
-        try:
-            return await self.broker.requeue(deliveries)
-        except BrokerError as exc:
-            self.log.error(
-                "drain.requeue_failed",
-                error=str(exc),
-                detail="the jobs come back after their lease expires",
-            )
-            return 0
