@@ -4,7 +4,8 @@
   not `job.lease_lost` (nothing was re-issued); a token the broker refuses is
   `job.lease_lost`;
 - a worker whose clock is more than 1 s off the broker's warns `clock.skew`
-  at start, with both times and the offset.
+  at start, with both times and the offset;
+- `worker.status()` follows the run (what health and metrics read).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from bananas.brokers import Broker, from_url
 from bananas.config import Settings
 from bananas.logs import EventLog
 from bananas.observe.stats import WorkerStats
-from bananas.worker import Worker, WorkerState
+from bananas.worker import Worker, WorkerState, WorkerStatus
 from bananas.worker.executors import Executors
 from bananas.worker.runner import JobRunner
 
@@ -117,14 +118,17 @@ def test_a_refused_token_is_a_lost_lease(redis_url: str) -> None:
     assert events(stream, "job.settle_failed") == []
 
 
-def run_worker_briefly(tmp_path: Path, skew: float | None) -> io.StringIO:
+def run_worker_briefly(
+    tmp_path: Path, skew: float | None
+) -> tuple[io.StringIO, WorkerStatus, WorkerStatus]:
     """Start a worker on SQLite (its broker clock skewed by `skew` seconds when
-    given), wait until it runs, stop it; its log."""
+    given), wait until it runs, stop it; its log and its status while running
+    and once stopped."""
     url = f"sqlite:///{tmp_path}/queue.db"
     stream = io.StringIO()
     settings = Settings(broker_url=url, health_port=0, concurrency=1)
 
-    async def main() -> int:
+    async def main() -> tuple[int, WorkerStatus, WorkerStatus]:
         broker = from_url(url)
         if skew is not None:
             offset = skew
@@ -139,15 +143,17 @@ def run_worker_briefly(tmp_path: Path, skew: float | None) -> io.StringIO:
         while worker.status().state is not WorkerState.RUNNING:
             assert time.monotonic() < deadline and not run.done(), "worker never ran"
             await asyncio.sleep(0.02)
+        running = worker.status()
         worker.request_stop()
-        return await asyncio.wait_for(run, 15)
+        return await asyncio.wait_for(run, 15), running, worker.status()
 
-    assert asyncio.run(main()) == 0
-    return stream
+    code, running, stopped = asyncio.run(main())
+    assert code == 0
+    return stream, running, stopped
 
 
 def test_clock_skew_is_reported_at_start(tmp_path: Path) -> None:
-    stream = run_worker_briefly(tmp_path, skew=-5.0)
+    stream, _, _ = run_worker_briefly(tmp_path, skew=-5.0)
     [skew] = events(stream, "clock.skew")
     assert skew["level"] == "warning"
     assert -5.5 < skew["offset_s"] < -4.5
@@ -155,7 +161,18 @@ def test_clock_skew_is_reported_at_start(tmp_path: Path) -> None:
 
 
 def test_no_skew_warning_within_a_second(tmp_path: Path) -> None:
-    stream = run_worker_briefly(tmp_path, skew=0.8)
+    stream, _, _ = run_worker_briefly(tmp_path, skew=0.8)
     assert events(stream, "worker.started")
     assert events(stream, "clock.skew") == []
     assert events(stream, "worker.stopped")
+
+
+def test_status_snapshot_follows_the_run(tmp_path: Path) -> None:
+    _, running, stopped = run_worker_briefly(tmp_path, skew=None)
+    assert running.broker_ok and running.fetching and running.takes_jobs
+    assert (running.in_flight, running.concurrency) == (0, 1)
+    assert running.drain_elapsed_s is None and running.readiness_problems() == []
+    assert stopped.state is WorkerState.STOPPED
+    assert stopped.drain_elapsed_s is not None and stopped.drain_duration_s > 0
+    assert stopped.readiness_problems() == ["worker is stopped"]
+    assert stopped.drain_info()["state"] == "stopped"

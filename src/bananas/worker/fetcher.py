@@ -57,6 +57,8 @@ class Fetcher:
         self._executing: set[str] = set()
         self._buffer: collections.deque[Delivery] = collections.deque()
         self._capacity = params.concurrency + params.prefetch
+        self._concurrency = params.concurrency  # read per job: one lookup, not two
+        self._stop = params.stop
         self._slot_free = asyncio.Event()
         self._seq = itertools.count()
         self._loop: asyncio.Task[None] | None = None
@@ -127,8 +129,8 @@ class Fetcher:
 
     def _fill_slots(self) -> None:
         """Start buffered jobs in the free slots: no round trip between jobs."""
-        while self._buffer and len(self._executing) < self.p.concurrency:
-            if self.p.stop.is_set():
+        while self._buffer and len(self._executing) < self._concurrency:
+            if self._stop.is_set():
                 return
             self._start(self._buffer.popleft())
 
