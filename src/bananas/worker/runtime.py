@@ -113,6 +113,8 @@ class Worker:
             app.handlers, self.broker, settings, self.executors, log, self.stats
         )
         self.fetcher = Fetcher(self._fetcher_params())
+        # The runner frees a job's slot as its outcome starts settling, so the
+        # next job starts while the ack is in flight; the slots are the fetcher's.
         self.runner.release_slot = self.fetcher.release_slot
         self.leases = Leases(
             LeasesParams(self.broker, log, self.link, settings.lease_timeout, self.fetcher.leased)
