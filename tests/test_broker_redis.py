@@ -21,7 +21,7 @@ from bananas.brokers.base import NewJob
 from bananas.brokers.redis import RedisBroker, scripts
 from bananas.config import Settings
 from bananas.errors import BrokerError, BrokerUnavailable
-from bananas.periodic import PeriodicTasks
+from bananas.loops import PeriodicTasks
 from bananas.vocabulary import WorkerInfo
 
 Q = [("normal", "t")]

@@ -2,7 +2,9 @@
 
 It runs uvicorn in its own thread with its own event loop, so /livez can
 still answer (503, with the reason) while the worker's loop is blocked by a
-misbehaving handler, instead of just timing out.
+misbehaving handler, instead of just timing out. Every endpoint reads one
+status snapshot (`WorkerStatus`) through a callable; it never touches the
+Worker.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -19,30 +23,36 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-if TYPE_CHECKING:
-    from ..worker.runtime import Worker
+from .status import WorkerStatus
 
 
-def build_app(worker: Worker) -> Starlette:
+@dataclass(frozen=True, slots=True)
+class HealthParams:
+    status: Callable[[], WorkerStatus]  # called from the health thread
+    metrics: Callable[[], bytes]  # the Prometheus exposition
+    loop_stall: float  # LIVENESS_LOOP_STALL
+
+
+def build_app(params: HealthParams) -> Starlette:
     def livez(_: Request) -> JSONResponse:
-        problems = worker.liveness_problems()
+        problems = params.status().liveness_problems(time.monotonic(), params.loop_stall)
         return JSONResponse(
             {"status": "fail" if problems else "ok", "problems": problems},
             status_code=503 if problems else 200,
         )
 
     def readyz(_: Request) -> JSONResponse:
-        problems = worker.readiness_problems()
+        problems = params.status().readiness_problems()
         return JSONResponse(
             {"status": "fail" if problems else "ok", "problems": problems},
             status_code=503 if problems else 200,
         )
 
     def drainz(_: Request) -> JSONResponse:
-        return JSONResponse(worker.drain_status())
+        return JSONResponse(params.status().drain_info())
 
     def metrics(_: Request) -> Response:
-        return Response(worker.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        return Response(params.metrics(), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
         routes=[
@@ -57,8 +67,8 @@ def build_app(worker: Worker) -> Starlette:
 class HealthServer:
     """start() binds at once (a port in use is reported, not fatal); stop() ends the thread."""
 
-    def __init__(self, worker: Worker, host: str, port: int) -> None:
-        self.worker = worker
+    def __init__(self, params: HealthParams, host: str, port: int) -> None:
+        self.params = params
         self.host = host
         self.port = port
         self._server: uvicorn.Server | None = None
@@ -77,7 +87,7 @@ class HealthServer:
         sock.listen(64)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            build_app(self.worker),
+            build_app(self.params),
             log_level="warning",
             access_log=False,
             lifespan="off",

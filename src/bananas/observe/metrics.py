@@ -1,24 +1,20 @@
 """Prometheus metrics of one worker or scheduler process (DESIGN.md section 5).
 
-Counters and gauges are read from the process's WorkerStats and the last
-broker snapshot at scrape time, so the per-job hot path only feeds the
-duration histogram.
+Counters and gauges are read from the process's WorkerStats and one status
+snapshot (with the last broker snapshot) at scrape time, so the per-job hot
+path only feeds the duration histogram.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..brokers.base import BrokerStats
-
-if TYPE_CHECKING:
-    from ..worker.runtime import Worker
+from .stats import WorkerStats
+from .status import WorkerIdentity, WorkerStatus
 
 DURATION_BUCKETS = (
     0.001,
@@ -41,21 +37,10 @@ DURATION_BUCKETS = (
 )
 
 
-@dataclass(slots=True)
-class BrokerSnapshot:
-    """Queue state read from the broker every few seconds (not per scrape)."""
-
-    stats: BrokerStats = field(default_factory=BrokerStats)
-    oldest_age: dict[str, float] = field(default_factory=dict)
-    taken_at: float = 0.0
-
-    @property
-    def queue_depth(self) -> int:
-        return sum(self.stats.ready.values()) + sum(self.stats.unrouted.values())
-
-
 class WorkerMetrics:
-    def __init__(self, worker: Worker) -> None:
+    def __init__(
+        self, stats: WorkerStats, status: Callable[[], WorkerStatus], identity: WorkerIdentity
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.duration = Histogram(
             "bananas_job_duration_seconds",
@@ -65,8 +50,8 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self._children: dict[str, Histogram] = {}
-        self.registry.register(_WorkerCollector(worker))
-        worker.stats.observe_duration = self.observe
+        self.registry.register(_WorkerCollector(stats, status, identity))
+        stats.observe_duration = self.observe
 
     def observe(self, job_type: str, seconds: float) -> None:
         child = self._children.get(job_type)
@@ -79,12 +64,16 @@ class WorkerMetrics:
 
 
 class _WorkerCollector(Collector):
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(
+        self, stats: WorkerStats, status: Callable[[], WorkerStatus], identity: WorkerIdentity
+    ) -> None:
+        self.stats = stats
+        self.status = status
+        self.identity = identity
 
     def collect(self) -> Iterator[Metric]:
-        w = self.worker
-        s = w.stats
+        s = self.stats
+        w = self.status()
         snap = w.snapshot
         jobs = CounterMetricFamily(
             "bananas_jobs", "Job outcomes in this process.", labels=["status"]
@@ -130,7 +119,7 @@ class _WorkerCollector(Collector):
         yield _gauge(
             "bananas_drain_duration_seconds",
             "Duration of the last drain (0 if none).",
-            w.drain_duration,
+            w.drain_duration_s,
         )
         yield _gauge(
             "bananas_scheduled_jobs", "Delayed and back-off jobs waiting.", snap.stats.scheduled
@@ -141,10 +130,9 @@ class _WorkerCollector(Collector):
             "1 when the broker answered the last check.",
             1 if w.broker_ok else 0,
         )
-        m = w.maintenance
         for name, doc, value in (
-            ("bananas_scheduler_moved", "Due jobs moved to ready by this scheduler.", m.moved),
-            ("bananas_scheduler_firings", "Cron/periodic firings enqueued here.", m.fired),
+            ("bananas_scheduler_moved", "Due jobs moved to ready by this scheduler.", s.moved),
+            ("bananas_scheduler_firings", "Cron/periodic firings enqueued here.", s.fired),
             ("bananas_leases_recovered", "Expired leases recovered here.", s.recovered),
         ):
             counter = CounterMetricFamily(name, doc)
@@ -155,7 +143,8 @@ class _WorkerCollector(Collector):
             "Static facts of this process.",
             labels=["worker_id", "mode", "group"],
         )
-        info.add_metric([w.id, w.settings.mode, w.settings.group_id], 1)
+        me = self.identity
+        info.add_metric([me.id, str(me.mode), me.group], 1)
         yield info
 
 

@@ -3,106 +3,110 @@
 - a loop ticker (its lag is what /livez reads),
 - a broker probe (what /readyz reads) and a queue snapshot (what /metrics,
   the metrics log and the registry report), every SNAPSHOT_PERIOD,
-- the worker registry heartbeat,
-- the JSON metrics log line every METRICS_LOG_INTERVAL.
+- the worker registry heartbeat (a `WorkerInfo`),
+- the JSON metrics log line every METRICS_LOG_INTERVAL,
+- the event-log flush.
 
-One lifecycle: start() / stop(); each loop logs errors and carries on.
+One lifecycle: start() / stop(); each loop logs errors and carries on. The
+monitor keeps its readings (`last_tick`, `snapshot`, `utilization`,
+`error_rate`) on itself for the runtime's status snapshot to read, and reads
+the rest of the worker's state through `status()`: it writes into nothing
+but its own fields and the shared `BrokerLink`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
 
+from ..brokers.base import Broker
 from ..errors import BrokerError
-from ..periodic import PeriodicTasks
+from ..logs import EventLog
+from ..loops import PeriodicTasks
 from ..vocabulary import WorkerInfo
-from ..worker.stats import IntervalSampler
-
-if TYPE_CHECKING:
-    from ..worker.runtime import Worker
+from .stats import IntervalSampler, WorkerStats
+from .status import BrokerLink, BrokerSnapshot, WorkerIdentity, WorkerStatus, registry_info
 
 TICK = 0.25
 SNAPSHOT_PERIOD = 2.0
+FLUSH_PERIOD = 0.5  # seconds buffered log lines may wait
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorParams:
+    broker: Broker
+    log: EventLog
+    stats: WorkerStats
+    link: BrokerLink
+    identity: WorkerIdentity
+    status: Callable[[], WorkerStatus]
+    registry_heartbeat: float
+    metrics_log_interval: float
 
 
 class Monitor:
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self, params: MonitorParams) -> None:
+        self.p = params
         self.last_tick = time.monotonic()
+        self.snapshot = BrokerSnapshot()
+        self.utilization = 0.0
+        self.error_rate = 0.0
         self._loops = PeriodicTasks(self._on_error)
-        self._log_sampler = IntervalSampler(worker.stats)
-        self._gauge_sampler = IntervalSampler(worker.stats)
+        self._log_sampler = IntervalSampler(params.stats)
+        self._gauge_sampler = IntervalSampler(params.stats)
 
     def start(self) -> None:
-        settings = self.worker.settings
         loops: list[tuple[str, float, Callable[[], Awaitable[None]], bool]] = [
             ("ticker", TICK, self._tick, True),
             ("snapshot", SNAPSHOT_PERIOD, self._snapshot, True),
-            ("registry", settings.registry_heartbeat, self._register, True),
-            ("metrics-log", settings.metrics_log_interval, self._log_metrics, False),
+            ("registry", self.p.registry_heartbeat, self._register, True),
+            ("metrics-log", self.p.metrics_log_interval, self._log_metrics, False),
+            ("log-flush", FLUSH_PERIOD, self._flush, False),
         ]
         for name, period, action, at_once in loops:
             self._loops.add(name, period, action, at_once=at_once)
 
     async def stop(self) -> None:
+        """End the loops, then leave the registry (a drained process is gone
+        at once, not after REGISTRY_EXPIRY)."""
         await self._loops.stop()
         with contextlib.suppress(BrokerError):
-            await self.worker.broker.remove_worker(self.worker.id)
+            await self.p.broker.remove_worker(self.p.identity.id)
 
     def _on_error(self, name: str, exc: Exception) -> None:
         if isinstance(exc, BrokerError):
-            self.worker.broker_ok = False
-            self.worker.log.debug("monitor.broker_error", loop=name, error=str(exc))
+            self.p.link.down()
+            self.p.log.debug("monitor.broker_error", loop=name, error=str(exc))
         else:  # observability must never stop the worker
-            self.worker.log.error("monitor.crash", loop=name, error=f"{type(exc).__name__}: {exc}")
+            self.p.log.error("monitor.crash", loop=name, error=f"{type(exc).__name__}: {exc}")
 
     async def _tick(self) -> None:
         self.last_tick = time.monotonic()
 
+    async def _flush(self) -> None:
+        self.p.log.flush()
+
     async def _snapshot(self) -> None:
-        w = self.worker
-        await w.broker.ping()
-        stats = await w.broker.stats()
-        ages = await w.broker.oldest_ready_age()
-        w.broker_ok = True
-        w.snapshot.stats, w.snapshot.oldest_age = stats, ages
-        w.snapshot.taken_at = time.time()
-        w.utilization, w.error_rate = self._gauge_sampler.sample()
+        broker = self.p.broker
+        await broker.ping()
+        stats = await broker.stats()
+        ages = await broker.oldest_ready_age()
+        self.p.link.up()
+        self.snapshot = BrokerSnapshot(stats, ages, time.monotonic())
+        self.utilization, self.error_rate = self._gauge_sampler.sample()
 
     async def _register(self) -> None:
-        await self.worker.broker.heartbeat_worker(WorkerInfo.from_dict(self.registry_entry()))
+        await self.p.broker.heartbeat_worker(self.registry_entry())
 
-    def registry_entry(self) -> dict[str, Any]:
-        w = self.worker
-        return {
-            "id": w.id,
-            "kind": "scheduler" if w.settings.mode == "scheduler-only" else "worker",
-            "host": socket.gethostname(),
-            "pid": w.pid,
-            "mode": w.settings.mode,
-            "group": w.settings.group_id,
-            "priorities": list(w.priorities),
-            "job_types": list(w.types),
-            "concurrency": w.concurrency if w.types else 0,
-            "in_flight": w.in_flight,
-            "utilization": round(w.utilization, 4),
-            "scheduler": w.settings.enable_scheduler,
-            "started_at": w.stats.started_at,
-            "draining": w.state == "draining",
-            "state": w.state,
-            "jobs_completed": w.stats.completed,
-            "jobs_failed": w.stats.failed,
-        }
+    def registry_entry(self) -> WorkerInfo:
+        return registry_info(self.p.identity, self.p.status(), self.p.stats)
 
     async def _log_metrics(self) -> None:
-        w = self.worker
-        s = w.stats
+        s = self.p.stats
         utilization, error_rate = self._log_sampler.sample()
-        w.log.info(
+        self.p.log.info(
             "metrics",
             jobs_processed=s.processed,
             jobs_completed=s.completed,
@@ -110,7 +114,7 @@ class Monitor:
             avg_duration_ms=round(s.avg_duration_ms, 3),
             worker_utilization=round(utilization, 4),
             error_rate=round(error_rate, 4),
-            uptime=round(time.time() - s.started_at, 3),
-            in_flight=w.in_flight,
-            queue_depth=w.snapshot.queue_depth,
+            uptime=round(s.uptime(), 3),
+            in_flight=self.p.status().in_flight,
+            queue_depth=self.snapshot.queue_depth,
         )

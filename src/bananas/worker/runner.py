@@ -2,6 +2,12 @@
 
 A bad job (record, type, payload, result) is buried with the reason; nothing
 here lets one job take the worker down.
+
+Recording an outcome ends one of three ways (`Settle`): done; refused,
+because the lease was lost and re-issued (`job.lease_lost`); or unreachable,
+when the broker did not answer for a whole lease (`job.settle_failed`: the
+job comes back by lease expiry). Only a refused token means another worker
+holds the job, so only that one is logged as a lost lease.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from enum import Enum
 
 import orjson
 
@@ -21,10 +28,22 @@ from ..context import JobContext, set_current
 from ..errors import BrokerUnavailable, InvalidRecord, JobTimeout
 from ..job import JobRecord, decode_record, iso_from_unix
 from ..logs import EventLog
+from ..observe.stats import WorkerStats
+from ..vocabulary import DeadReason, Status
 from .executors import Executors, Requeue
-from .stats import WorkerStats
 
 MAX_TRACEBACK = 16_000
+# Plain strings for the records written on the hot path (an enum member costs
+# an attribute lookup and orjson's enum branch on every job).
+COMPLETED: str = Status.COMPLETED.value
+FAILED: str = Status.FAILED.value
+SCHEDULED: str = Status.SCHEDULED.value
+
+
+class Settle(Enum):
+    DONE = "done"
+    REFUSED = "refused"  # the broker refused our token: the lease was re-issued
+    UNREACHABLE = "unreachable"  # no answer within a lease; the job comes back by expiry
 
 
 class JobRunner:
@@ -107,14 +126,17 @@ class JobRunner:
                 delivery, record, f"result is not JSON-serializable: {exc}", attempt=attempt
             )
             return
-        done = await self._settle(
+        outcome = await self._settle(
             delivery,
             lambda: self.broker.complete(
-                delivery, record.updated(status="completed", attempts=attempt), result, duration_ms
+                delivery,
+                record.updated(status=COMPLETED, attempts=attempt),
+                result,
+                duration_ms,
             ),
         )
         self.stats.finished(record.name, duration_ms, ok=True)
-        if done and self.log_jobs:
+        if outcome is Settle.DONE and self.log_jobs:
             self.log.info(
                 "job.completed",
                 job_id=delivery.id,
@@ -123,8 +145,8 @@ class JobRunner:
                 attempt=attempt,
                 duration_ms=round(duration_ms, 3),
             )
-        elif not done:
-            self._stale(delivery, record, "completed")
+        elif outcome is Settle.REFUSED:
+            self._stale(delivery, record, COMPLETED)
 
     async def _failed(
         self,
@@ -155,35 +177,36 @@ class JobRunner:
         )
         if attempt > budget:
             info = DeadInfo(
-                reason=f"failed {attempt} times (max_retries={budget})",
+                reason=DeadReason.failed(attempt, budget),
                 error=error,
                 traceback=tb,
                 priority=record.priority,
                 name=record.name,
             )
-            new_record = record.updated(
-                status="failed", attempts=attempt, error=error, traceback=tb
-            )
-            done = await self._settle(
+            new_record = record.updated(status=FAILED, attempts=attempt, error=error, traceback=tb)
+            outcome = await self._settle(
                 delivery, lambda: self.broker.bury(delivery, new_record, info, duration_ms)
             )
-            if done:
+            if outcome is Settle.DONE:
                 self.stats.dead_lettered += 1
                 self.log.warning("job.dead_lettered", reason=info.reason, **fields)
         else:
             delay = self.backoff(attempt)
             due = time.time() + delay
             new_record = record.updated(
-                status="scheduled", attempts=attempt, error=error, scheduled_for=iso_from_unix(due)
+                status=SCHEDULED,
+                attempts=attempt,
+                error=error,
+                scheduled_for=iso_from_unix(due),
             )
-            done = await self._settle(
+            outcome = await self._settle(
                 delivery, lambda: self.broker.retry(delivery, new_record, delay)
             )
-            if done:
+            if outcome is Settle.DONE:
                 self.stats.retried += 1
                 self.log.info("job.retried", retry_in_s=round(delay, 3), **fields)
-        if not done:
-            self._stale(delivery, record, "failed")
+        if outcome is Settle.REFUSED:
+            self._stale(delivery, record, FAILED)
 
     def backoff(self, attempt: int) -> float:
         """Exponential back-off with jitter: base * 2^(attempt-1), capped, x [0.5, 1)."""
@@ -203,13 +226,13 @@ class JobRunner:
         new_record = None
         if record is not None:
             new_record = record.updated(
-                status="failed", error=reason, attempts=attempt or record.attempts
+                status=FAILED, error=reason, attempts=attempt or record.attempts
             )
         self.stats.rejected_one()
-        done = await self._settle(
+        outcome = await self._settle(
             delivery, lambda: self.broker.bury(delivery, new_record, info, 0.0)
         )
-        if done:
+        if outcome is Settle.DONE:
             self.log.warning(
                 "job.dead_lettered",
                 job_id=delivery.id,
@@ -227,7 +250,7 @@ class JobRunner:
             detail="lease expired and was re-issued; this worker's outcome was refused",
         )
 
-    async def _settle(self, delivery: Delivery, action: Callable[[], Awaitable[bool]]) -> bool:
+    async def _settle(self, delivery: Delivery, action: Callable[[], Awaitable[bool]]) -> Settle:
         """Record an outcome, retrying through a broker outage while the lease
         could still be ours; after that the job comes back by lease expiry."""
         delivery.settling = True
@@ -236,7 +259,7 @@ class JobRunner:
         pause = 0.05
         while True:
             try:
-                return await action()
+                return Settle.DONE if await action() else Settle.REFUSED
             except BrokerUnavailable as exc:
                 if time.monotonic() + pause > deadline:
                     self.log.error(
@@ -245,6 +268,6 @@ class JobRunner:
                         error=str(exc),
                         detail="broker unreachable; the job will run again after its lease expires",
                     )
-                    return False
+                    return Settle.UNREACHABLE
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 1.0)

@@ -1,68 +1,80 @@
-"""The worker process: fetch loop, heartbeat, foreign-job routing, drain.
+"""The worker process: builds its parts, runs them, drains, stops them in order.
 
-Shutdown order (SIGTERM/SIGINT): stop fetching and routing -> put prefetched
-(never started) jobs back -> wait for in-flight jobs up to SHUTDOWN_TIMEOUT
-(the heartbeat keeps their leases) ->
-cancel what is left and put it back uncharged -> stop heartbeat and
-maintenance -> log final figures -> exit 0. A second signal exits at once;
-the leases then expire and the jobs come back on another worker.
+Parts. Each has start() / async stop() and gets a small params object (never
+the Worker); the runtime alone owns the worker's state and builds its status
+snapshot (`status()`) from the parts' read-only fields.
+
+  fetcher      worker/fetcher.py      prefetch buffer, slots, fetch loop, job tasks
+  leases       worker/leases.py       heartbeat of the leases the fetcher holds
+  router       worker/router.py       foreign-record routing; only if the broker
+                                      has ForeignRouting and this worker takes jobs
+  maintenance  worker/maintenance.py  lease recoverer, due jobs, cron firings
+  monitor      observe/monitor.py     loop ticker, broker snapshot, registry
+                                      heartbeat, metrics log, log flush
+  health       observe/health.py      /livez /readyz /drainz /metrics thread
+Helpers (no loop of their own): runner.py runs one job, drain.py is the
+drain's job side, checks.py the start-up checks, shutdown.py bounds a stop
+step; observe/status.py holds the status snapshot and identity types.
+
+Start order: health -> monitor -> connect (broker ping, register job types)
+-> start-up checks (clock skew, durability) -> leases -> maintenance ->
+fetcher -> router.
+
+Stop order (SIGTERM / SIGINT, or request_stop()); each step begins once the
+one before has ended:
+  1. fetcher and router: stop fetching and routing (a dequeue in flight
+     finishes; its jobs join the buffer)
+  2. put the prefetched (never started) jobs back, uncharged
+  3. wait for in-flight jobs up to SHUTDOWN_TIMEOUT; the leases part keeps
+     extending their leases meanwhile
+  4. cancel what is left, wait 5 s, put it back uncharged (with any job whose
+     handler ignored the cancel) -> `worker.drained`
+  5. leases (nothing is held any more)
+  6. maintenance
+  7. monitor (leaves the registry)
+  8. executors (thread / process pools)
+  9. broker connections
+ 10. health server -> `worker.stopped`, exit 0
+Every step that waits on the broker (1, 2, 4's put-back, 5-7, 9) is bounded
+by SHUTDOWN_STEP and logged as `worker.shutdown_stuck` when it overruns. A
+second signal exits at once (status 1); the leases then expire and the jobs
+come back on another worker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
-import itertools
 import os
 import signal
 import socket
 import time
 import uuid
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from ..app import Bananas
-from ..brokers.base import Broker, Delivery, ForeignRouting, foreign_routing
+from ..brokers.base import Broker, foreign_routing
 from ..config import Settings
 from ..errors import BrokerError
 from ..logs import EventLog
-from ..observe.metrics import BrokerSnapshot, WorkerMetrics
-from ..observe.monitor import Monitor
-from ..periodic import cancel_until_done
-from ..scheduler import Maintenance
-from .executors import Executors, Requeue
+from ..loops import until_stop
+from ..observe.metrics import WorkerMetrics
+from ..observe.monitor import Monitor, MonitorParams
+from ..observe.stats import WorkerStats
+from ..observe.status import BrokerLink, WorkerIdentity, WorkerState, WorkerStatus
+from ..vocabulary import PRIORITIES, Mode
+from .checks import startup_checks
+from .drain import drain_jobs
+from .executors import Executors
+from .fetcher import Fetcher, FetcherParams
+from .leases import Leases, LeasesParams
+from .maintenance import Maintenance, MaintenanceParams
 from .ordering import queue_orders
+from .router import Router, RouterParams
 from .runner import JobRunner
-from .stats import WorkerStats
+from .shutdown import bounded
 
 if TYPE_CHECKING:
     from ..observe.health import HealthServer
-
-IDLE_WAIT = 1.0  # seconds a blocking wait lasts before the loop looks again
-FETCH_STALL = 15.0  # /livez fails when the fetch loop is this quiet with free slots
-T = TypeVar("T")
-# Seconds each stop step that waits on Redis may take: under the 5 s read
-# timeout, because a frozen Redis makes one command take 4 x 5 s with retries.
-SHUTDOWN_STEP = 3.0
-
-
-def awaiting(task: asyncio.Future[Any]) -> str:
-    """Where a task is suspended: its await chain, outermost first, as
-    "file:function:line > ...", so a stuck step names the call it waits on."""
-    where: list[str] = []
-    node: Any = getattr(task, "get_coro", lambda: None)()
-    while node is not None and len(where) < 20:
-        frame = getattr(node, "cr_frame", None) or getattr(node, "gi_frame", None)
-        if frame is not None:
-            code = frame.f_code
-            where.append(f"{os.path.basename(code.co_filename)}:{code.co_name}:{frame.f_lineno}")
-        nxt = getattr(node, "cr_await", None) or getattr(node, "gi_yieldfrom", None)
-        if nxt is None:
-            where.append(type(node).__name__)
-            break
-        node = nxt
-    return " > ".join(where)
 
 
 class Worker:
@@ -73,75 +85,137 @@ class Worker:
         self.settings = settings
         self.log = log
         self.broker = broker or app.new_broker()
+        self.mode = Mode(settings.mode)
         self.pid = os.getpid()
         self.id = f"{socket.gethostname()}:{self.pid}:{uuid.uuid4().hex[:6]}"
         self.concurrency = settings.concurrency
         self.stats = WorkerStats(concurrency=settings.concurrency)
         self.types = self._select_types()
-        self.priorities = (
-            ()
-            if settings.mode == "scheduler-only"
-            else (("high", "normal", "low") if settings.mode == "thin" else settings.priorities)
+        self.priorities = self._select_priorities()
+        self.identity = WorkerIdentity(
+            id=self.id,
+            pid=self.pid,
+            mode=self.mode,
+            group=settings.group_id,
+            priorities=self.priorities,
+            job_types=self.types,
+            concurrency=self.concurrency,
+            scheduler=settings.enable_scheduler,
         )
-        self._orders = queue_orders(
-            self.priorities, self.types, settings.priority_policy, dict(settings.priority_weights)
-        )
-        self._order_cycle = itertools.cycle(self._orders) if self._orders else None
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        # Slots: a job holds one while it executes, not while its ack is in
-        # flight, so the next dequeue rides in the same pipeline as the acks.
-        self._executing: set[str] = set()
-        # Prefetch: jobs leased ahead of a free slot, so a slot that frees starts
-        # the next job at once while the refill rides with the acks.
-        self._buffer: collections.deque[Delivery] = collections.deque()
-        self._capacity = settings.concurrency + settings.prefetch
-        self._deliveries: dict[str, Delivery] = {}
-        self._to_requeue: list[Delivery] = []
-        self._slot_free = asyncio.Event()
         self._stop = asyncio.Event()
-        self._seq = itertools.count()
-        self.state = "starting"
-        self.broker_ok = False
+        self._state = WorkerState.STARTING
+        self._signals = 0
+        self._drain_started: float | None = None
+        self._drain_duration = 0.0
+        self.link = BrokerLink()
         self.executors = Executors(self.concurrency)
         self.runner = JobRunner(
-            app.handlers,
-            self.broker,
-            settings,
-            self.executors,
-            log,
-            self.stats,
-            release_slot=self._release_slot,
+            app.handlers, self.broker, settings, self.executors, log, self.stats
+        )
+        self.fetcher = Fetcher(self._fetcher_params())
+        # The runner frees a job's slot as its outcome starts settling, so the
+        # next job starts while the ack is in flight; the slots are the fetcher's.
+        self.runner.release_slot = self.fetcher.release_slot
+        self.leases = Leases(
+            LeasesParams(self.broker, log, self.link, settings.lease_timeout, self.fetcher.leased)
+        )
+        routing = foreign_routing(self.broker)
+        self.router = (
+            Router(RouterParams(routing, log, self.priorities, self._stop))
+            if routing is not None and self.types
+            else None
         )
         self.maintenance = Maintenance(
-            self.broker,
-            settings,
-            log,
-            self.stats,
-            app=app,
-            schedule=settings.enable_scheduler,
-            recover=True,
+            MaintenanceParams(
+                self.broker,
+                log,
+                self.stats,
+                app,
+                schedule=settings.enable_scheduler,
+                recover=True,
+                scheduler_interval=settings.scheduler_interval,
+                lease_timeout=settings.lease_timeout,
+                max_stalls=settings.max_stalls,
+            )
         )
-        self._signals = 0
-        self.drain_started: float | None = None
-        self.drain_duration = 0.0
-        self.last_fetch = time.monotonic()
-        self.utilization = 0.0
-        self.error_rate = 0.0
-        self.snapshot = BrokerSnapshot()
-        self.metrics = WorkerMetrics(self)
-        self.monitor = Monitor(self)
+        self.monitor = Monitor(
+            MonitorParams(
+                self.broker,
+                log,
+                self.stats,
+                self.link,
+                self.identity,
+                self.status,
+                registry_heartbeat=settings.registry_heartbeat,
+                metrics_log_interval=settings.metrics_log_interval,
+            )
+        )
+        self.metrics = WorkerMetrics(self.stats, self.status, self.identity)
         self.health: HealthServer | None = None
 
     def _select_types(self) -> tuple[str, ...]:
-        if self.settings.mode == "scheduler-only":
+        if not self.mode.takes_jobs:
             return ()
         if self.settings.job_types:
             return tuple(t for t in self.settings.job_types if t in self.app.handlers)
         return tuple(sorted(self.app.handlers))
 
+    def _select_priorities(self) -> tuple[str, ...]:
+        if not self.mode.takes_jobs:
+            return ()
+        return PRIORITIES if self.mode.takes_all_priorities else self.settings.priorities
+
+    def _fetcher_params(self) -> FetcherParams:
+        s = self.settings
+        orders = queue_orders(
+            self.priorities, self.types, s.priority_policy, dict(s.priority_weights)
+        )
+        return FetcherParams(
+            broker=self.broker,
+            log=self.log,
+            stats=self.stats,
+            link=self.link,
+            run=self.runner.run,
+            orders=orders,
+            concurrency=s.concurrency,
+            prefetch=s.prefetch,
+            lease_timeout=s.lease_timeout,
+            token_prefix=self.id,
+            stop=self._stop,
+        )
+
+    # -- what others read ---------------------------------------------------
+    @property
+    def state(self) -> WorkerState:
+        return self._state
+
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        return self.fetcher.in_flight
+
+    def status(self) -> WorkerStatus:
+        """A snapshot of how this worker is doing (health, metrics, registry).
+        Safe to call from the health thread: it only reads."""
+        started = self._drain_started
+        return WorkerStatus(
+            state=self._state,
+            in_flight=self.fetcher.in_flight,
+            concurrency=self.concurrency,
+            fetching=bool(self.types),
+            takes_jobs=self.mode.takes_jobs,
+            broker_ok=self.link.ok,
+            utilization=self.monitor.utilization,
+            error_rate=self.monitor.error_rate,
+            drain_elapsed_s=None if started is None else round(time.monotonic() - started, 3),
+            drain_duration_s=self._drain_duration,
+            shutdown_timeout_s=self.settings.shutdown_timeout,
+            last_fetch=self.fetcher.last_fetch,
+            last_tick=self.monitor.last_tick,
+            snapshot=self.monitor.snapshot,
+        )
+
+    def request_stop(self) -> None:
+        self._stop.set()
 
     # -- lifecycle ----------------------------------------------------------
     async def run(self) -> int:
@@ -153,7 +227,7 @@ class Worker:
         self.monitor.start()
         await self._connect()
         if self._stop.is_set():
-            return await self._shutdown([], [])
+            return await self._stop_parts()
         self.log.lifecycle(
             "worker.started",
             mode=self.settings.mode,
@@ -166,85 +240,48 @@ class Worker:
             pid=self.pid,
             health_port=self.health.port if self.health else None,
         )
-        await self._startup_checks()
-        self.state = "running"
-        background = [
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-            asyncio.create_task(self._flush_loop(), name="log-flush"),
-        ]
+        await startup_checks(self.broker, self.log)
+        self._state = WorkerState.RUNNING
+        self.leases.start()
         self.maintenance.start()
-        fetchers: list[asyncio.Task[None]] = []
-        if self.types:
-            fetchers.append(asyncio.create_task(self._fetch_loop(), name="fetch"))
-            router = foreign_routing(self.broker)
-            if router is not None:
-                fetchers += [
-                    asyncio.create_task(self._foreign_loop(router, p), name=f"route-{p}")
-                    for p in self.priorities
-                ]
+        self.fetcher.start()
+        if self.router is not None:
+            self.router.start()
         await self._stop.wait()
-        await self._drain(fetchers)
-        return await self._shutdown(background, fetchers)
+        await self._drain()
+        return await self._stop_parts()
 
-    async def _shutdown(
-        self, background: list[asyncio.Task[None]], fetchers: list[asyncio.Task[None]]
-    ) -> int:
-        """Stop order: (fetchers already drained) heartbeat -> maintenance ->
-        monitor (deregisters) -> executors -> broker -> health server.
-
-        The jobs are settled or put back by now; what is left is clean-up, so
-        each step gets SHUTDOWN_STEP seconds and a stuck one is logged (with
-        where it waits) and left behind: the process exits either way."""
-        await self._bounded("background", cancel_until_done(background))
-        await self._bounded("maintenance", self.maintenance.stop())
-        await self._bounded("monitor", self.monitor.stop())
+    async def _stop_parts(self) -> int:
+        """Steps 5-10 of the stop order. The jobs are settled or put back by
+        now; what is left is clean-up, so a stuck step is left behind."""
+        log = self.log
+        await bounded(log, "leases", self.leases.stop())
+        await bounded(log, "maintenance", self.maintenance.stop())
+        await bounded(log, "monitor", self.monitor.stop())
         self.executors.shutdown()
-        await self._bounded("broker", self.broker.close())
+        await bounded(log, "broker", self.broker.close())
         if self.health is not None:
             self.health.stop()
-        self.log.lifecycle(
+        log.lifecycle(
             "worker.stopped",
             jobs_completed=self.stats.completed,
             jobs_failed=self.stats.failed,
             jobs_rejected=self.stats.rejected,
-            uptime_s=round(time.time() - self.stats.started_at, 3),
+            uptime_s=round(self.stats.uptime(), 3),
         )
-        self.log.flush()
+        log.flush()
         return 0
-
-    async def _bounded(self, step: str, awaitable: Awaitable[T]) -> T | None:
-        """Await one step of the stop, at most SHUTDOWN_STEP seconds: a Redis
-        that stopped answering (or a bug) must not keep a drained process alive."""
-        task = asyncio.ensure_future(awaitable)
-        done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_STEP)
-        if not done:
-            self.log.error(
-                "worker.shutdown_stuck",
-                step=step,
-                waited_s=SHUTDOWN_STEP,
-                waiting_in=awaiting(task),
-                detail="left behind; leased jobs it held come back when their lease expires",
-            )
-            task.cancel()
-            return None
-        try:
-            return task.result()
-        except Exception as exc:  # clean-up must not turn a drained exit into a crash
-            self.log.warning(
-                "worker.shutdown_error", step=step, error=f"{type(exc).__name__}: {exc}"
-            )
-            return None
-
-    def request_stop(self) -> None:
-        self._stop.set()
 
     def _start_health(self) -> None:
         if self.settings.health_port == 0:
             return
         # Imported only when serving: uvicorn and Starlette are a third of start-up.
-        from ..observe.health import HealthServer
+        from ..observe.health import HealthParams, HealthServer
 
-        server = HealthServer(self, self.settings.health_host, self.settings.health_port)
+        params = HealthParams(
+            self.status, self.metrics.exposition, self.settings.liveness_loop_stall
+        )
+        server = HealthServer(params, self.settings.health_host, self.settings.health_port)
         error = server.start()
         if error is None:
             self.health = server
@@ -255,53 +292,21 @@ class Worker:
                 detail="set HEALTH_PORT to a free port, or 0 to disable",
             )
 
-    async def _startup_checks(self) -> None:
-        try:
-            warnings = await self.broker.durability_warnings()
-        except BrokerError as exc:
-            warnings = [f"could not read the broker's persistence settings: {exc}"]
-        for warning in warnings:
-            self.log.warning("broker.durability", detail=warning)
-
-    # -- health -------------------------------------------------------------
-    def liveness_problems(self) -> list[str]:
-        now = time.monotonic()
-        stall = self.settings.liveness_loop_stall
-        problems = []
-        lag = now - self.monitor.last_tick
-        if lag > stall:
-            problems.append(f"event loop blocked for {lag:.1f}s (LIVENESS_LOOP_STALL={stall:g}s)")
-        idle = now - self.last_fetch
-        if (
-            self.state == "running"
-            and self.types
-            and self.in_flight < self.concurrency
-            and idle > max(stall, FETCH_STALL)
-        ):
-            problems.append(f"fetch loop made no progress for {idle:.1f}s with free slots")
-        return problems
-
-    def readiness_problems(self) -> list[str]:
-        problems = []
-        if self.state != "running":
-            problems.append(f"worker is {self.state}")
-        if not self.broker_ok:
-            problems.append("broker unreachable")
-        if not self.types and self.settings.mode != "scheduler-only":
-            problems.append("no job handlers registered")
-        return problems
-
-    def drain_status(self) -> dict[str, Any]:
-        elapsed = None
-        if self.drain_started is not None:
-            elapsed = round(time.monotonic() - self.drain_started, 3)
-        return {
-            "state": self.state,
-            "draining": self.state == "draining",
-            "in_flight": self.in_flight,
-            "drain_elapsed_s": elapsed,
-            "shutdown_timeout_s": self.settings.shutdown_timeout,
-        }
+    async def _connect(self) -> None:
+        """Wait for the broker (with back-off) and register the job types."""
+        pause = 0.1
+        while not self._stop.is_set():
+            try:
+                await self.broker.ping()
+                routing = foreign_routing(self.broker)
+                if routing is not None:
+                    await routing.register_types(self.types)
+                self.link.up()
+                return
+            except BrokerError as exc:
+                self.log.warning("broker.unreachable", error=str(exc), retry_in_s=pause)
+                await until_stop(asyncio.sleep(pause), self._stop)
+                pause = min(pause * 2, 5.0)
 
     def _on_signal(self, sig: int) -> None:
         self._signals += 1
@@ -320,213 +325,32 @@ class Worker:
             in_flight=self.in_flight,
             shutdown_timeout_s=self.settings.shutdown_timeout,
         )
-        if self.state in ("running", "starting"):
-            self.state = "draining"
-            self.drain_started = time.monotonic()
+        if self._state in (WorkerState.RUNNING, WorkerState.STARTING):
+            self._begin_drain()
         self._stop.set()
 
-    async def _connect(self) -> None:
-        """Wait for the broker (with back-off) and register the job types."""
-        pause = 0.1
-        while not self._stop.is_set():
-            try:
-                await self.broker.ping()
-                router = foreign_routing(self.broker)
-                if router is not None:
-                    await router.register_types(self.types)
-                self.broker_ok = True
-                return
-            except BrokerError as exc:
-                self.log.warning("broker.unreachable", error=str(exc), retry_in_s=pause)
-                await self._until_stop(asyncio.sleep(pause))
-                pause = min(pause * 2, 5.0)
-
-    # -- fetching -----------------------------------------------------------
-    async def _fetch_loop(self) -> None:
-        assert self._order_cycle is not None
-        lease = self.settings.lease_timeout
-        pause = 0.1
-        while not self._stop.is_set():
-            self.last_fetch = time.monotonic()
-            want = self._capacity - len(self._executing) - len(self._buffer)
-            if want <= 0:
-                self._slot_free.clear()
-                await self._until_stop(self._slot_free.wait())
-                continue
-            order = next(self._order_cycle)
-            try:
-                deliveries = await self.broker.dequeue(
-                    order, want, lease, f"{self.id}:{next(self._seq)}:"
-                )
-                if not deliveries:
-                    await self._until_stop(self.broker.wait_for_jobs(order, IDLE_WAIT))
-                    continue
-            except BrokerError as exc:
-                self.broker_ok = False
-                self.log.warning("broker.unreachable", error=str(exc), retry_in_s=pause)
-                await self._until_stop(asyncio.sleep(pause))
-                pause = min(pause * 2, 5.0)
-                continue
-            self.broker_ok, pause = True, 0.1
-            for delivery in deliveries:
-                self._deliveries[delivery.id] = delivery  # leased: the heartbeat covers it
-                self._buffer.append(delivery)
-            self._fill_slots()
-
-    def _fill_slots(self) -> None:
-        """Start buffered jobs in the free slots: no round trip between jobs."""
-        while self._buffer and len(self._executing) < self.concurrency:
-            if self._stop.is_set():
-                return
-            self._start(self._buffer.popleft())
-
-    def _release_slot(self, delivery: Delivery) -> None:
-        if delivery.id in self._executing:
-            self._executing.discard(delivery.id)
-            self._fill_slots()
-            self._slot_free.set()
-
-    def _start(self, delivery: Delivery) -> None:
-        self._executing.add(delivery.id)
-        self._tasks[delivery.id] = asyncio.create_task(self._job(delivery))
-
-    async def _job(self, delivery: Delivery) -> None:
-        self.stats.begin(delivery.id)
-        try:
-            await self.runner.run(delivery)
-        except asyncio.CancelledError:
-            self._to_requeue.append(delivery)
-        except Requeue as exc:
-            self.log.info("job.requeued", job_id=delivery.id, reason=str(exc))
-            with contextlib.suppress(BrokerError):
-                await self.broker.requeue([delivery])
-        except BrokerError as exc:
-            self.log.error(
-                "job.broker_error",
-                job_id=delivery.id,
-                error=str(exc),
-                detail="the job comes back after its lease expires",
-            )
-        except Exception as exc:  # a bug in Bananas itself; never take the worker down
-            self.log.error(
-                "job.internal_error", job_id=delivery.id, error=f"{type(exc).__name__}: {exc}"
-            )
-        finally:
-            self.stats.end(delivery.id)
-            self._release_slot(delivery)
-            del self._tasks[delivery.id]
-            del self._deliveries[delivery.id]
-
-    async def _foreign_loop(self, router: ForeignRouting, priority: str) -> None:
-        """Route jobs SDK clients pushed onto the plain priority list."""
-        pause = 0.1
-        while not self._stop.is_set():
-            try:
-                await self._until_stop(router.pump_foreign(priority, 2.0))
-                pause = 0.1
-            except BrokerError as exc:
-                self.log.debug("route.error", priority=priority, error=str(exc))
-                await self._until_stop(asyncio.sleep(pause))
-                pause = min(pause * 2, 5.0)
-
-    async def _heartbeat_loop(self) -> None:
-        period = self.settings.lease_timeout / 3
-        while True:
-            await asyncio.sleep(period)
-            leases = [(d.id, d.token) for d in self._deliveries.values()]
-            if not leases:
-                continue
-            try:
-                lost = await self.broker.extend_leases(leases, self.settings.lease_timeout)
-                self.broker_ok = True
-            except BrokerError as exc:
-                self.broker_ok = False
-                self.log.warning("heartbeat.failed", error=str(exc))
-                continue
-            for job_id in lost:
-                # A job acked while the heartbeat was in flight is not a lost lease.
-                delivery = self._deliveries.get(job_id)
-                if delivery is not None and not delivery.settling:
-                    self.log.warning(
-                        "job.lease_lost",
-                        job_id=job_id,
-                        detail="lease expired before the heartbeat; the job may run twice",
-                    )
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            self.log.flush()
-
-    async def _until_stop(self, awaitable: Awaitable[Any]) -> None:
-        """Await `awaitable`, abandoning it if a stop is requested first."""
-        task = asyncio.ensure_future(awaitable)
-        stopper = asyncio.create_task(self._stop.wait())
-        try:
-            await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, BrokerError):
-                    await task
-        if task.done() and not task.cancelled():
-            task.result()
+    def _begin_drain(self) -> None:
+        self._state = WorkerState.DRAINING
+        if self._drain_started is None:
+            self._drain_started = time.monotonic()
 
     # -- drain ----------------------------------------------------------------
-    async def _drain(self, fetchers: list[asyncio.Task[None]]) -> None:
-        self.state = "draining"
-        if self.drain_started is None:
-            self.drain_started = time.monotonic()
-        # A dequeue in flight finishes (its jobs join the buffer and go back
-        # below) unless Redis stopped answering; then its jobs, if leased, come
-        # back by lease expiry.
-        await self._bounded("fetchers", asyncio.gather(*fetchers, return_exceptions=True))
-        # Prefetched jobs never started: back to their queue at once, uncharged.
-        while self._buffer:
-            delivery = self._buffer.popleft()
-            del self._deliveries[delivery.id]
-            self._to_requeue.append(delivery)
-        running = list(self._tasks.values())
-        in_flight_at_start = len(running)
-        if running:
-            await asyncio.wait(running, timeout=self.settings.shutdown_timeout)
-        leftover = [t for t in running if not t.done()]
-        for task in leftover:
-            task.cancel()
-        if leftover:
-            await asyncio.wait(leftover, timeout=5.0)
-        # A handler that ignores cancellation: its job goes back like the others
-        # and the process leaves without it (the CLI exits past such tasks).
-        abandoned = [job_id for job_id, task in self._tasks.items() if not task.done()]
-        for job_id in abandoned:
-            self.log.warning(
-                "job.abandoned",
-                job_id=job_id,
-                detail="its handler did not stop when cancelled; put back, run again elsewhere",
-            )
-            self._to_requeue.append(self._deliveries[job_id])
-        put_back = 0
-        if self._to_requeue:
-            put_back = await self._bounded("requeue", self._put_back(self._to_requeue)) or 0
-        self.stats.requeued += put_back
-        self.drain_duration = time.monotonic() - self.drain_started
-        self.state = "stopped"
+    async def _drain(self) -> None:
+        """Steps 1-4 of the stop order."""
+        self._begin_drain()
+        stopping = [self.fetcher.stop()] + ([self.router.stop()] if self.router else [])
+        await bounded(self.log, "fetchers", asyncio.gather(*stopping, return_exceptions=True))
+        drained = await drain_jobs(
+            self.fetcher, self.broker, self.log, self.settings.shutdown_timeout
+        )
+        self.stats.requeued += drained.put_back
+        assert self._drain_started is not None
+        self._drain_duration = time.monotonic() - self._drain_started
+        self._state = WorkerState.STOPPED
         self.log.lifecycle(
             "worker.drained",
-            drain_s=round(time.monotonic() - self.drain_started, 3),
-            finished_during_drain=in_flight_at_start - len(leftover),
-            put_back=put_back,
-            abandoned=len(abandoned),
+            drain_s=round(self._drain_duration, 3),
+            finished_during_drain=drained.finished,
+            put_back=drained.put_back,
+            abandoned=drained.abandoned,
         )
-
-    async def _put_back(self, deliveries: list[Delivery]) -> int:
-        try:
-            return await self.broker.requeue(deliveries)
-        except BrokerError as exc:
-            self.log.error(
-                "drain.requeue_failed",
-                error=str(exc),
-                detail="the jobs come back after their lease expires",
-            )
-            return 0

@@ -1,7 +1,11 @@
-"""Background loops with one lifecycle: start with add(), end with stop().
+"""Loop helpers every background part of a process shares: periodic loops
+with one lifecycle (`PeriodicTasks`), a cancel that really ends a task
+(`cancel_until_done`), and an await that gives up on a stop (`until_stop`).
 
-Each loop runs its action every period; an exception is handed to the
-owner's handler and the loop carries on (a periodic loop must not die of
+(Not `@app.periodic` schedules: those are in `schedules.py`.)
+
+Each periodic loop runs its action every period; an exception is handed to
+the owner's handler and the loop carries on (a periodic loop must not die of
 one bad tick).
 
 Stopping does not trust one `cancel()`: redis-py (8.1, with a retry policy
@@ -14,8 +18,11 @@ the tasks have really ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+
+from .errors import BrokerError
 
 RECANCEL_EVERY = 0.1  # seconds between cancels of a task that is still running
 
@@ -33,7 +40,26 @@ async def cancel_until_done(tasks: Sequence[asyncio.Future[Any]]) -> None:
             task.exception()  # retrieved: an error on the way out is not logged as unhandled
 
 
+async def until_stop(awaitable: Awaitable[Any], stop: asyncio.Event) -> None:
+    """Await `awaitable`, abandoning it if `stop` is set first. Its error, if
+    it finished with one, is raised; a broker error on the way out is not."""
+    task = asyncio.ensure_future(awaitable)
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, BrokerError):
+                await task
+    if task.done() and not task.cancelled():
+        task.result()
+
+
 class PeriodicTasks:
+    """Named loops started with add() and ended together with stop()."""
+
     def __init__(self, on_error: Callable[[str, Exception], None]) -> None:
         self._on_error = on_error
         self._tasks: list[asyncio.Task[None]] = []

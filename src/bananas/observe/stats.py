@@ -14,14 +14,18 @@ from dataclasses import dataclass, field
 @dataclass(slots=True)
 class WorkerStats:
     concurrency: int = 1
-    started_at: float = field(default_factory=time.time)
+    started_at: float = field(default_factory=time.time)  # shown in the registry only
+    # Uptime is local timing, so it is measured on the monotonic clock.
+    started_mono: float = field(default_factory=time.monotonic)
     completed: int = 0
     failed: int = 0  # failed attempts (retried or dead-lettered)
     retried: int = 0
     dead_lettered: int = 0
     rejected: int = 0  # bad input, dead-lettered without running
     requeued: int = 0
-    recovered: int = 0
+    recovered: int = 0  # expired leases this process's recoverer returned
+    moved: int = 0  # due jobs this process's scheduler moved to ready
+    fired: int = 0  # cron / periodic firings this process's scheduler enqueued
     duration_ms_total: float = 0.0
     busy_finished_s: float = 0.0
     running_since: dict[str, float] = field(default_factory=dict)
@@ -51,6 +55,9 @@ class WorkerStats:
     def busy_seconds(self, now: float) -> float:
         """Slot-seconds spent on jobs so far, running ones included."""
         return self.busy_finished_s + sum(now - s for s in list(self.running_since.values()))
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_mono
 
     @property
     def processed(self) -> int:

@@ -1,0 +1,46 @@
+"""Start-up checks a worker logs once connected: a clock that disagrees with
+the broker's, and broker settings that can lose jobs. They warn; they never
+stop the worker."""
+
+from __future__ import annotations
+
+import time
+
+from ..brokers.base import Broker
+from ..errors import BrokerError
+from ..logs import EventLog
+
+CLOCK_SKEW_LIMIT = 1.0  # seconds between this host's clock and the broker's before a warning
+
+
+async def startup_checks(broker: Broker, log: EventLog) -> None:
+    await check_clock(broker, log)
+    try:
+        warnings = await broker.durability_warnings()
+    except BrokerError as exc:
+        warnings = [f"could not read the broker's persistence settings: {exc}"]
+    for warning in warnings:
+        log.warning("broker.durability", detail=warning)
+
+
+async def check_clock(broker: Broker, log: EventLog) -> None:
+    """Warn when this host's clock and the broker's disagree: leases, due
+    times and firings follow the broker's, so local timestamps (logs, the
+    registry's started_at) would not line up with them."""
+    before = time.time()
+    try:
+        broker_now = await broker.server_time()
+    except BrokerError as exc:
+        log.warning("clock.unknown", error=str(exc))
+        return
+    local = (before + time.time()) / 2  # the read's midpoint: round trip excluded
+    offset = broker_now - local
+    if abs(offset) > CLOCK_SKEW_LIMIT:
+        log.warning(
+            "clock.skew",
+            local_time=round(local, 3),
+            broker_time=round(broker_now, 3),
+            offset_s=round(offset, 3),
+            detail=f"this host's clock is more than {CLOCK_SKEW_LIMIT:g}s off the broker's; "
+            "scheduling follows the broker's clock",
+        )
