@@ -11,6 +11,7 @@ from .conftest import Harness, until
 from .jobs import LEDGER
 
 pytestmark = pytest.mark.timeout(60)
+LOST = ("job.recovered", "job.lease_lost", "job.dead_lettered")
 
 
 async def test_each_job_runs_once_across_two_workers(harness: Harness) -> None:
@@ -55,3 +56,18 @@ async def test_job_specialized_worker_leaves_other_types_queued(harness: Harness
 
 async def _count(harness: Harness, state: str, n: int) -> bool:
     return await harness.broker.count_jobs(state) == n
+
+
+async def test_heartbeat_keeps_a_long_job_leased(harness: Harness) -> None:
+    # The job runs twice its lease; a second worker's recoverer checks every
+    # 0.25 s. Only the first worker's heartbeat (every lease / 3) keeps it.
+    fast = {"lease_timeout": 1.0, "concurrency": 1, "prefetch": 0}
+    holder = await harness.start(**fast)
+    job_id = await harness.enqueue("nap", k="long", seconds=2.0)
+    await until(lambda: LEDGER.attempts("long") == 1, message="the job started")
+    other = await harness.start(**fast)
+    result = await harness.result(job_id)
+    stolen = [e for w in (holder, other) for e in w.events() if e["event"] in LOST]
+    assert LEDGER.attempts("long") == 1, f"the job started again: {stolen}"
+    assert not stolen
+    assert result.status == "completed" and LEDGER.runs["long"] == 1
