@@ -143,3 +143,9 @@ def hang_process(k: str) -> None:
 @app.job()
 async def unserializable() -> Any:
     return {1, 2, 3}
+
+
+@app.job(executor="process", max_retries=0)
+def crash_process() -> None:
+    """Dies as an OOM kill or a segfault would take the pool's process."""
+    os._exit(3)

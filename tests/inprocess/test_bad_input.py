@@ -62,5 +62,17 @@ async def test_bad_jobs_are_dead_lettered_and_good_ones_run(harness: Harness) ->
     assert await harness.broker.count_jobs("dead") == len(bad)
 
 
+async def test_oversized_record_is_dead_lettered_unrun(harness: Harness) -> None:
+    # The client allows 1 MiB; this worker only 1 KiB (plus 4 KiB of record).
+    running = await harness.start(max_payload_bytes=1024)
+    big = await harness.enqueue("note", k="x" * 8000)
+    small = await harness.enqueue("note", k="small")
+    await until(lambda: _is_dead(harness, big), 20, message="the oversized job dead-lettered")
+    info = await harness.broker.get_dead_info(big)
+    assert info is not None and "over MAX_PAYLOAD_BYTES=1024" in info.reason
+    assert (await harness.result(small)).value() == "small"
+    assert list(LEDGER.starts) == ["small"] and running.alive
+
+
 async def _is_dead(harness: Harness, job_id: str) -> bool:
     return await harness.state(job_id) == "dead"

@@ -49,5 +49,18 @@ async def test_timeouts_dead_letter_and_the_worker_runs_on(harness: Harness) -> 
     assert running.alive
 
 
+async def test_a_crashed_process_job_is_dead_lettered_and_the_pool_restarts(
+    harness: Harness,
+) -> None:
+    running = await harness.start(concurrency=2)
+    crashed = await harness.enqueue("crash_process")
+    await until(lambda: _is_dead(harness, crashed), 30, message="the crashed job dead-lettered")
+    info = await harness.broker.get_dead_info(crashed)
+    assert info is not None and "the job's process died" in info.error
+    after = await harness.enqueue("in_process", n=3)
+    assert (await harness.result(after, timeout=30)).value()["sum"] == 5
+    assert running.alive
+
+
 async def _is_dead(harness: Harness, job_id: str) -> bool:
     return await harness.state(job_id) == "dead"
