@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   := $(VENV)/.installed-base
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test chaos lint venv redis-server chromium clean
+.PHONY: demo test test-fast chaos lint venv redis-server chromium clean
 
 # The demo needs only the package; tests, lint and bench add the test extra.
 $(BASE): pyproject.toml
@@ -33,6 +33,13 @@ demo: $(BASE)
 ## make test: the whole suite against a real redis-server the tests start themselves
 test: venv redis-server chromium
 	$(BIN)/python -m pytest
+
+## make test-fast: the tiers without worker processes, in well under a minute:
+## unit tests, the broker conformance suite and the in-process Worker tier, each
+## on both brokers where it applies (redis-server started by the tests)
+FAST_TESTS := tests/test_config.py tests/test_broker_redis.py tests/conformance tests/inprocess
+test-fast: venv redis-server
+	$(BIN)/python -m pytest -q $(FAST_TESTS)
 
 ## make chaos: the chaos suite at full scale; figures go to docs/reliability.md
 ## (`make test` runs the same scenarios shortened)

@@ -12,7 +12,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support import RedisServer, WorkerFactory
+from support import Backend, RedisServer, WorkerFactory
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +44,38 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[WorkerFactory]:
-    factory = WorkerFactory(redis_url, tmp_path)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The broker a test runs on: redis unless parametrized (support.both_brokers)."""
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture
+def target(
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Backend]:
+    """The test's broker (a flushed Redis, or a fresh SQLite file) and the test
+    app's sink on it; in-process clients (`app.configure(Settings.load())`)
+    find the broker through the environment."""
+    if backend == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        chosen = Backend("redis", url, url)
+    else:
+        url = f"sqlite:///{tmp_path}/queue.db"
+        chosen = Backend("sqlite", url, f"sqlite:///{tmp_path}/sink.db")
+        monkeypatch.delenv("REDIS_URL", raising=False)
+        monkeypatch.setenv("BANANAS_BROKER_URL", url)
+    monkeypatch.setenv("TEST_SINK_URL", chosen.sink_url)
+    yield chosen
+    chosen.close()
+
+
+@pytest.fixture
+def workers(target: Backend, tmp_path: Path) -> Iterator[WorkerFactory]:
+    sink_url = None if target.name == "redis" else target.sink_url
+    factory = WorkerFactory(target.url, tmp_path, sink_url=sink_url)
     yield factory
     factory.stop_all()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -11,13 +12,23 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 import redis
+from apps.sink import Sink, open_sink
+
+from bananas.brokers import Broker, from_url
+from bananas.brokers.base import DeadInfo, JobResult
 
 TESTS = Path(__file__).parent
+BACKENDS = ("redis", "sqlite")
+both_brokers = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+"""Run a test once per broker: its `workers`, `target` and env follow the parameter."""
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -168,19 +179,39 @@ class WorkerProcess:
 
 
 class WorkerFactory:
-    def __init__(self, redis_url: str, tmp: Path) -> None:
-        self.redis_url = redis_url
+    """Starts `bananas worker` / `scheduler` processes on one broker: a Redis URL
+    (the test app's sink is that Redis) or a SQLite one (give `sink_url`)."""
+
+    def __init__(self, broker_url: str, tmp: Path, sink_url: str | None = None) -> None:
+        self.broker_url = broker_url
+        self.sink_url = sink_url
         self.tmp = tmp
         self.started: list[WorkerProcess] = []
 
+    @property
+    def redis_url(self) -> str:
+        if not self.broker_url.startswith("redis"):
+            raise AssertionError(f"this test needs Redis; the broker is {self.broker_url}")
+        return self.broker_url
+
+    @redis_url.setter
+    def redis_url(self, url: str) -> None:  # a test pointing its workers at another Redis
+        self.broker_url = url
+
     def env(self, **extra: str) -> dict[str, str]:
         env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "BANANAS_", "LOG_"))
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("WORKER_", "BANANAS_", "LOG_", "TEST_")) and k != "REDIS_URL"
         }
+        if self.broker_url.startswith("redis"):
+            env.update({"REDIS_URL": self.broker_url, "TEST_REDIS_URL": self.broker_url})
+        else:
+            env["BANANAS_BROKER_URL"] = self.broker_url
+        if self.sink_url is not None:
+            env["TEST_SINK_URL"] = self.sink_url
         env.update(
             {
-                "REDIS_URL": self.redis_url,
-                "TEST_REDIS_URL": self.redis_url,
                 "PYTHONPATH": os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
                 "LOG_FORMAT": "json",
                 "HEALTH_PORT": "0",
@@ -233,3 +264,90 @@ class WorkerFactory:
     def stop_all(self) -> None:
         for worker in self.started:
             worker.stop()
+
+
+class BrokerView:
+    """Broker state read through the broker's public methods, from sync test
+    code, on any backend (what the tests read as raw Redis keys before). It
+    owns an event loop: the broker's connections belong to it."""
+
+    def __init__(self, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.broker: Broker = self.run(self._open(url))
+
+    @staticmethod
+    async def _open(url: str) -> Broker:
+        return from_url(url)
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(awaitable)
+
+    def count(self, state: str, job_type: str | None = None) -> int:
+        """Jobs in a state: queued, running, scheduled, completed, dead."""
+        return self.run(self.broker.count_jobs(state, job_type))
+
+    def queued(self, job_type: str) -> list[str]:
+        """Ids waiting in a job type's queues, next to run first."""
+        jobs = self.run(self.broker.list_jobs("queued", limit=100_000, job_type=job_type))
+        return [j.id for j in jobs]
+
+    def ready(self, priority: str, job_type: str) -> int:
+        return self.run(self.broker.stats()).ready.get((priority, job_type), 0)
+
+    def state(self, job_id: str) -> str | None:
+        return self.run(self.broker.job_state(job_id))
+
+    def dead_info(self, job_id: str) -> DeadInfo:
+        info = self.run(self.broker.get_dead_info(job_id))
+        assert info is not None, f"{job_id} has no dead-letter info"
+        return info
+
+    def record(self, job_id: str) -> dict[str, Any]:
+        raw = self.run(self.broker.get_record(job_id))
+        assert raw is not None, f"no record for {job_id}"
+        data: dict[str, Any] = json.loads(raw)
+        return data
+
+    def result(self, job_id: str) -> JobResult | None:
+        return self.run(self.broker.get_result(job_id))
+
+    def results(self, job_ids: list[str]) -> list[JobResult | None]:
+        out: list[JobResult | None] = []
+        for start in range(0, len(job_ids), 1000):
+            out += self.run(self.broker.get_results(job_ids[start : start + 1000]))
+        return out
+
+    def close(self) -> None:
+        try:
+            self.run(self.broker.close())
+        finally:
+            self.loop.close()
+
+
+@dataclass
+class Backend:
+    """One broker for a test: its URL, the test app's sink, and a view of it."""
+
+    name: str
+    url: str
+    sink_url: str
+    _sink: Sink | None = None
+    _view: BrokerView | None = None
+
+    @property
+    def sink(self) -> Sink:
+        if self._sink is None:
+            self._sink = open_sink(self.sink_url)
+        return self._sink
+
+    @property
+    def view(self) -> BrokerView:
+        if self._view is None:
+            self._view = BrokerView(self.url)
+        return self._view
+
+    def close(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+        if self._view is not None:
+            self._view.close()

@@ -1,5 +1,7 @@
 """Worker modes, job-type routing, priority policies and the HA scheduler,
-with several real worker processes on one real redis-server."""
+with several real worker processes on one broker: each test runs on a real
+redis-server and on a SQLite file (`both_brokers`), reading what ran from the
+test app's sink and the broker's state through its public methods."""
 
 from __future__ import annotations
 
@@ -10,9 +12,8 @@ import signal
 import statistics
 import time
 
-import redis
 from apps.core import app
-from support import WorkerFactory, wait_for
+from support import Backend, WorkerFactory, both_brokers, wait_for
 
 from bananas.config import Settings
 
@@ -22,7 +23,8 @@ def enqueue(specs: list[tuple[str, dict[str, object], dict[str, object]]]) -> li
     return [h.id for h in app.enqueue_many([app.spec(n, p, **o) for n, p, o in specs])]
 
 
-def test_specialized_high_pool_is_isolated(workers: WorkerFactory, r: redis.Redis) -> None:
+@both_brokers
+def test_specialized_high_pool_is_isolated(workers: WorkerFactory, target: Backend) -> None:
     for batch in range(40):
         # 20,000 low jobs of 10 ms: a backlog that outlasts the 200 high jobs.
         enqueue(
@@ -35,13 +37,15 @@ def test_specialized_high_pool_is_isolated(workers: WorkerFactory, r: redis.Redi
     high = workers.start(
         "apps.core:app", "--mode", "specialized", "--priorities", "high", GROUP_ID="high"
     )
-    wait_for(lambda: r.hlen("test:runs") > 500, 20, message="default pool busy on low jobs")
+    wait_for(
+        lambda: target.sink.hlen("test:runs") > 500, 20, message="default pool busy on low jobs"
+    )
     for i in range(200):
         enqueue([("stamp", {"k": str(i), "sent": time.time()}, {"_priority": "high"})])
         time.sleep(0.02)
-    wait_for(lambda: r.hlen("test:latency") == 200, 20, message="200 high jobs")
-    assert r.llen("bananas:ready:low:sleepy") > 0, "the low backlog was still there"
-    delays = sorted(float(v) for v in r.hvals("test:latency"))
+    wait_for(lambda: target.sink.hlen("test:latency") == 200, 20, message="200 high jobs")
+    assert target.view.ready("low", "sleepy") > 0, "the low backlog was still there"
+    delays = sorted(float(v) for v in target.sink.hvals("test:latency"))
     p99 = delays[int(len(delays) * 0.99) - 1]
     print(f"high p50={statistics.median(delays) * 1000:.2f}ms p99={p99 * 1000:.2f}ms")
     assert p99 < 0.1, delays[-5:]
@@ -51,7 +55,8 @@ def test_specialized_high_pool_is_isolated(workers: WorkerFactory, r: redis.Redi
     assert busy.proc.poll() is None
 
 
-def test_job_specialized_pools_and_unserved_type(workers: WorkerFactory, r: redis.Redis) -> None:
+@both_brokers
+def test_job_specialized_pools_and_unserved_type(workers: WorkerFactory, target: Backend) -> None:
     kinds = ["cpu_task", "io_task", "misc_task"]
     specs = [(kinds[i % 3], {"k": f"{kinds[i % 3]}-{i}"}, {}) for i in range(3000)]
     specs += [("rare_task", {"k": f"rare-{i}"}, {}) for i in range(20)]
@@ -63,47 +68,50 @@ def test_job_specialized_pools_and_unserved_type(workers: WorkerFactory, r: redi
         "apps.core:app", "--mode", "job-specialized", "--job-types", "io_task", GROUP_ID="io"
     )
     workers.start("apps.core:app", GROUP_ID="general")
-    wait_for(lambda: r.hlen("test:runs") == 3000, 60, interval=0.1, message="3,000 jobs")
-    runs = r.hgetall("test:runs")
+    wait_for(lambda: target.sink.hlen("test:runs") == 3000, 60, interval=0.1, message="3,000 jobs")
+    runs = target.sink.hgetall("test:runs")
     assert set(runs.values()) == {"1"}, workers.repeat_causes()
     assert not any(k.startswith("rare") for k in runs)
-    pools = r.hgetall("test:pool")
+    pools = target.sink.hgetall("test:pool")
     assert {pools[k] for k in pools if k.startswith("io_task")} <= {"io", "general"}
     assert {k.split("-")[0] for k, pool in pools.items() if pool == "cpu"} == {"cpu_task"}
     assert {k.split("-")[0] for k, pool in pools.items() if pool == "io"} == {"io_task"}
     # No running worker has a handler for rare_task: it waits, visible, not failed.
-    assert r.llen("bananas:ready:normal:rare_task") == 20
-    assert r.zcard("bananas:dead") == 0
+    assert target.view.ready("normal", "rare_task") == 20
+    assert target.view.count("dead") == 0
     status = json.loads(workers.cli("status", "--json").stdout)
     assert {"priority": "normal", "job_type": "rare_task", "depth": 20} in status["queues"]
     workers.start("apps.extra:app", GROUP_ID="new")
-    wait_for(lambda: r.hlen("test:runs") == 3020, 20, message="rare jobs run once served")
-    assert set(r.hvals("test:runs")) == {"1"}, workers.repeat_causes()
+    wait_for(lambda: target.sink.hlen("test:runs") == 3020, 20, message="rare jobs run once served")
+    assert set(target.sink.hvals("test:runs")) == {"1"}, workers.repeat_causes()
 
 
-def backlog_order(workers: WorkerFactory, r: redis.Redis, **env: str) -> list[str]:
+def backlog_order(workers: WorkerFactory, target: Backend, **env: str) -> list[str]:
     specs = []
     for priority in ("low", "normal", "high"):
         specs += [("fast", {"k": f"{priority}-{i}"}, {"_priority": priority}) for i in range(300)]
     enqueue(specs)
     workers.start("apps.core:app", "--concurrency", "1", **env)
-    wait_for(lambda: r.llen("test:order") == 900, 60, interval=0.1, message="900 jobs")
-    return [k.split("-")[0] for k in r.lrange("test:order", 0, -1)]
+    wait_for(lambda: target.sink.llen("test:order") == 900, 60, interval=0.1, message="900 jobs")
+    return [k.split("-")[0] for k in target.sink.lrange("test:order")]
 
 
-def test_strict_priority_order(workers: WorkerFactory, r: redis.Redis) -> None:
-    order = backlog_order(workers, r)
+@both_brokers
+def test_strict_priority_order(workers: WorkerFactory, target: Backend) -> None:
+    order = backlog_order(workers, target)
     assert order == ["high"] * 300 + ["normal"] * 300 + ["low"] * 300
 
 
-def test_weighted_priority_serves_low_early(workers: WorkerFactory, r: redis.Redis) -> None:
-    order = backlog_order(workers, r, WORKER_PRIORITY_POLICY="weighted")
+@both_brokers
+def test_weighted_priority_serves_low_early(workers: WorkerFactory, target: Backend) -> None:
+    order = backlog_order(workers, target, WORKER_PRIORITY_POLICY="weighted")
     first_tenth = order[:90]
     assert "low" in first_tenth, first_tenth
     assert first_tenth.count("high") > first_tenth.count("normal") > first_tenth.count("low")
 
 
-def test_three_schedulers_fire_once(workers: WorkerFactory, r: redis.Redis) -> None:
+@both_brokers
+def test_three_schedulers_fire_once(workers: WorkerFactory, target: Backend) -> None:
     rng = random.Random(3)
     due_ids = enqueue(
         [("record", {"k": f"d{i}"}, {"_delay": rng.uniform(0.5, 10)}) for i in range(5000)]
@@ -122,11 +130,13 @@ def test_three_schedulers_fire_once(workers: WorkerFactory, r: redis.Redis) -> N
         s.signal(signal.SIGTERM)
     for s in schedulers:
         assert s.wait(20) == 0
-    wait_for(lambda: r.hlen("test:runs") == 5000, 30, interval=0.2, message="5,000 delayed")
-    assert set(r.hvals("test:runs")) == {"1"}, workers.repeat_causes()
-    assert r.zcard("bananas:queue:scheduled") == 0
+    wait_for(
+        lambda: target.sink.hlen("test:runs") == 5000, 30, interval=0.2, message="5,000 delayed"
+    )
+    assert set(target.sink.hvals("test:runs")) == {"1"}, workers.repeat_causes()
+    assert target.view.count("scheduled") == 0
     assert len(due_ids) == 5000
-    firings = r.hgetall("test:firings")
+    firings = target.sink.hgetall("test:firings")
     assert set(firings.values()) == {"1"}, "a firing ran twice"
     times = sorted(int(k.rsplit(":", 1)[1]) / 1000 for k in firings)
     inside = [t for t in times if all_started < t <= first_stopped]
@@ -136,15 +146,16 @@ def test_three_schedulers_fire_once(workers: WorkerFactory, r: redis.Redis) -> N
     assert all(b - a == 1.0 for a, b in itertools.pairwise(inside))
 
 
-def test_scheduler_only_runs_nothing(workers: WorkerFactory, r: redis.Redis) -> None:
+@both_brokers
+def test_scheduler_only_runs_nothing(workers: WorkerFactory, target: Backend) -> None:
     scheduler = workers.start_scheduler("apps.core:app")
     [job_id] = enqueue([("record", {"k": "x"}, {})])
     [later] = enqueue([("record", {"k": "y"}, {"_delay": 0.3})])
     wait_for(
-        lambda: r.llen("bananas:ready:normal:record") == 2,
+        lambda: target.view.ready("normal", "record") == 2,
         5,
         message="the scheduler moved the delayed job to ready",
     )
-    assert r.hlen("test:runs") == 0 and r.zcard("bananas:active") == 0
+    assert target.sink.hlen("test:runs") == 0 and target.view.count("running") == 0
     assert not scheduler.events("job.started")
-    assert {job_id, later} == set(r.lrange("bananas:ready:normal:record", 0, -1))
+    assert {job_id, later} == set(target.view.queued("record"))

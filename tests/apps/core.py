@@ -1,5 +1,6 @@
-"""Handlers used by the tests. Side effects go to the test Redis (TEST_REDIS_URL)
-under `test:*` keys, so tests can see what ran, how often and when."""
+"""Handlers used by the tests. Side effects go to the test sink (`sink.py`:
+the test Redis, or a SQLite file when the broker is SQLite) under `test:*`
+names, so tests can see what ran, how often and when, on either broker."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ import redis
 
 from bananas import Bananas
 
+from .sink import sink
+
 app = Bananas()
 _client: redis.Redis | None = None
 _client_lock = threading.Lock()
 
 
 def r() -> redis.Redis:
+    """The raw test Redis, for the Redis-only chaos handlers (`chaos.py`)."""
     # Locked: thread-executor jobs start at once in a new worker. Two threads
     # creating clients side by side left one to be garbage-collected, and its
     # __del__ closed the connection pool under the other thread's pipeline; the
@@ -33,7 +37,7 @@ def r() -> redis.Redis:
 
 
 def _ran(k: str) -> int:
-    return int(r().hincrby("test:runs", k, 1))
+    return sink().incr("test:runs", k)
 
 
 @app.job()
@@ -50,7 +54,7 @@ async def add(a: int, b: int) -> int:
 
 @app.job()
 async def sleepy(k: str, seconds: float) -> str:
-    r().hset("test:started", k, repr(time.time()))
+    sink().hset("test:started", k, repr(time.time()))
     await asyncio.sleep(seconds)
     _ran(k)
     return k
@@ -59,25 +63,25 @@ async def sleepy(k: str, seconds: float) -> str:
 @app.job()
 async def stubborn(k: str) -> None:
     """A handler that swallows cancellation: a drain must still end."""
-    r().hset("test:started", k, repr(time.time()))
+    sink().hset("test:started", k, repr(time.time()))
     while True:
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
-            r().hincrby("test:cancelled", k, 1)
+            sink().incr("test:cancelled", k)
 
 
 @app.job()
 async def stamp(k: str, sent: float) -> float:
     """Record enqueue->start latency."""
     delay = time.time() - sent
-    r().hset("test:latency", k, repr(delay))
+    sink().hset("test:latency", k, repr(delay))
     return delay
 
 
 @app.job(max_retries=3)
 def flaky(k: str, failures: int) -> int:
-    n = int(r().hincrby("test:attempts", k, 1))
+    n = sink().incr("test:attempts", k)
     if n <= failures:
         raise RuntimeError(f"attempt {n} of {k} fails on purpose")
     return n
@@ -86,7 +90,7 @@ def flaky(k: str, failures: int) -> int:
 @app.job(max_retries=2)
 def broken_until_fixed(k: str) -> str:
     _ran(k)
-    if not r().get("test:fixed"):
+    if not sink().get("test:fixed"):
         raise ValueError(f"{k} is broken until test:fixed is set")
     return "fixed"
 
@@ -126,11 +130,11 @@ async def block_loop(seconds: float) -> None:
 
 
 def _ran_in_pool(k: str) -> str:
-    pipe = r().pipeline()
-    pipe.hincrby("test:runs", k, 1)
-    pipe.hset("test:pool", k, os.environ.get("GROUP_ID", "?"))
-    pipe.rpush("test:order", k)
-    pipe.execute()
+    sink().many(
+        ("incr", "test:runs", k),
+        ("hset", "test:pool", k, os.environ.get("GROUP_ID", "?")),
+        ("rpush", "test:order", k),
+    )
     return k
 
 
@@ -156,6 +160,6 @@ async def fast(k: str) -> str:
 
 @app.job()
 def which_pid(k: str) -> int:
-    r().hset("test:pid", k, os.getpid())
+    sink().hset("test:pid", k, str(os.getpid()))
     time.sleep(0.01)
     return os.getpid()

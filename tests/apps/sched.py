@@ -5,7 +5,7 @@ from __future__ import annotations
 from bananas import Bananas, current_job
 
 from .core import app as core_app
-from .core import r
+from .sink import sink
 
 app = Bananas()
 app.include(core_app)
@@ -15,5 +15,5 @@ app.include(core_app)
 def every_second() -> str:
     job = current_job()
     assert job is not None
-    r().hincrby("test:firings", job.id, 1)
+    sink().incr("test:firings", job.id)
     return job.id
