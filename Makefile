@@ -37,7 +37,8 @@ test: venv redis-server chromium
 ## make test-fast: the tiers without worker processes, in well under a minute:
 ## unit tests, the broker conformance suite and the in-process Worker tier, each
 ## on both brokers where it applies (redis-server started by the tests)
-FAST_TESTS := tests/test_config.py tests/test_broker_redis.py tests/conformance tests/inprocess
+FAST_TESTS := tests/test_config.py tests/test_logs.py tests/test_imports.py tests/test_broker_redis.py \
+              tests/conformance tests/inprocess
 test-fast: venv redis-server
 	$(BIN)/python -m pytest -q $(FAST_TESTS)
 

@@ -258,7 +258,13 @@ class WorkerFactory:
     def repeat_causes(self) -> list[dict[str, Any]]:
         """Events of every started process that can make a job run again: the
         message of an "each job ran once" assertion, so a failure explains itself."""
-        names = {"job.retried", "job.lease_lost", "job.requeued", "job.broker_error"}
+        names = {
+            "job.retried",
+            "job.lease_lost",
+            "job.requeued",
+            "job.broker_error",
+            "job.settle_failed",
+        }
         return [e for w in self.started for e in w.events() if e.get("event") in names]
 
     def stop_all(self) -> None:

@@ -7,26 +7,22 @@ from __future__ import annotations
 
 import pytest
 
+from bananas import Bananas, JobSpec
 from bananas.brokers.base import NewJob
-from bananas.job import build_record
+from bananas.config import Settings
 
 from .conftest import Harness, until
 from .jobs import LEDGER
 
 pytestmark = pytest.mark.timeout(60)
+CLIENT = Bananas(settings=Settings())  # encodes records as enqueue does, no broker
 
 
 def mislabelled(job_id: str) -> NewJob:
     """A record naming a type no worker has, in the `note` queue (as an older
     client or a hand-written record could leave it)."""
-    record = build_record(
-        job_id=job_id,
-        name="no_such_job",
-        payload_json=b'{"k":"ghost"}',
-        priority="normal",
-        max_retries=None,
-        scheduled_for=None,
-    )
+    [encoded] = CLIENT.build_jobs([JobSpec("no_such_job", {"k": "ghost"}, "normal", job_id=job_id)])
+    record = encoded.record
     return NewJob(job_id, "note", "normal", record)
 
 
