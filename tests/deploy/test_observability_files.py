@@ -153,7 +153,7 @@ def test_alerts_and_dashboard_use_metrics_a_worker_serves(exposition: Exposition
                 elif op == "Re" and value != ".*":
                     for alternative in value.split("|"):
                         assert alternative in allowed, f"{where}: {label}=~{alternative!r}"
-    # the dashboard covers the metrics of DESIGN.md section 5
+    # the dashboard covers the metrics of docs/observability.md
     for name in (
         "bananas_queue_depth",
         "bananas_worker_utilization",

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one worker or scheduler process (DESIGN.md section 5).
+"""Prometheus metrics of one worker or scheduler process (docs/observability.md).
 
 Counters and gauges are read from the process's WorkerStats and one status
 snapshot (with the last broker snapshot) at scrape time, so the per-job hot

@@ -268,6 +268,7 @@ class Worker:
             jobs_failed=self.stats.failed,
             jobs_rejected=self.stats.rejected,
             uptime_s=round(self.stats.uptime(), 3),
+            log_lines_dropped=log.dropped,
         )
         log.flush()
         return 0
