@@ -36,6 +36,15 @@ def redis_url(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> str
     return redis_server.url
 
 
+@pytest.fixture(params=("redis", "sqlite"))
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A broker URL per backend: a flushed Redis database, or a fresh SQLite file."""
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        return url
+    return f"sqlite:///{tmp_path}/queue.db"
+
+
 @pytest.fixture
 def r(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)

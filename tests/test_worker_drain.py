@@ -10,10 +10,7 @@ import asyncio
 import io
 import json
 import time
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bananas import Bananas
 from bananas.brokers import from_url
@@ -22,14 +19,6 @@ from bananas.logs import EventLog
 from bananas.worker import Worker
 
 LEASE = 0.6  # seconds; the job below runs for more than three leases
-
-
-@pytest.fixture(params=("redis", "sqlite"))
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")  # a flushed database
-        return url
-    return f"sqlite:///{tmp_path}/queue.db"
 
 
 def slow_app(url: str) -> Bananas:

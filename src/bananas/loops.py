@@ -18,11 +18,8 @@ the tasks have really ended.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-
-from .errors import BrokerError
 
 RECANCEL_EVERY = 0.1  # seconds between cancels of a task that is still running
 
@@ -42,18 +39,21 @@ async def cancel_until_done(tasks: Sequence[asyncio.Future[Any]]) -> None:
 
 async def until_stop(awaitable: Awaitable[Any], stop: asyncio.Event) -> None:
     """Await `awaitable`, abandoning it if `stop` is set first. Its error, if
-    it finished with one, is raised; a broker error on the way out is not."""
+    it finished with one, is raised; an error of an abandoned one is not."""
     task = asyncio.ensure_future(awaitable)
     stopper = asyncio.create_task(stop.wait())
+    abandoned = False
     try:
         await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopper.cancel()
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, BrokerError):
-                await task
-    if task.done() and not task.cancelled():
+            # Cancelled again until it ends: a blocking Redis wait whose first
+            # cancel redis-py swallowed would otherwise hold the stop for its
+            # whole timeout (1-2 s of an idle fetch or routing wait).
+            abandoned = True
+            await cancel_until_done([task])
+    if not abandoned and not task.cancelled():
         task.result()
 
 

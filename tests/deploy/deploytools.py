@@ -81,7 +81,7 @@ class Pool:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def takes(self, app: Bananas) -> set[tuple[str, str]]:
-        """(priority, job type) pairs this pool is handed (the worker modes of docs/configuration.md)."""
+        """(priority, job type) pairs this pool is handed (modes: docs/configuration.md)."""
         s = self.settings
         if s.mode == "scheduler-only":
             return set()

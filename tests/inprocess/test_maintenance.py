@@ -12,10 +12,8 @@ import asyncio
 import io
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-import pytest
 from conformance.kit import Q, job, until
 
 from bananas import Bananas
@@ -26,14 +24,6 @@ from bananas.observe.stats import WorkerStats
 from bananas.worker.maintenance import Maintenance, MaintenanceParams
 
 EVERY = 0.5  # seconds between the periodic schedule's firings
-
-
-@pytest.fixture(params=("redis", "sqlite"))
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")  # a flushed database
-        return url
-    return f"sqlite:///{tmp_path}/queue.db"
 
 
 def scheduled_app(url: str) -> Bananas:
