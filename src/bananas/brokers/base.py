@@ -83,16 +83,13 @@ class SyncClient(abc.ABC):
         """Block until the result exists or `timeout` passes (it did not exist)."""
 
 
-class WorkerPath(abc.ABC):
-    """The worker's hot path and the client calls: write, lease, heartbeat,
-    settle, put back, recover, move due jobs, read results. Every time-based
-    decision here is judged by the broker's clock (`server_time`)."""
+class Connection(abc.ABC):
+    """Reaching the broker: ping, close, what it warns of, its clock."""
 
     url: str
     result_ttl: float
-    sync: SyncClient  # the same client calls from plain code
+    sync: SyncClient  # the client calls from plain code
 
-    # -- lifecycle --------------------------------------------------------
     @abc.abstractmethod
     async def ping(self) -> None: ...
 
@@ -112,7 +109,10 @@ class WorkerPath(abc.ABC):
         time and cron firing is judged by (Redis: TIME; SQLite: this host)."""
         return time.time()
 
-    # -- client -----------------------------------------------------------
+
+class Producer(abc.ABC):
+    """What an application does: write jobs, read their results and records."""
+
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
         """Write jobs atomically per job; False for an id that already existed."""
         return await self._enqueue(chunks(jobs))
@@ -143,7 +143,11 @@ class WorkerPath(abc.ABC):
     @abc.abstractmethod
     async def _get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]: ...
 
-    # -- worker -----------------------------------------------------------
+
+class Consumer(abc.ABC):
+    """What a worker does with jobs: lease, wait, heartbeat, settle, put back.
+    Every lease deadline is judged by the broker's clock."""
+
     @abc.abstractmethod
     async def dequeue(
         self, queues: Sequence[QueueRef], count: int, lease_seconds: float, token_prefix: str
@@ -195,7 +199,11 @@ class WorkerPath(abc.ABC):
     @abc.abstractmethod
     async def _requeue(self, deliveries: Sequence[Delivery]) -> int: ...
 
-    # -- maintenance ------------------------------------------------------
+
+class Upkeep(abc.ABC):
+    """What every scheduler-enabled process does on a period: recover expired
+    leases, move due jobs (by the broker's clock)."""
+
     @abc.abstractmethod
     async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
         """Return expired leases to their queues; at max_stalls, bury the job
@@ -205,6 +213,11 @@ class WorkerPath(abc.ABC):
     @abc.abstractmethod
     async def move_due(self, limit: int = 1000) -> int:
         """Route scheduled jobs that are due; returns how many moved."""
+
+
+class WorkerPath(Connection, Producer, Consumer, Upkeep):
+    """The hot path: everything a worker and a producing application call
+    per job. (Inspection, the registry and administration are apart.)"""
 
 
 class Inspection(abc.ABC):
