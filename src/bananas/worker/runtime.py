@@ -116,6 +116,7 @@ class Worker:
         # The runner frees a job's slot as its outcome starts settling, so the
         # next job starts while the ack is in flight; the slots are the fetcher's.
         self.runner.release_slot = self.fetcher.release_slot
+        self.runner.link = self.link
         self.leases = Leases(
             LeasesParams(self.broker, log, self.link, settings.lease_timeout, self.fetcher.leased)
         )
@@ -212,6 +213,7 @@ class Worker:
             last_fetch=self.fetcher.last_fetch,
             last_tick=self.monitor.last_tick,
             snapshot=self.monitor.snapshot,
+            writes_refused=self.link.refusing,
         )
 
     def request_stop(self) -> None:

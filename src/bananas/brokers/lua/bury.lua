@@ -1,3 +1,4 @@
+#!lua
 -- bury: dead-letter a leased job (retry budget spent, or a bad record /
 -- payload / unknown type found by the worker), with its error and traceback.
 --

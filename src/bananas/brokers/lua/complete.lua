@@ -1,3 +1,4 @@
+#!lua
 -- complete: acknowledge jobs that ran to completion and store their results.
 -- One call settles a batch: the acks of one event-loop turn of a worker.
 --

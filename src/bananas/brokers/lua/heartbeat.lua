@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- heartbeat: register or refresh a worker / scheduler registry entry, stamped
 -- with the server's clock (prune_workers judges silence by the same clock).
 --

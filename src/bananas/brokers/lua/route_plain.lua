@@ -1,3 +1,4 @@
+#!lua
 -- route_plain: route jobs that SDK clients LPUSHed onto a plain priority list
 -- (bananas:queue:{priority}) to the ready list of their job type.
 --
