@@ -1,6 +1,7 @@
-"""Start-up checks a worker logs once connected: a clock that disagrees with
-the broker's, and broker settings that can lose jobs. They warn; they never
-stop the worker."""
+"""Start-up checks a worker runs once connected: permissions (the one that
+stops it: a user that cannot run what a worker needs, exit 2), then a clock
+that disagrees with the broker's and broker settings that can lose jobs,
+which only warn."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ from ..errors import BrokerError
 from ..logs import EventLog
 
 CLOCK_SKEW_LIMIT = 1.0  # seconds between this host's clock and the broker's before a warning
+
+
+async def check_access(broker: Broker) -> None:
+    """Refuse to start (ConfigError, exit 2) when the broker's user lacks a
+    permission a worker needs; only brokers with users (Redis ACL) check."""
+    check = getattr(broker, "check_access", None)
+    if check is not None:
+        await check("worker")
 
 
 async def startup_checks(broker: Broker, log: EventLog) -> None:

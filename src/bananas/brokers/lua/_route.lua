@@ -24,7 +24,7 @@ local function bury(ctx, id, reason, priority, name)
   redis.call('HSET', result_key, 'status', 'failed', 'completed_at', ctx.now_iso,
     'duration_ms', '0', 'error', reason)
   redis.call('EXPIRE', result_key, ctx.result_ttl)
-  redis.call('PUBLISH', ctx.notify_prefix .. id, 'failed')
+  redis.pcall('PUBLISH', ctx.notify_prefix .. id, 'failed') -- best effort, as in bury.lua
   return false
 end
 

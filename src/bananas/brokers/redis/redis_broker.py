@@ -25,7 +25,7 @@ from ..records import (
     Recovered,
     stalled_record,
 )
-from . import scripts
+from . import acl, scripts
 from .batch import ScriptBatcher
 from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
 from .redis_inspect import RedisInspection
@@ -67,6 +67,12 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
     async def ping(self) -> None:
         with redis_errors():
             await self.redis.ping()
+
+    async def check_access(self, role: str) -> None:
+        """Raise ConfigError naming the first permission the Redis user lacks
+        for `role` (worker / producer): a probe at start (acl.py)."""
+        with redis_errors():
+            await acl.check_async(self.redis, self.keys, acl.Role(role))
 
     async def server_time(self) -> float:
         with redis_errors():
