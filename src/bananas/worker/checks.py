@@ -6,6 +6,7 @@ which only warn."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from ..brokers.base import Broker
 from ..errors import BrokerError
@@ -20,6 +21,25 @@ async def check_access(broker: Broker) -> None:
     check = getattr(broker, "check_access", None)
     if check is not None:
         await check("worker")
+
+
+def watch_keyspace(broker: Broker, log: EventLog) -> None:
+    """Log `broker.data_lost` once per loss of the keyspace (Redis restarted
+    empty or flushed; brokers/redis/keyspace.py), with the counts read before."""
+    watch = getattr(broker, "keyspace", None)
+    if watch is None:
+        return
+
+    def lost(counts: dict[str, Any]) -> None:
+        log.warning(
+            "broker.data_lost",
+            detail="the keyspace this worker knew is gone (Redis restarted without "
+            "persistence, or was flushed): jobs, results and dead letters stored "
+            "before are lost; job types are registered again",
+            **counts,
+        )
+
+    watch.on_lost = lost
 
 
 async def startup_checks(broker: Broker, log: EventLog) -> None:

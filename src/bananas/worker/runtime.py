@@ -62,7 +62,7 @@ from ..observe.monitor import Monitor, MonitorParams
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink, WorkerIdentity, WorkerState, WorkerStatus
 from ..vocabulary import PRIORITIES, Mode
-from .checks import check_access, startup_checks
+from .checks import check_access, startup_checks, watch_keyspace
 from .drain import drain_jobs
 from .executors import Executors
 from .fetcher import Fetcher, FetcherParams
@@ -117,6 +117,7 @@ class Worker:
         # next job starts while the ack is in flight; the slots are the fetcher's.
         self.runner.release_slot = self.fetcher.release_slot
         self.runner.link = self.link
+        watch_keyspace(self.broker, log)
         self.leases = Leases(
             LeasesParams(self.broker, log, self.link, settings.lease_timeout, self.fetcher.leased)
         )

@@ -53,6 +53,7 @@ local function route(ctx, id, priority)
       ' (expected high, normal or low)', nil, name)
   end
   if ctx.types and redis.call('HEXISTS', ctx.types, name) == 0 then
+    if ctx.fresh then return nil end -- a new keyspace: workers are registering again
     return bury(ctx, id, "unknown job type '" .. name ..
       "': no worker has registered a handler for it", priority, name)
   end

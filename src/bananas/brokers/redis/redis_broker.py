@@ -28,9 +28,16 @@ from ..records import (
 from . import acl, scripts
 from .batch import ScriptBatcher
 from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
+from .keyspace import KeyspaceWatch
 from .redis_inspect import RedisInspection
 from .scripts import Call, LuaScript, Prefixes
 from .sync import RedisSyncClient, enqueue_call
+
+# A new keyspace (after a flush or an empty restart) gives the workers this
+# long to register their job types again (they do on every registry
+# heartbeat, REGISTRY_HEARTBEAT=2s) before an SDK record of a type none
+# registered is dead-lettered as unknown.
+REGISTRATION_GRACE_MS = 10_000
 
 
 class RedisBroker(RedisInspection, Broker, ForeignRouting):
@@ -43,6 +50,7 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
         self.sync = self._sync = RedisSyncClient(url, self.keys)
         self._ready_cache: dict[tuple[QueueRef, ...], list[tuple[str, str]]] = {}
         self._batcher: ScriptBatcher | None = None
+        self.keyspace = KeyspaceWatch()
         self._complete = scripts.load("complete")
         self._complete_shared = scripts.complete_shared(
             active=k.active,
@@ -314,9 +322,11 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
             routing=k.routing(priority),
             plain=k.plain_queue(priority),
             types=k.types,
+            keyspace=k.keyspace,
             priority=priority,
             limit=limit,
             **self._routing(),
+            grace_ms=REGISTRATION_GRACE_MS,
         )
         routed, buried, more = await self._run(call)
         return int(routed) + int(buried), bool(more)
