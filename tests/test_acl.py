@@ -10,9 +10,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from apps.core import app
+from dashboard.dashtools import CliDashboard
 from support import RedisServer, WorkerFactory
 from test_broker_redis import Q, job
 
@@ -126,3 +128,25 @@ def test_every_command_a_role_runs_is_probed_and_in_its_documented_rule(role: ac
     for name in acl.needed(role):
         assert name in acl._PROBES, f"{name} has no probe in acl.py"
         assert name in allowed, f"docs/deployment.md: the {role} rule lacks +{name.lower()}"
+
+
+def test_dashboard_under_its_documented_rule_and_refused_without_scripts(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    url = add_user(server, rule("bananas-dashboard"))
+    dash = CliDashboard(url, tmp_path / "dash.log")
+    try:
+        for page in ("/", "/workers", "/dead", "/jobs", "/api/overview", "/api/workers"):
+            assert httpx.get(f"{dash.url}{page}").status_code == 200, page
+    finally:
+        dash.stop()
+    assert "NOPERM" not in dash.log_path.read_text()
+    lacking = [a for a in rule("bananas-dashboard") if a != "+evalsha"]
+    lacking[2] = "dash2"
+    url = add_user(server, lacking)
+    done = WorkerFactory(url, tmp_path).cli("dashboard", "--port", "1")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"bananas: error: Redis user 'dash2' may not use command EVALSHA, which a dashboard "
+        f"needs: {done.stderr.split('needs: ', 1)[1].strip()}"
+    ]

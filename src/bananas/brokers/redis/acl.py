@@ -32,16 +32,23 @@ from . import scripts
 class Role(StrEnum):
     WORKER = "worker"
     PRODUCER = "producer"
+    DASHBOARD = "dashboard"
 
 
 ROLE_SCRIPTS: dict[Role, tuple[str, ...]] = {
     Role.WORKER: tuple(n for n in scripts.SCRIPT_NAMES if n not in ("replay", "delete_dead")),
     Role.PRODUCER: ("enqueue",),
+    Role.DASHBOARD: ("prune_workers",),  # the workers page drops silent entries
 }
 # Commands sent outside the scripts.
 ROLE_DIRECT: dict[Role, tuple[str, ...]] = {
     Role.WORKER: ("PING", "TIME", "BZPOPMIN", "BLMOVE", "HGETALL", "EXISTS"),
     Role.PRODUCER: ("PING", "HGETALL", "GET"),
+    # The pages' reads (redis_inspect.py); replay / delete are the worker's rule.
+    Role.DASHBOARD: (
+        *("PING", "TIME", "GET", "MGET", "EXISTS", "HGET", "HMGET", "HGETALL", "HVALS"),
+        *("LLEN", "LRANGE", "LINDEX", "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "SMEMBERS"),
+    ),
 }
 
 _CALL = re.compile(r"(?:redis\.p?call|bulk)\('([A-Z]+)'")
@@ -99,10 +106,14 @@ def script_commands(name: str) -> frozenset[str]:
 
 
 def needed(role: Role) -> list[str]:
-    """The commands a role runs, probe order (SET first, DEL last)."""
-    names = set(ROLE_DIRECT[role]) | {"SET", "DEL"}
+    """The commands a role runs, probe order: SET first and DEL last for the
+    roles that write (the probe key is a string that expires), reads on a
+    missing key for the read-only dashboard."""
+    names = set(ROLE_DIRECT[role])
     for script in ROLE_SCRIPTS[role]:
         names |= script_commands(script)
+    if "SET" not in names:
+        return sorted(names)
     return ["SET", *sorted(names - {"SET", "DEL"}), "DEL"]
 
 
