@@ -70,6 +70,10 @@ def test_a_user_without_channel_permission_is_refused_at_start(
     app.configure(Settings.load(env={"REDIS_URL": url}))
     with pytest.raises(ConfigError, match=r"channel bananas:result:notify:\* \(SUBSCRIBE\)"):
         app.enqueue("add", a=1, b=2)
+    done = workers.cli("enqueue", "add", "--json", '{"a": 1, "b": 2}')  # the async path
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "channel bananas:result:notify:* (SUBSCRIBE), which a producer needs" in done.stderr
 
 
 def test_a_refused_publish_leaves_no_half_written_outcome(server: RedisServer) -> None:
@@ -79,8 +83,10 @@ def test_a_refused_publish_leaves_no_half_written_outcome(server: RedisServer) -
     admin = redis.Redis(port=server.port, decode_responses=True)
 
     async def main() -> None:
+        setup = RedisBroker(server.url)  # the default user enqueues
+        await setup.enqueue([job(1), job(2)])
+        await setup.close()
         b = RedisBroker(url)
-        await b.enqueue([job(1), job(2)])
         ok, bad = await b.dequeue(Q, 2, 30, "w:")
         assert await b.complete(ok, b'{"id":"j1"}', b"1", 1.0)
         info = DeadInfo(reason="r", error="e", priority="normal", name="t")

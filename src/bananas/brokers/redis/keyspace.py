@@ -16,6 +16,12 @@ from typing import Any
 
 from ..records import BrokerStats
 
+# A keyspace found lost (after a flush or an empty restart) gives the workers
+# this long to register their job types again (they do on every registry
+# heartbeat, REGISTRY_HEARTBEAT=2s) before route_plain dead-letters an SDK
+# record of a type none registered as unknown.
+REGISTRATION_GRACE_MS = 10_000
+
 
 class KeyspaceWatch:
     __slots__ = ("last_stats", "marker", "on_lost")

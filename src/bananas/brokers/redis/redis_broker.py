@@ -28,16 +28,10 @@ from ..records import (
 from . import acl, scripts
 from .batch import ScriptBatcher
 from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
-from .keyspace import KeyspaceWatch
+from .keyspace import REGISTRATION_GRACE_MS, KeyspaceWatch
 from .redis_inspect import RedisInspection
 from .scripts import Call, LuaScript, Prefixes
 from .sync import RedisSyncClient, enqueue_call
-
-# A new keyspace (after a flush or an empty restart) gives the workers this
-# long to register their job types again (they do on every registry
-# heartbeat, REGISTRY_HEARTBEAT=2s) before an SDK record of a type none
-# registered is dead-lettered as unknown.
-REGISTRATION_GRACE_MS = 10_000
 
 
 class RedisBroker(RedisInspection, Broker, ForeignRouting):
@@ -51,6 +45,7 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
         self._ready_cache: dict[tuple[QueueRef, ...], list[tuple[str, str]]] = {}
         self._batcher: ScriptBatcher | None = None
         self.keyspace = KeyspaceWatch()
+        self._producer_checked = False  # permissions, probed on the first enqueue
         self._complete = scripts.load("complete")
         self._complete_shared = scripts.complete_shared(
             active=k.active,
@@ -78,9 +73,11 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
 
     async def check_access(self, role: str) -> None:
         """Raise ConfigError naming the first permission the Redis user lacks
-        for `role` (worker / producer): a probe at start (acl.py)."""
+        for `role` (worker / producer / dashboard): a probe at start (acl.py).
+        A worker's rule covers what it enqueues (cron firings, handlers)."""
         with redis_errors():
             await acl.check_async(self.redis, self.keys, acl.Role(role))
+        self._producer_checked = self._producer_checked or role != acl.Role.DASHBOARD
 
     async def server_time(self) -> float:
         with redis_errors():
@@ -150,6 +147,8 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
 
     # -- client -----------------------------------------------------------
     async def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
+        if not self._producer_checked:  # once per broker: a producer's start-up check
+            await self.check_access("producer")
         # The batcher sends every batch in one write and reads the replies in order.
         calls = [self._run(enqueue_call(self.keys, batch)) for batch in batches]
         replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
