@@ -168,6 +168,8 @@ def _header(name: str) -> dict[str, list[tuple[str, str | list[str]]]]:
     (group, [its names])."""
     sides: dict[str, list[tuple[str, str | list[str]]]] = {"KEYS": [], "ARGV": []}
     for line in scripts.read_source(f"{name}.lua").splitlines():
+        if line.startswith("#!lua"):
+            continue  # the script flags line
         if not line.startswith("--"):
             break  # the header is the opening comment block
         if fixed := _FIXED.match(line):
@@ -201,6 +203,16 @@ def test_every_script_has_a_wrapper() -> None:
     for name in SCRIPT_FILES:
         assert callable(getattr(scripts, name)), name
         assert "Returns:" in scripts.read_source(f"{name}.lua"), f"{name}.lua names no Returns"
+
+
+def test_every_script_declares_its_flags() -> None:
+    """A `#!lua` first line makes Redis 7 refuse a script whole at maxmemory
+    (no flags: the first memory-growing write fails, later ones go through);
+    `allow-oom` only where the script does not grow memory (or frees it)."""
+    allow_oom = {"delete_dead", "extend", "heartbeat", "prune_workers", "requeue"}
+    for name in SCRIPT_FILES:
+        first = scripts.load(name).source.splitlines()[0]
+        assert first == ("#!lua flags=allow-oom" if name in allow_oom else "#!lua"), name
 
 
 @pytest.mark.parametrize("name", SCRIPT_FILES)

@@ -19,6 +19,12 @@ class BrokerUnavailable(BrokerError):
     """The broker cannot be reached right now (connection refused, timeout)."""
 
 
+class BrokerRefusesWrites(BrokerError):
+    """The broker answers but refuses writes (Redis at `maxmemory` under
+    `noeviction`): nothing of the refused call was applied, and it can be
+    retried as is once the broker accepts writes again."""
+
+
 class InvalidRecord(BananasError):
     """A job record read from the broker does not follow the wire format."""
 

@@ -127,6 +127,12 @@ class Keys:
         return f"{self.prefix}:workers:seen"
 
     @property
+    def keyspace(self) -> str:
+        """String "<marker> <created unix ms>": written by the first heartbeat of
+        a keyspace; a different one later means the keyspace was lost."""
+        return f"{self.prefix}:keyspace"
+
+    @property
     def types(self) -> str:
         """Hash job type -> unix ms a worker last registered a handler for it."""
         return f"{self.prefix}:types"

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..errors import BananasError
+from ..errors import BananasError, ConfigError
 from .common import broker_option, fail, load_settings, main
 
 
@@ -41,5 +41,7 @@ def dashboard(host: str, port: int, broker: str | None) -> None:
     settings = load_settings(BANANAS_BROKER_URL=broker)
     try:
         serve(settings, host, port)
+    except ConfigError as exc:
+        fail(str(exc), 2)
     except BananasError as exc:
         fail(str(exc))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import sys
 
 import uvicorn
 
+from ..brokers import from_url
 from ..config import Settings
-from ..errors import AppLoadError, ConfigError
+from ..errors import AppLoadError, BrokerError, ConfigError
 from .app import create_app
 from .config import DashboardConfig
 
@@ -20,6 +22,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     ConfigError when they are invalid. With BANANAS_APP set, the app's cron and
     periodic schedules are shown too."""
     config = DashboardConfig.load()
+    _check_access(settings)
     schedules = _schedules(settings)
     app = create_app(
         settings,
@@ -48,6 +51,25 @@ def serve(settings: Settings, host: str, port: int) -> None:
     )
     # No access log: a `?token=` login would write the token to it.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _check_access(settings: Settings) -> None:
+    """Refuse to start (ConfigError) when the broker's user lacks a permission
+    the pages need (Redis ACL; brokers/redis/acl.py). A broker that cannot be
+    reached now is left to the pages, which say so."""
+    broker = from_url(settings.effective_broker_url, prefix=settings.prefix)
+    check = getattr(broker, "check_access", None)
+
+    async def probe() -> None:
+        try:
+            if check is not None:
+                await check("dashboard")
+        except BrokerError:
+            pass
+        finally:
+            await broker.close()
+
+    asyncio.run(probe())
 
 
 def _loopback(host: str) -> bool:

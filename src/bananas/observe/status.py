@@ -32,18 +32,39 @@ class WorkerState(StrEnum):
 class BrokerLink:
     """Whether the broker answered the last call any part made: the fetcher,
     the lease heartbeat and the monitor's probe all report here, last one wins
-    (what /readyz and `bananas_broker_up` show)."""
+    (what /readyz and `bananas_broker_up` show).
 
-    __slots__ = ("ok",)
+    `refusing` is apart: the broker answers but refuses writes (Redis at
+    maxmemory). Set by the write that was refused (an ack, a dequeue),
+    cleared by the next write accepted; reads and lease extensions (allowed
+    at maxmemory) leave it alone. While set, /readyz fails with the reason
+    and the fetcher starts no buffered job."""
+
+    __slots__ = ("ok", "refusing")
 
     def __init__(self) -> None:
         self.ok = False
+        self.refusing: str | None = None
 
     def up(self) -> None:
         self.ok = True
 
     def down(self) -> None:
         self.ok = False
+
+    def refuses(self, reason: str) -> bool:
+        """Record a refused write; True when it is news (log it once)."""
+        news = self.refusing is None
+        self.ok = True  # it answered
+        self.refusing = reason
+        return news
+
+    def accepts(self) -> bool:
+        """Record an accepted write; True when it ends a refusal."""
+        self.ok = True
+        ended = self.refusing is not None
+        self.refusing = None
+        return ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +114,7 @@ class WorkerStatus:
     last_fetch: float
     last_tick: float
     snapshot: BrokerSnapshot
+    writes_refused: str | None = None  # why the broker refuses writes, or None
 
     @property
     def draining(self) -> bool:
@@ -123,6 +145,8 @@ class WorkerStatus:
             problems.append(f"worker is {self.state}")
         if not self.broker_ok:
             problems.append("broker unreachable")
+        elif self.writes_refused is not None:
+            problems.append(f"broker refuses writes: {self.writes_refused}")
         if not self.fetching and self.takes_jobs:
             problems.append("no job handlers registered")
         return problems

@@ -1,16 +1,45 @@
-"""Start-up checks a worker logs once connected: a clock that disagrees with
-the broker's, and broker settings that can lose jobs. They warn; they never
-stop the worker."""
+"""Start-up checks a worker runs once connected: permissions (the one that
+stops it: a user that cannot run what a worker needs, exit 2), then a clock
+that disagrees with the broker's and broker settings that can lose jobs,
+which only warn."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from ..brokers.base import Broker
 from ..errors import BrokerError
 from ..logs import EventLog
 
 CLOCK_SKEW_LIMIT = 1.0  # seconds between this host's clock and the broker's before a warning
+
+
+async def check_access(broker: Broker) -> None:
+    """Refuse to start (ConfigError, exit 2) when the broker's user lacks a
+    permission a worker needs; only brokers with users (Redis ACL) check."""
+    check = getattr(broker, "check_access", None)
+    if check is not None:
+        await check("worker")
+
+
+def watch_keyspace(broker: Broker, log: EventLog) -> None:
+    """Log `broker.data_lost` once per loss of the keyspace (Redis restarted
+    empty or flushed; brokers/redis/keyspace.py), with the counts read before."""
+    watch = getattr(broker, "keyspace", None)
+    if watch is None:
+        return
+
+    def lost(counts: dict[str, Any]) -> None:
+        log.warning(
+            "broker.data_lost",
+            detail="the keyspace this worker knew is gone (Redis restarted without "
+            "persistence, or was flushed): jobs, results and dead letters stored "
+            "before are lost; job types are registered again",
+            **counts,
+        )
+
+    watch.on_lost = lost
 
 
 async def startup_checks(broker: Broker, log: EventLog) -> None:

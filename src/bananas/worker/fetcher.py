@@ -22,13 +22,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ..brokers.base import Broker, Delivery, QueueRef
-from ..errors import BrokerError
+from ..errors import BrokerError, BrokerRefusesWrites
 from ..logs import EventLog
 from ..loops import until_stop
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink
 from .executors import Requeue
 
+PAUSED = "no job is taken or started until Redis accepts writes again"
 IDLE_WAIT = 1.0  # seconds a blocking wait lasts before the loop looks again
 
 
@@ -111,9 +112,17 @@ class Fetcher:
                 deliveries = await p.broker.dequeue(
                     order, want, p.lease_timeout, f"{p.token_prefix}:{next(self._seq)}:"
                 )
+                if p.link.refusing is not None and p.link.accepts():
+                    p.log.info("broker.accepts_writes", detail="jobs are taken again")
+                    self._fill_slots()
                 if not deliveries:
                     await until_stop(p.broker.wait_for_jobs(order, IDLE_WAIT), p.stop)
                     continue
+            except BrokerRefusesWrites as exc:  # a pause, not an outage: it answers
+                if p.link.refuses(str(exc)):
+                    p.log.warning("broker.refuses_writes", error=str(exc), detail=PAUSED)
+                await until_stop(asyncio.sleep(1.0), p.stop)
+                continue
             except BrokerError as exc:
                 p.link.down()
                 p.log.warning("broker.unreachable", error=str(exc), retry_in_s=pause)
@@ -130,8 +139,8 @@ class Fetcher:
     def _fill_slots(self) -> None:
         """Start buffered jobs in the free slots: no round trip between jobs."""
         while self._buffer and len(self._executing) < self._concurrency:
-            if self._stop.is_set():
-                return
+            if self._stop.is_set() or self.p.link.refusing is not None:
+                return  # stopping, or outcomes cannot be written: start nothing
             self._start(self._buffer.popleft())
 
     def release_slot(self, delivery: Delivery) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..brokers.base import Broker
-from ..errors import BrokerError
+from ..errors import BrokerError, BrokerRefusesWrites
 from ..logs import EventLog
 from ..loops import PeriodicTasks
 from ..observe.stats import WorkerStats
@@ -58,6 +58,7 @@ class Maintenance:
         # The broker-clock time firings were looked for up to; None until the
         # first tick reads the broker's clock.
         self._checked_until: float | None = None
+        self._paused: set[str] = set()  # loops whose last write Redis refused
         self._loops = PeriodicTasks(self._on_error)
 
     def start(self) -> None:
@@ -72,7 +73,11 @@ class Maintenance:
         await self._loops.stop()
 
     def _on_error(self, name: str, exc: Exception) -> None:
-        if isinstance(exc, BrokerError):
+        if isinstance(exc, BrokerRefusesWrites):  # once, not every tick of the refusal
+            if name not in self._paused:
+                self._paused.add(name)
+                self.p.log.warning("maintenance.paused", loop=name, error=str(exc))
+        elif isinstance(exc, BrokerError):
             self.p.log.warning("maintenance.error", loop=name, error=str(exc))
         else:  # a bug here must not stop the loop
             self.p.log.error("maintenance.crash", loop=name, error=f"{type(exc).__name__}: {exc}")
@@ -82,6 +87,7 @@ class Maintenance:
         if schedules:
             await self._fire_schedules(schedules)
         moved = await self.p.broker.move_due()
+        self._paused.discard("scheduler")
         self.p.stats.moved += moved
         if moved:
             self.p.log.debug("scheduler.moved", count=moved)
@@ -112,6 +118,7 @@ class Maintenance:
     async def _recover(self) -> None:
         max_stalls = self.p.max_stalls
         report = await self.p.broker.recover_expired(max_stalls)
+        self._paused.discard("recoverer")
         for job_id in report.recovered:
             self.p.stats.recovered += 1
             self.p.log.warning(

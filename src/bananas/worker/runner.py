@@ -25,10 +25,11 @@ from ..app import JobDefinition
 from ..brokers.base import Broker, DeadInfo, Delivery
 from ..config import Settings
 from ..context import JobContext, set_current
-from ..errors import BrokerUnavailable, InvalidRecord, JobTimeout
+from ..errors import BrokerRefusesWrites, BrokerUnavailable, InvalidRecord, JobTimeout
 from ..job import JobRecord, decode_record, iso_from_unix
 from ..logs import EventLog
 from ..observe.stats import WorkerStats
+from ..observe.status import BrokerLink
 from ..vocabulary import DeadReason, Status
 from .executors import Executors, Requeue
 
@@ -38,6 +39,11 @@ MAX_TRACEBACK = 16_000
 COMPLETED: str = Status.COMPLETED.value
 FAILED: str = Status.FAILED.value
 SCHEDULED: str = Status.SCHEDULED.value
+
+
+REFUSED = (
+    "outcomes are kept and written once Redis accepts writes again; no new job starts until then"
+)
 
 
 class Settle(Enum):
@@ -58,6 +64,7 @@ class JobRunner:
         release_slot: Callable[[Delivery], None] = lambda _: None,
     ) -> None:
         self.release_slot = release_slot
+        self.link = BrokerLink()  # the worker's, set by the runtime
         self.log_jobs = log.enabled("info")
         self.handlers = handlers
         self.broker = broker
@@ -259,7 +266,20 @@ class JobRunner:
         pause = 0.05
         while True:
             try:
-                return Settle.DONE if await action() else Settle.REFUSED
+                done = await action()
+                if self.link.refusing is not None and self.link.accepts():
+                    self.log.info("broker.accepts_writes", detail="outcomes are written again")
+                return Settle.DONE if done else Settle.REFUSED
+            except BrokerRefusesWrites as exc:
+                # Refused whole (nothing applied) and the lease stays ours (its
+                # heartbeat is allowed at maxmemory): keep the outcome and try
+                # again, with no deadline, until Redis takes writes or the
+                # drain puts the job back (it then runs again). No stall.
+                if self.link.refuses(str(exc)):
+                    self.log.warning("broker.refuses_writes", error=str(exc), detail=REFUSED)
+                deadline = time.monotonic() + self.settings.lease_timeout
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
             except BrokerUnavailable as exc:
                 if time.monotonic() + pause > deadline:
                     self.log.error(

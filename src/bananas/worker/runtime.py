@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 from ..app import Bananas
 from ..brokers.base import Broker, foreign_routing
 from ..config import Settings
-from ..errors import BrokerError
+from ..errors import BrokerError, ConfigError
 from ..logs import EventLog
 from ..loops import until_stop
 from ..observe.metrics import WorkerMetrics
@@ -62,7 +62,7 @@ from ..observe.monitor import Monitor, MonitorParams
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink, WorkerIdentity, WorkerState, WorkerStatus
 from ..vocabulary import PRIORITIES, Mode
-from .checks import startup_checks
+from .checks import check_access, startup_checks, watch_keyspace
 from .drain import drain_jobs
 from .executors import Executors
 from .fetcher import Fetcher, FetcherParams
@@ -116,6 +116,8 @@ class Worker:
         # The runner frees a job's slot as its outcome starts settling, so the
         # next job starts while the ack is in flight; the slots are the fetcher's.
         self.runner.release_slot = self.fetcher.release_slot
+        self.runner.link = self.link
+        watch_keyspace(self.broker, log)
         self.leases = Leases(
             LeasesParams(self.broker, log, self.link, settings.lease_timeout, self.fetcher.leased)
         )
@@ -212,6 +214,7 @@ class Worker:
             last_fetch=self.fetcher.last_fetch,
             last_tick=self.monitor.last_tick,
             snapshot=self.monitor.snapshot,
+            writes_refused=self.link.refusing,
         )
 
     def request_stop(self) -> None:
@@ -225,7 +228,13 @@ class Worker:
         self.log.context = {"worker_id": self.id}
         self._start_health()
         self.monitor.start()
-        await self._connect()
+        try:
+            await self._connect()
+        except ConfigError as exc:  # the broker's user lacks a permission
+            self.log.error("worker.refused", error=str(exc))
+            self._stop.set()
+            await self._stop_parts()
+            return 2
         if self._stop.is_set():
             return await self._stop_parts()
         self.log.lifecycle(
@@ -299,6 +308,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 await self.broker.ping()
+                await check_access(self.broker)
                 routing = foreign_routing(self.broker)
                 if routing is not None:
                     await routing.register_types(self.types)

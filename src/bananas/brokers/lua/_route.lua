@@ -24,7 +24,7 @@ local function bury(ctx, id, reason, priority, name)
   redis.call('HSET', result_key, 'status', 'failed', 'completed_at', ctx.now_iso,
     'duration_ms', '0', 'error', reason)
   redis.call('EXPIRE', result_key, ctx.result_ttl)
-  redis.call('PUBLISH', ctx.notify_prefix .. id, 'failed')
+  redis.pcall('PUBLISH', ctx.notify_prefix .. id, 'failed') -- best effort, as in bury.lua
   return false
 end
 
@@ -53,6 +53,7 @@ local function route(ctx, id, priority)
       ' (expected high, normal or low)', nil, name)
   end
   if ctx.types and redis.call('HEXISTS', ctx.types, name) == 0 then
+    if ctx.fresh then return nil end -- a new keyspace: workers are registering again
     return bury(ctx, id, "unknown job type '" .. name ..
       "': no worker has registered a handler for it", priority, name)
   end

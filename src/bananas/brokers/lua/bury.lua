@@ -1,3 +1,4 @@
+#!lua
 -- bury: dead-letter a leased job (retry budget spent, or a bad record /
 -- payload / unknown type found by the worker), with its error and traceback.
 --
@@ -20,6 +21,9 @@
 -- ARGV[10] throughput_prefix: minute counter key prefix (counts the failed attempt)
 -- ARGV[11] throughput_keep: seconds a minute's counters are kept
 --
+-- The PUBLISH is best effort (pcall), as in complete.lua: a refused publish
+-- cannot leave the dead letter half written.
+--
 -- Returns: 1 done; 0 refused (stale lease).
 
 -- @include _clock.lua
@@ -39,5 +43,5 @@ redis.call('HSET', KEYS[5], 'status', 'failed', 'completed_at', ARGV[6],
   'duration_ms', ARGV[7], 'error', ARGV[8])
 redis.call('EXPIRE', KEYS[5], ARGV[5])
 count_attempts(ARGV[10], now, 'failed', 1, ARGV[11])
-redis.call('PUBLISH', ARGV[9], 'failed')
+redis.pcall('PUBLISH', ARGV[9], 'failed') -- best effort: see the header
 return 1

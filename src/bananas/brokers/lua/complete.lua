@@ -1,3 +1,4 @@
+#!lua
 -- complete: acknowledge jobs that ran to completion and store their results.
 -- One call settles a batch: the acks of one event-loop turn of a worker.
 --
@@ -23,6 +24,11 @@
 -- when writing that job's record or result failed. The shared structures
 -- (active, leases, stalls, completions, throughput) take one variadic command
 -- per batch.
+-- The PUBLISH is best effort (pcall), and last: a user without channel
+-- permission (Redis 7's default for a new ACL user) cannot make it fail the
+-- script after the record and result were written (a failing script is not
+-- rolled back). Waiters also poll the result; workers refuse to start
+-- without the permission (brokers/redis/acl.py).
 
 -- @include _clock.lua
 -- @include _lease.lua
@@ -66,7 +72,7 @@ for i = 0, njobs - 1 do
     if err then
       out[i + 1] = 'error: ' .. err -- the lease stays: the job comes back by recovery
     else
-      redis.call('PUBLISH', ARGV[a + 6], 'completed')
+      redis.pcall('PUBLISH', ARGV[a + 6], 'completed') -- best effort: see below
       done[#done + 1] = id
       scored[#scored + 1] = now
       scored[#scored + 1] = id

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- delete_dead: remove a dead-lettered job and everything stored for it.
 --
 -- KEYS[1]  dead: sorted set id -> time of death

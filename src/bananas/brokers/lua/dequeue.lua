@@ -1,3 +1,4 @@
+#!lua
 -- dequeue: take up to `count` ready jobs, in the order of the lists given,
 -- and lease each one to the caller.
 --

@@ -1,3 +1,4 @@
+#!lua
 -- enqueue: store new job records and make them ready or scheduled, atomically.
 --
 -- KEYS[1]  queues: set of queue members "priority:name"

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- extend: heartbeat; push the lease deadline of jobs still held by the caller.
 --
 -- KEYS[1]  active: sorted set id -> lease deadline (unix ms)

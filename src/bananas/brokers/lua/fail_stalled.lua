@@ -1,3 +1,4 @@
+#!lua
 -- fail_stalled: mark the record of a job recover buried for stalling as
 -- failed (written by the client: cjson would re-encode its payload).
 --

@@ -1,3 +1,4 @@
+#!lua
 -- move_due: route scheduled jobs whose time has come (delayed enqueues and
 -- retry back-offs) to their ready lists. Safe with any number of schedulers:
 -- each id is removed from the sorted set and routed in the same script.

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- prune_workers: drop registry entries whose last heartbeat is too old
 -- (the worker was killed or lost its network), and list the live ones.
 --

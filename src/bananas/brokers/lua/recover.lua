@@ -1,3 +1,4 @@
+#!lua
 -- recover: return jobs whose lease expired (their worker died or hung) to the
 -- head of their ready list; after `max_stalls` such recoveries, bury the job:
 -- it probably kills its worker (OOM, segfault, os._exit). Also trims the

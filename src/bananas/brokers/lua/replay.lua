@@ -1,3 +1,4 @@
+#!lua
 -- replay: take a job out of the dead-letter queue and make it ready again,
 -- with a fresh retry budget.
 --

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- requeue: put leased jobs back at the head of their ready list without
 -- charging an attempt (drain ran out of time, or a process pool died under it).
 --

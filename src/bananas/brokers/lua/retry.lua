@@ -1,3 +1,4 @@
+#!lua
 -- retry: a failed attempt with budget left; schedule the next one.
 --
 -- KEYS[1]  active: sorted set of leases

@@ -11,11 +11,11 @@ import redis as redis_sync
 import redis.asyncio as redis_async
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from ...errors import BrokerError, BrokerUnavailable
+from ...errors import BrokerError, BrokerRefusesWrites, BrokerUnavailable
 from ..records import JobResult
 
 # Result waits wake on the job's PUBLISH; they also look every this many
@@ -53,6 +53,10 @@ def sync_client(url: str) -> Any:
 def wrap(exc: BaseException) -> BrokerError:
     if isinstance(exc, UNAVAILABLE):
         return BrokerUnavailable(f"Redis unreachable: {exc}")
+    if isinstance(exc, OutOfMemoryError) or str(exc).startswith("OOM "):
+        # Every script declares its flags (lua/*.lua first line), so Redis
+        # refuses a memory-growing script whole: nothing of it was applied.
+        return BrokerRefusesWrites(f"Redis refuses writes (maxmemory reached): {exc}")
     return BrokerError(f"Redis error: {exc}")
 
 

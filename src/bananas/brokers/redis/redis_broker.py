@@ -25,9 +25,10 @@ from ..records import (
     Recovered,
     stalled_record,
 )
-from . import scripts
+from . import acl, scripts
 from .batch import ScriptBatcher
 from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
+from .keyspace import REGISTRATION_GRACE_MS, KeyspaceWatch
 from .redis_inspect import RedisInspection
 from .scripts import Call, LuaScript, Prefixes
 from .sync import RedisSyncClient, enqueue_call
@@ -43,6 +44,8 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
         self.sync = self._sync = RedisSyncClient(url, self.keys)
         self._ready_cache: dict[tuple[QueueRef, ...], list[tuple[str, str]]] = {}
         self._batcher: ScriptBatcher | None = None
+        self.keyspace = KeyspaceWatch()
+        self._producer_checked = False  # permissions, probed on the first enqueue
         self._complete = scripts.load("complete")
         self._complete_shared = scripts.complete_shared(
             active=k.active,
@@ -67,6 +70,14 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
     async def ping(self) -> None:
         with redis_errors():
             await self.redis.ping()
+
+    async def check_access(self, role: str) -> None:
+        """Raise ConfigError naming the first permission the Redis user lacks
+        for `role` (worker / producer / dashboard): a probe at start (acl.py).
+        A worker's rule covers what it enqueues (cron firings, handlers)."""
+        with redis_errors():
+            await acl.check_async(self.redis, self.keys, acl.Role(role))
+        self._producer_checked = self._producer_checked or role != acl.Role.DASHBOARD
 
     async def server_time(self) -> float:
         with redis_errors():
@@ -136,6 +147,8 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
 
     # -- client -----------------------------------------------------------
     async def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
+        if not self._producer_checked:  # once per broker: a producer's start-up check
+            await self.check_access("producer")
         # The batcher sends every batch in one write and reads the replies in order.
         calls = [self._run(enqueue_call(self.keys, batch)) for batch in batches]
         replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
@@ -308,9 +321,11 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
             routing=k.routing(priority),
             plain=k.plain_queue(priority),
             types=k.types,
+            keyspace=k.keyspace,
             priority=priority,
             limit=limit,
             **self._routing(),
+            grace_ms=REGISTRATION_GRACE_MS,
         )
         routed, buried, more = await self._run(call)
         return int(routed) + int(buried), bool(more)

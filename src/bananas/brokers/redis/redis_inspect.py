@@ -5,13 +5,14 @@ dashboard, kept apart from the worker's hot path in redis_broker.py."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from ...job import created_at
 from ...job import record_field as _field
 from ...keys import PRIORITY_RANK, Keys
-from ...vocabulary import PRIORITIES, JobState
+from ...vocabulary import PRIORITIES, JobState, WorkerInfo
 from ..records import (
     BrokerStats,
     DeadInfo,
@@ -20,15 +21,18 @@ from ..records import (
     JobSummary,
     QueueRef,
     Throughput,
+    encode_worker,
 )
 from . import scripts
 from .connection import parse_result as _parse_result
 from .connection import redis_errors
+from .keyspace import KeyspaceWatch
 from .scripts import Call
 
 
 class RedisInspection:
     keys: Keys
+    keyspace: KeyspaceWatch
 
     @property
     def redis(self) -> Any:
@@ -62,6 +66,7 @@ class RedisInspection:
         rest = replies[len(members) :]
         stats.unrouted = {p: int(n) for p, n in zip(PRIORITIES, rest[:3], strict=True)}
         stats.scheduled, stats.active, stats.dead, stats.completed = (int(x) for x in rest[3:7])
+        self.keyspace.last_stats = stats
         return stats
 
     async def list_dead(self, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
@@ -109,11 +114,29 @@ class RedisInspection:
         return bool(await self._run(call))
 
     # -- worker registry ----------------------------------------------------
+    async def heartbeat_worker(self, info: WorkerInfo) -> None:
+        await self._beat(info.id, encode_worker(info), info.job_types)
+
     async def _heartbeat(self, worker_id: str, entry: bytes) -> None:
+        await self._beat(worker_id, entry, ())
+
+    async def _beat(self, worker_id: str, entry: bytes, job_types: Sequence[str]) -> None:
+        """Heartbeat, register the job types again, and watch the keyspace marker."""
         k = self.keys
-        await self._run(
-            scripts.heartbeat(workers=k.workers, seen=k.workers_seen, id=worker_id, entry=entry)
+        _, marker = await self._run(
+            scripts.heartbeat(
+                workers=k.workers,
+                seen=k.workers_seen,
+                types=k.types,
+                keyspace=k.keyspace,
+                id=worker_id,
+                entry=entry,
+                marker=uuid.uuid4().hex,
+                knew="0" if self.keyspace.marker is None else "1",
+                job_type=[(name,) for name in job_types],
+            )
         )
+        self.keyspace.seen(marker.decode())
 
     async def remove_worker(self, worker_id: str) -> None:
         k = self.keys

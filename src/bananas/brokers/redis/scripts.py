@@ -308,16 +308,18 @@ def route_plain(
     queues: str,
     dead: str,
     dead_info: str,
+    keyspace: str,
     priority: str,
     limit: int,
     now_iso: str,
     ttl: str,
     prefixes: Prefixes,
+    grace_ms: int,
 ) -> Call:
     return _call(
         "route_plain",
-        [routing, plain, types, queues, dead, dead_info],
-        [priority, limit, now_iso, ttl, *prefixes.args()],
+        [routing, plain, types, queues, dead, dead_info, keyspace],
+        [priority, limit, now_iso, ttl, *prefixes.args(), grace_ms],
     )
 
 
@@ -355,8 +357,24 @@ def delete_dead(
     return _call("delete_dead", [dead, dead_info, stalls, record_key, result_key], [id])
 
 
-def heartbeat(*, workers: str, seen: str, id: str, entry: bytes) -> Call:
-    return _call("heartbeat", [workers, seen], [id, entry])
+def heartbeat(
+    *,
+    workers: str,
+    seen: str,
+    types: str,
+    keyspace: str,
+    id: str,
+    entry: bytes,
+    marker: str,
+    knew: str,
+    job_type: Sequence[tuple[str]],
+) -> Call:
+    """job_type items: (name,)."""
+    return _call(
+        "heartbeat",
+        [workers, seen, types, keyspace],
+        [id, entry, marker, knew, *_flat(job_type)],
+    )
 
 
 def prune_workers(*, workers: str, seen: str, expiry_ms: int) -> Call:

@@ -21,7 +21,7 @@ from ...errors import BrokerError
 from ...keys import Keys
 from ..base import SyncClient
 from ..records import JobResult, NewJob
-from . import scripts
+from . import acl, scripts
 from .connection import (
     RESULT_POLL_S,
     UNAVAILABLE,
@@ -69,7 +69,12 @@ class RedisSyncClient(SyncClient):
             with self._lock:
                 client = self._client
                 if client is None:
-                    client = self._client = sync_client(self.url)
+                    client = sync_client(self.url)
+                    # A producer's start-up check, once per process: a user
+                    # missing a permission fails here, named, not midway.
+                    with redis_errors():
+                        acl.check_sync(client, self.keys, acl.Role.PRODUCER)
+                    self._client = client
         return client
 
     def close(self) -> None:
