@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from .durations import parse_duration
 from .errors import ConfigError
+from .redact import redact_url
 from .vocabulary import DEFAULT_PRIORITY_WEIGHTS, PRIORITIES, Mode
 from .vocabulary import MODES as MODES  # re-exported: config is where users look
 
@@ -30,7 +31,7 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class Settings:
     app: str | None = None
-    broker_url: str | None = None
+    broker_url: str | None = field(default=None, repr=False)  # may carry a password
     prefix: str = "bananas"
     mode: Mode = Mode.DEFAULT  # a StrEnum: compares equal to its text
     concurrency: int = 10
@@ -217,8 +218,8 @@ def _build(source: Mapping[str, Any]) -> Settings:
             continue
         if not str(url).startswith(("redis://", "rediss://", "unix://", "sqlite://")):
             raise ConfigError(
-                f"{name}={url!r} is invalid (allowed: redis://, rediss://, unix:// "
-                "or sqlite:///path)"
+                f"{name}={redact_url(str(url))!r} is invalid "
+                "(allowed: redis://, rediss://, unix:// or sqlite:///path)"
             )
         values.setdefault("broker_url", str(url))
     opt("BANANAS_PREFIX", "prefix", _nonempty_name, "letters, digits, _ - . :")
