@@ -51,6 +51,7 @@ class Settings:
     retry_backoff: float = 1.0
     retry_backoff_max: float = 600.0
     max_payload_bytes: int = 1024 * 1024
+    max_result_bytes: int = 1024 * 1024
     result_ttl: float = 86400.0
     health_port: int = 6061
     health_host: str = "0.0.0.0"
@@ -271,6 +272,7 @@ def _build(source: Mapping[str, Any]) -> Settings:
     opt("RETRY_BACKOFF", "retry_backoff", _duration_in(0.001, 3600), "1ms to 1h")
     opt("RETRY_BACKOFF_MAX", "retry_backoff_max", _duration_in(0.001, 7 * 86400), "1ms to 7d")
     opt("MAX_PAYLOAD_BYTES", "max_payload_bytes", _int_in(64, 512 * 1024 * 1024), "64 to 512 MiB")
+    opt("MAX_RESULT_BYTES", "max_result_bytes", _int_in(64, 512 * 1024 * 1024), "64 to 512 MiB")
     # Records of finished jobs live this long; cron firing ids rely on it being
     # longer than the scheduler's look-back, hence the 5m floor.
     opt("RESULT_TTL", "result_ttl", _duration_in(300, 365 * 86400), "5m to 365d")
