@@ -3,6 +3,9 @@ unpickle, process jobs beside a crashing one, thread jobs that never return."""
 
 from __future__ import annotations
 
+import os
+import time
+
 from bananas import Bananas
 
 from .sink import sink
@@ -19,3 +22,37 @@ async def big_result(mb: int) -> str:
 @app.job()
 async def small_result(k: str) -> str:
     return k * 10
+
+
+class KeyedError(Exception):
+    """Pickles as KeyedError(message) and so cannot be unpickled: the
+    constructor takes two required arguments."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        super().__init__(f"{key}: {detail}")
+        self.key = key
+
+
+def _started(k: str) -> None:
+    sink().many(("incr", "test:runs", k), ("hset", "test:pids", k, str(os.getpid())))
+
+
+@app.job(executor="process", max_retries=0)
+def raise_keyed(k: str) -> None:
+    _started(k)
+    raise KeyedError(k, "the real error")
+
+
+@app.job(executor="process", max_retries=0)
+def exit_process(k: str, code: int, after: float) -> None:
+    _started(k)
+    time.sleep(after)
+    os._exit(code)
+
+
+@app.job(executor="process", max_retries=0)
+def innocent(k: str, seconds: float) -> str:
+    """Runs in the pool beside a failing job."""
+    _started(k)
+    time.sleep(seconds)
+    return k

@@ -8,7 +8,13 @@
 - process: CPU-bound functions run in a spawn-started process pool. On
   timeout the pool's processes are killed (the only way to stop the job) and
   the pool restarted; jobs that were running beside it in the pool are put
-  back without an attempt charged.
+  back without an attempt charged, with the cause as the reason. When a job's
+  process dies (crash, os._exit, OOM kill) the pool breaks: that job (known by
+  the pid its child wrote into its slot, and that process's exit code) fails
+  with "the job's process died"; jobs running beside it are put back with the
+  crash as the reason; jobs still queued in the pool run in the next one.
+  Results and exceptions come back as bytes the child pickled (child.py), so
+  an exception the worker cannot unpickle no longer breaks the pool.
 """
 
 from __future__ import annotations
@@ -16,15 +22,19 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import importlib
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
+import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..app import JobDefinition
 from ..errors import BananasError, JobTimeout
+from .child import call_in_child, init_child, outcome
 
 
 class Requeue(BananasError):
@@ -37,7 +47,9 @@ class Executors:
             max_workers=concurrency * 2, thread_name_prefix="bananas-job"
         )
         self._process_size = max(1, min(concurrency, os.cpu_count() or 1))
-        self._processes: ProcessPoolExecutor | None = None
+        self._slots = concurrency  # at most this many process jobs at once
+        self._free_slots = list(range(concurrency))
+        self._processes: _Pool | None = None
         self._generation = 0
 
     async def run(self, definition: JobDefinition, kwargs: dict[str, Any], timeout: float) -> Any:
@@ -74,61 +86,138 @@ class Executors:
                 ) from None
             raise
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def _pool(self) -> _Pool:
         if self._processes is None:
-            self._processes = ProcessPoolExecutor(
-                max_workers=self._process_size, mp_context=multiprocessing.get_context("spawn")
+            context = multiprocessing.get_context("spawn")
+            pids = context.Array("i", self._slots, lock=False)
+            executor = ProcessPoolExecutor(
+                max_workers=self._process_size,
+                mp_context=context,
+                initializer=init_child,
+                initargs=(pids,),
             )
+            self._processes = _Pool(executor, pids)
         return self._processes
 
     async def _run_process(
         self, definition: JobDefinition, kwargs: dict[str, Any], timeout: float
     ) -> Any:
+        while True:  # again only when the pool broke before the job started
+            slot = self._free_slots.pop() if self._free_slots else -1
+            try:
+                return await self._once_in_process(definition, kwargs, timeout, slot)
+            except _NotStarted:
+                continue
+            finally:
+                if slot >= 0:
+                    self._free_slots.append(slot)
+
+    async def _once_in_process(
+        self, definition: JobDefinition, kwargs: dict[str, Any], timeout: float, slot: int
+    ) -> Any:
         fn = definition.fn
         loop = asyncio.get_running_loop()
-        generation = self._generation
+        generation, pool = self._generation, self._pool()
+        if slot >= 0:
+            pool.pids[slot] = 0
         future = loop.run_in_executor(
-            self._pool(), _call_in_child, fn.__module__, fn.__qualname__, kwargs
+            pool.executor, call_in_child, slot, fn.__module__, fn.__qualname__, kwargs
         )
         try:
-            return await asyncio.wait_for(future, timeout)
+            ok, data = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             if future.done() and not future.cancelled():
                 raise
-            self._kill_pool(generation)
+            self._kill_pool(generation, "another job's timeout")
             raise JobTimeout(f"timed out after {timeout:g}s (process killed)") from None
         except BrokenProcessPool:
-            if generation != self._generation:
-                raise Requeue("process pool restarted after another job's timeout") from None
-            self._kill_pool(generation)
-            raise BananasError(
-                "the job's process died (crash, os._exit or out of memory)"
-            ) from None
+            self._kill_pool(generation, None)
+            raise self._after_break(pool, slot) from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if (
+                future.cancelled()
+                and generation != self._generation
+                and task
+                and not task.cancelling()
+            ):
+                raise _NotStarted() from None  # dropped from a killed pool's queue, not by us
+            raise
+        return outcome(ok, data)
 
-    def _kill_pool(self, generation: int) -> None:
+    def _after_break(self, pool: _Pool, slot: int) -> BaseException:
+        """What a job in a broken pool gets: its own death, a requeue when
+        another job broke the pool (a job that had not started runs again here)."""
+        pid = pool.pids[slot] if slot >= 0 else -1
+        if pid == 0:
+            return _NotStarted()
+        if pid in pool.died:
+            code = pool.died[pid]
+            return BananasError(
+                f"the job's process died (exit code {code}: a crash, os._exit or out of memory)"
+            )
+        if pool.died or pool.reason is not None:
+            return Requeue(f"process pool restarted after {pool.cause()}")
+        # No process is known to have died by itself: blame every job that was in it.
+        return BananasError("the job's process pool broke (a process died; which one is unknown)")
+
+    def _kill_pool(self, generation: int, reason: str | None) -> None:
+        """Kill and drop the pool of `generation` (once). With no reason (it broke
+        by itself) the processes that had already died, not by the pool's own
+        SIGTERM, are noted first: those are the jobs that broke it."""
         if generation != self._generation or self._processes is None:
             return
         pool, self._processes = self._processes, None
         self._generation += 1
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
+        processes = list((getattr(pool.executor, "_processes", None) or {}).values())
+        if reason is None:
+            pool.died = _died_by_themselves(processes)
+        pool.reason = reason
+        for process in processes:
             process.kill()
         # Joining is quick once the processes are dead, and frees their semaphores.
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.executor.shutdown(wait=True, cancel_futures=True)
 
     def shutdown(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
         if self._processes is not None:
-            self._kill_pool(self._generation)
+            self._kill_pool(self._generation, "the worker's stop")
 
 
-def _call_in_child(module: str, qualname: str, kwargs: dict[str, Any]) -> Any:
-    """Runs in the pool process: resolve the handler by name (the decorated
-    object is not picklable by reference) and call it."""
-    target: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    fn = getattr(target, "__wrapped__", target)
-    result = fn(**kwargs)
-    if asyncio.iscoroutine(result):
-        return asyncio.run(result)
-    return result
+def _died_by_themselves(processes: list[Any]) -> dict[int, int]:
+    """pid -> exit code of the pool processes that are gone and were not
+    stopped by the pool's own SIGTERM. A process's end of its pipe closes
+    (what the pool noticed) a moment before it can be reaped, and the pool's
+    thread reaps it too: wait, briefly, until its exit code is known."""
+    sentinels = {p.sentinel: p for p in processes}
+    gone = multiprocessing.connection.wait(list(sentinels), timeout=0)
+    died: dict[int, int] = {}
+    deadline = time.monotonic() + 2.0
+    for sentinel in gone:
+        process = sentinels[sentinel]
+        while process.exitcode is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        code = process.exitcode
+        if code is not None and code != -signal.SIGTERM:
+            died[process.pid] = code
+    return died
+
+
+class _NotStarted(Exception):
+    """The pool broke before this job started: run it in the next pool."""
+
+
+@dataclass(eq=False)
+class _Pool:
+    """One process pool, the pid each slot's job started in, and how it ended."""
+
+    executor: ProcessPoolExecutor
+    pids: Any  # multiprocessing Array of int, one per slot
+    died: dict[int, int] = field(default_factory=dict)  # pid -> exit code
+    reason: str | None = None
+
+    def cause(self) -> str:
+        if self.died:
+            codes = ", ".join(f"pid {pid} exit code {code}" for pid, code in self.died.items())
+            return f"another job's process died ({codes})"
+        return self.reason or "a crash"
