@@ -4,6 +4,7 @@ unpickle, process jobs beside a crashing one, thread jobs that never return."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from bananas import Bananas
@@ -53,6 +54,36 @@ def exit_process(k: str, code: int, after: float) -> None:
 @app.job(executor="process", max_retries=0)
 def innocent(k: str, seconds: float) -> str:
     """Runs in the pool beside a failing job."""
+    _started(k)
+    time.sleep(seconds)
+    return k
+
+
+_forever = threading.Event()  # never set: a stuck handler waits on it forever
+
+
+@app.job(timeout="1s", max_retries=0)
+def stuck(k: str) -> None:
+    """A thread handler that never returns."""
+    _started(k)
+    _forever.wait()
+
+
+@app.job(timeout="1s", max_retries=0)
+def quick_thread(k: str) -> str:
+    _started(k)
+    return k
+
+
+@app.job()
+async def quick_async(k: str) -> str:
+    _started(k)
+    return k
+
+
+@app.job(timeout="1s", max_retries=0)
+def slow_thread(k: str, seconds: float) -> str:
+    """Outlives its timeout, then returns (its thread is freed late)."""
     _started(k)
     time.sleep(seconds)
     return k

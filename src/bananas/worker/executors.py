@@ -2,9 +2,12 @@
 
 - async: the coroutine runs on the worker's loop; on timeout it is cancelled.
 - thread: plain functions run in a thread pool with the caller's contextvars.
+  A job's timeout starts when its thread starts, never while it waits for one.
   Python cannot stop a thread, so on timeout the job is reported failed (and
   retried) and its slot is freed; the thread runs on until the function
-  returns, its result discarded. The pool is sized 2x concurrency for that.
+  returns, its result discarded, counted in `threads_stuck`. The pool is sized
+  2x concurrency for that; once every thread is stuck, /livez fails (a restart
+  is the only cure) and thread jobs wait, leased, rather than fail unstarted.
 - process: CPU-bound functions run in a spawn-started process pool. On
   timeout the pool's processes are killed (the only way to stop the job) and
   the pool restarted; jobs that were running beside it in the pool are put
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -43,9 +45,12 @@ class Requeue(BananasError):
 
 class Executors:
     def __init__(self, concurrency: int) -> None:
+        self.thread_count = concurrency * 2
         self._threads = ThreadPoolExecutor(
-            max_workers=concurrency * 2, thread_name_prefix="bananas-job"
+            max_workers=self.thread_count, thread_name_prefix="bananas-job"
         )
+        # Threads still running a handler that timed out (read by the health thread).
+        self.threads_stuck = 0
         self._process_size = max(1, min(concurrency, os.cpu_count() or 1))
         self._slots = concurrency  # at most this many process jobs at once
         self._free_slots = list(range(concurrency))
@@ -75,16 +80,42 @@ class Executors:
         self, definition: JobDefinition, kwargs: dict[str, Any], timeout: float
     ) -> Any:
         loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, definition.fn, **kwargs)
+        started: list[float] = []  # the thread writes its start time: no wake-up per job
+        run = contextvars.copy_context().run
+        fn = definition.fn
+
+        def call() -> Any:
+            started.append(time.monotonic())
+            return run(fn, **kwargs)
+
         future = loop.run_in_executor(self._threads, call)
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            if future.cancelled() or not future.done():
+        wait = timeout
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), wait)
+            except TimeoutError:
+                if future.done():
+                    return future.result()
+                if not started:  # still waiting for a thread: not the job's time
+                    continue
+                wait = started[0] + timeout - time.monotonic()
+                if wait > 0:
+                    continue
+                self._stuck_one(future)
                 raise JobTimeout(
                     f"timed out after {timeout:g}s (thread left running; result discarded)"
                 ) from None
-            raise
+            except asyncio.CancelledError:
+                future.cancel()  # a job that has not started yet never will
+                raise
+
+    def _stuck_one(self, future: asyncio.Future[Any]) -> None:
+        self.threads_stuck += 1
+
+        def returned(_: asyncio.Future[Any]) -> None:
+            self.threads_stuck -= 1
+
+        future.add_done_callback(returned)
 
     def _pool(self) -> _Pool:
         if self._processes is None:

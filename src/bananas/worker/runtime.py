@@ -212,6 +212,8 @@ class Worker:
             last_fetch=self.fetcher.last_fetch,
             last_tick=self.monitor.last_tick,
             snapshot=self.monitor.snapshot,
+            threads_stuck=self.executors.threads_stuck,
+            threads_total=self.executors.thread_count,
         )
 
     def request_stop(self) -> None:
