@@ -5,6 +5,8 @@ the reason, and jobs still queued in the pool run once in the next pool."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from support import Backend, WorkerFactory, wait_for
 
@@ -61,3 +63,19 @@ def test_a_crash_fails_its_own_job_and_puts_the_others_back_with_the_crash(
     assert "exit code 3" in reasons[running.id] and "timeout" not in reasons[running.id]
     # The running one was killed with the pool and had to run again; the queued one ran once.
     assert (_runs(target, "running"), _runs(target, "queued"), _runs(target, "crash")) == (2, 1, 1)
+
+
+def test_a_job_waiting_in_a_busy_pool_is_not_charged_the_wait(
+    workers: WorkerFactory, target: Backend
+) -> None:
+    app = Bananas(settings=Settings.load())
+    # The pool has one process per core: one job more than that waits in it for
+    # a process, then runs 0.7 s of its 1 s timeout (1.4 s after it was handed over).
+    n = (os.cpu_count() or 1) + 1
+    worker = workers.start("apps.execs:app", "--concurrency", str(n), WORKER_PREFETCH="0")
+    warm = app.enqueue("innocent", {"k": "warm", "seconds": 0.0})
+    assert warm.result(timeout=30) == "warm"  # the pool's processes are started
+    jobs = app.enqueue_many([("timed_process", {"k": f"t{i}", "seconds": 0.7}) for i in range(n)])
+    assert [h.result(timeout=30) for h in jobs] == [f"t{i}" for i in range(n)]
+    assert [_runs(target, f"t{i}") for i in range(n)] == [1] * n
+    assert not worker.events("job.requeued"), workers.repeat_causes()

@@ -87,3 +87,10 @@ def slow_thread(k: str, seconds: float) -> str:
     _started(k)
     time.sleep(seconds)
     return k
+
+
+@app.job(executor="process", timeout="1s", max_retries=0)
+def timed_process(k: str, seconds: float) -> str:
+    _started(k)
+    time.sleep(seconds)
+    return k

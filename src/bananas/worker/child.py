@@ -20,12 +20,14 @@ import asyncio
 import importlib
 import os
 import pickle
+import time
 import traceback
 from typing import Any
 
 from ..errors import BananasError
 
 _PIDS: Any = None  # the pool's shared pid array, set by init_child
+_STARTED: Any = None  # and its start times (CLOCK_MONOTONIC is system-wide)
 
 
 class ChildError(BananasError):
@@ -44,9 +46,9 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.text}"""'
 
 
-def init_child(pids: Any) -> None:
-    global _PIDS
-    _PIDS = pids
+def init_child(pids: Any, started: Any) -> None:
+    global _PIDS, _STARTED
+    _PIDS, _STARTED = pids, started
 
 
 def call_in_child(
@@ -54,6 +56,7 @@ def call_in_child(
 ) -> tuple[bool, bytes]:
     """Run the handler; (True, pickled result) or (False, pickled error fields)."""
     if _PIDS is not None and slot >= 0:
+        _STARTED[slot] = time.monotonic()
         _PIDS[slot] = os.getpid()
     try:
         target: Any = importlib.import_module(module)

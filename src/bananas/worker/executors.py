@@ -121,13 +121,14 @@ class Executors:
         if self._processes is None:
             context = multiprocessing.get_context("spawn")
             pids = context.Array("i", self._slots, lock=False)
+            started = context.Array("d", self._slots, lock=False)
             executor = ProcessPoolExecutor(
                 max_workers=self._process_size,
                 mp_context=context,
                 initializer=init_child,
-                initargs=(pids,),
+                initargs=(pids, started),
             )
-            self._processes = _Pool(executor, pids)
+            self._processes = _Pool(executor, pids, started)
         return self._processes
 
     async def _run_process(
@@ -151,11 +152,12 @@ class Executors:
         generation, pool = self._generation, self._pool()
         if slot >= 0:
             pool.pids[slot] = 0
+            pool.started[slot] = 0.0
         future = loop.run_in_executor(
             pool.executor, call_in_child, slot, fn.__module__, fn.__qualname__, kwargs
         )
         try:
-            ok, data = await asyncio.wait_for(future, timeout)
+            ok, data = await _from_start(future, timeout, pool, slot)
         except TimeoutError:
             if future.done() and not future.cancelled():
                 raise
@@ -173,6 +175,7 @@ class Executors:
                 and not task.cancelling()
             ):
                 raise _NotStarted() from None  # dropped from a killed pool's queue, not by us
+            future.cancel()  # ours: a job still queued in the pool must not start later
             raise
         return outcome(ok, data)
 
@@ -215,6 +218,25 @@ class Executors:
             self._kill_pool(self._generation, "the worker's stop")
 
 
+async def _from_start(future: asyncio.Future[Any], timeout: float, pool: _Pool, slot: int) -> Any:
+    """The job's outcome, timing out `timeout` after its child started it (a
+    job queued in a busy pool is not charged the wait); TimeoutError when it
+    ran too long."""
+    wait = timeout
+    while True:
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), wait)
+        except TimeoutError:
+            if future.done() or slot < 0:
+                raise
+            begun = pool.started[slot] if pool.pids[slot] else 0.0
+            if begun:
+                wait = begun + timeout - time.monotonic()
+                if wait <= 0:
+                    raise
+            # else: still waiting for a process, not the job's time
+
+
 def _died_by_themselves(processes: list[Any]) -> dict[int, int]:
     """pid -> exit code of the pool processes that are gone and were not
     stopped by the pool's own SIGTERM. A process's end of its pipe closes
@@ -244,6 +266,7 @@ class _Pool:
 
     executor: ProcessPoolExecutor
     pids: Any  # multiprocessing Array of int, one per slot
+    started: Any  # multiprocessing Array of float: time.monotonic() at the job's start
     died: dict[int, int] = field(default_factory=dict)  # pid -> exit code
     reason: str | None = None
 
