@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from .durations import parse_duration
 from .errors import ConfigError
+from .redact import redact_url
 from .vocabulary import DEFAULT_PRIORITY_WEIGHTS, PRIORITIES, Mode
 from .vocabulary import MODES as MODES  # re-exported: config is where users look
 
@@ -30,7 +31,7 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class Settings:
     app: str | None = None
-    broker_url: str | None = None
+    broker_url: str | None = field(default=None, repr=False)  # may carry a password
     prefix: str = "bananas"
     mode: Mode = Mode.DEFAULT  # a StrEnum: compares equal to its text
     concurrency: int = 10
@@ -50,6 +51,7 @@ class Settings:
     retry_backoff: float = 1.0
     retry_backoff_max: float = 600.0
     max_payload_bytes: int = 1024 * 1024
+    max_result_bytes: int = 1024 * 1024
     result_ttl: float = 86400.0
     health_port: int = 6061
     health_host: str = "0.0.0.0"
@@ -217,8 +219,8 @@ def _build(source: Mapping[str, Any]) -> Settings:
             continue
         if not str(url).startswith(("redis://", "rediss://", "unix://", "sqlite://")):
             raise ConfigError(
-                f"{name}={url!r} is invalid (allowed: redis://, rediss://, unix:// "
-                "or sqlite:///path)"
+                f"{name}={redact_url(str(url))!r} is invalid "
+                "(allowed: redis://, rediss://, unix:// or sqlite:///path)"
             )
         values.setdefault("broker_url", str(url))
     opt("BANANAS_PREFIX", "prefix", _nonempty_name, "letters, digits, _ - . :")
@@ -270,6 +272,7 @@ def _build(source: Mapping[str, Any]) -> Settings:
     opt("RETRY_BACKOFF", "retry_backoff", _duration_in(0.001, 3600), "1ms to 1h")
     opt("RETRY_BACKOFF_MAX", "retry_backoff_max", _duration_in(0.001, 7 * 86400), "1ms to 7d")
     opt("MAX_PAYLOAD_BYTES", "max_payload_bytes", _int_in(64, 512 * 1024 * 1024), "64 to 512 MiB")
+    opt("MAX_RESULT_BYTES", "max_result_bytes", _int_in(64, 512 * 1024 * 1024), "64 to 512 MiB")
     # Records of finished jobs live this long; cron firing ids rely on it being
     # longer than the scheduler's look-back, hence the 5m floor.
     opt("RESULT_TTL", "result_ttl", _duration_in(300, 365 * 86400), "5m to 365d")

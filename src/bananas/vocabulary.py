@@ -137,6 +137,7 @@ class WorkerInfo:
     state: str = ""
     jobs_completed: int | None = None
     jobs_failed: int | None = None
+    threads_stuck: int | None = None  # job threads running a handler that timed out
     last_seen: float | None = None  # filled in by the broker on read (its clock)
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,6 +169,7 @@ class WorkerInfo:
             state=_text(entry.get("state")),
             jobs_completed=_int(entry.get("jobs_completed")),
             jobs_failed=_int(entry.get("jobs_failed")),
+            threads_stuck=_int(entry.get("threads_stuck")),
             last_seen=_num(entry.get("last_seen")),
         )
 

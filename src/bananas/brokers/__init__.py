@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
+from ..redact import redact_url
 from .base import Broker
 
 __all__ = ["Broker", "from_url"]
@@ -19,6 +20,6 @@ def from_url(url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) 
 
         return SQLiteBroker(url, prefix=prefix, result_ttl=result_ttl)
     raise ConfigError(
-        f"broker URL {url!r} has an unknown scheme (allowed: redis://, rediss://, unix://, "
-        "sqlite:///path)"
+        f"broker URL {redact_url(url)!r} has an unknown scheme "
+        "(allowed: redis://, rediss://, unix://, sqlite:///path)"
     )

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 
 from ..job import decode_record
+from ..redact import redact_url
 from ..vocabulary import JOB_STATES, JobState, WorkerInfo, check_state
 from .records import (
     ENQUEUE_CHUNK,
@@ -102,7 +103,7 @@ class Connection(abc.ABC):
 
     def describe(self) -> str:
         """Broker URL with any password masked, for logs."""
-        return _mask(self.url)
+        return redact_url(self.url)
 
     async def server_time(self) -> float:
         """The broker's clock, unix seconds: the one clock every lease, due
@@ -338,12 +339,3 @@ class Broker(WorkerPath, Inspection, Registry, Administration):
 def foreign_routing(broker: Broker) -> ForeignRouting | None:
     """The broker's foreign-record router, if it has one."""
     return broker if isinstance(broker, ForeignRouting) else None
-
-
-def _mask(url: str) -> str:
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0] if ":" in creds else ""
-    return f"{scheme}://{user}:***@{host}"

@@ -13,6 +13,7 @@ from ..app import Bananas
 from ..brokers import Broker
 from ..config import Settings
 from ..errors import BananasError, BrokerError, ConfigError
+from ..redact import redact_url
 
 T = TypeVar("T")
 
@@ -44,7 +45,7 @@ def run_with_broker(settings: Settings, action: Callable[[Broker], Coroutine[Any
     except ConfigError as exc:
         fail(str(exc), 2)
     except BrokerError as exc:
-        fail(f"{exc} (broker {settings.effective_broker_url})")
+        fail(f"{exc} (broker {redact_url(settings.effective_broker_url)})")
     except BananasError as exc:
         fail(str(exc))
 

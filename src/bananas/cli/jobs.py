@@ -131,12 +131,15 @@ def render_status(data: dict[str, Any], stats: Any) -> str:
         )
         for e in sorted(entries, key=lambda e: (str(e.get("group")), str(e.get("id")))):
             busy = f"{e.get('in_flight', 0)}/{e.get('concurrency', 0)}"
+            state = str(e.get("state", "?"))
+            if e.get("threads_stuck"):
+                state += f" ({e['threads_stuck']} job threads stuck in timed-out handlers)"
             lines.append(
                 f"{str(e.get('id', '?'))[:34]:<34} {e.get('mode', '?')!s:<16} "
                 f"{str(e.get('group', '?'))[:12]:<12} "
                 f"{','.join(e.get('priorities') or []) or '-':<18} {busy:>9} "
                 f"{float(e.get('utilization') or 0):>5.0%} "
-                f"{now - float(e.get('last_seen') or now):>4.0f}s {e.get('state', '?')}"
+                f"{now - float(e.get('last_seen') or now):>4.0f}s {state}"
             )
     if stats.ready:
         lines.append("\nPRIORITY  JOB TYPE                        DEPTH")

@@ -12,6 +12,7 @@ from pathlib import Path
 from .. import demo_jobs
 from ..app import Bananas
 from ..config import Settings
+from ..redact import redact_url
 from ..vocabulary import Mode
 from .plan import make_plan
 from .processes import APP, CONCURRENCY, DEMO_DIR, Processes, child_env
@@ -71,7 +72,7 @@ class Demo:
 
     async def main(self) -> int:
         started = time.monotonic()
-        where = f"a fresh embedded SQLite file ({self.url})" if self.fresh else self.url
+        where = f"a fresh embedded SQLite file ({self.url})" if self.fresh else redact_url(self.url)
         self.say(f"Bananas demo: {self.jobs} jobs on {where}")
         self.say(f"  starting a thin-mode worker (concurrency {CONCURRENCY}) and a scheduler...")
         self.processes.start("worker", "worker", "--app", APP, "--mode", Mode.THIN)
@@ -153,7 +154,7 @@ class Demo:
         self._next_steps()
 
     def _next_steps(self) -> None:
-        flag = f" --broker {self.url}"
+        flag = f" --broker {redact_url(self.url)}"
         self.say("\nTry next:")
         self.say(f"  bananas status{flag}            # queue depths, in flight, dead")
         self.say(f"  bananas dlq list{flag}          # the dead letter, with its error")

@@ -117,6 +117,12 @@ class _WorkerCollector(Collector):
         yield _gauge("bananas_in_flight_jobs", "Jobs running in this process.", w.in_flight)
         yield _gauge("bananas_worker_concurrency", "Job slots in this process.", w.concurrency)
         yield _gauge(
+            "bananas_job_threads_stuck",
+            "Job threads still running a handler that timed out (of bananas_job_threads).",
+            w.threads_stuck,
+        )
+        yield _gauge("bananas_job_threads", "Job threads in this process.", w.threads_total)
+        yield _gauge(
             "bananas_drain_duration_seconds",
             "Duration of the last drain (0 if none).",
             w.drain_duration_s,

@@ -115,14 +115,17 @@ class WorkerStatus:
     last_tick: float
     snapshot: BrokerSnapshot
     writes_refused: str | None = None  # why the broker refuses writes, or None
+    threads_stuck: int = 0  # job threads still running a handler that timed out
+    threads_total: int = 0  # the job thread pool's size
 
     @property
     def draining(self) -> bool:
         return self.state is WorkerState.DRAINING
 
     def liveness_problems(self, now: float, loop_stall: float) -> list[str]:
-        """Why /livez fails: a blocked event loop, or a fetch loop that stopped
-        making progress while slots are free."""
+        """Why /livez fails: a blocked event loop, a fetch loop that stopped
+        making progress while slots are free, or every job thread stuck in a
+        handler that timed out (Python cannot stop a thread: only a restart frees it)."""
         problems = []
         lag = now - self.last_tick
         if lag > loop_stall:
@@ -137,6 +140,11 @@ class WorkerStatus:
             and idle > max(loop_stall, FETCH_STALL)
         ):
             problems.append(f"fetch loop made no progress for {idle:.1f}s with free slots")
+        if self.threads_total and self.threads_stuck >= self.threads_total:
+            problems.append(
+                f"all {self.threads_total} job threads are stuck in handlers that timed out: "
+                "thread jobs cannot start until the worker restarts"
+            )
         return problems
 
     def readiness_problems(self) -> list[str]:
@@ -182,4 +190,5 @@ def registry_info(identity: WorkerIdentity, status: WorkerStatus, stats: WorkerS
         state=str(status.state),
         jobs_completed=stats.completed,
         jobs_failed=stats.failed,
+        threads_stuck=status.threads_stuck,
     )

@@ -133,6 +133,9 @@ class JobRunner:
                 delivery, record, f"result is not JSON-serializable: {exc}", attempt=attempt
             )
             return
+        if result is not None and len(result) > self.settings.max_result_bytes:
+            await self._reject(delivery, record, self._too_big(result), attempt=attempt)
+            return
         outcome = await self._settle(
             delivery,
             lambda: self.broker.complete(
@@ -214,6 +217,13 @@ class JobRunner:
                 self.log.info("job.retried", retry_in_s=round(delay, 3), **fields)
         if outcome is Settle.REFUSED:
             self._stale(delivery, record, FAILED)
+
+    def _too_big(self, result: bytes) -> str:
+        limit = self.settings.max_result_bytes
+        return (
+            f"result is {len(result)} bytes of JSON, over MAX_RESULT_BYTES={limit}: "
+            "not stored (return a reference, e.g. a file or object-store key, instead)"
+        )
 
     def backoff(self, attempt: int) -> float:
         """Exponential back-off with jitter: base * 2^(attempt-1), capped, x [0.5, 1)."""

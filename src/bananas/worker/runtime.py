@@ -215,6 +215,8 @@ class Worker:
             last_tick=self.monitor.last_tick,
             snapshot=self.monitor.snapshot,
             writes_refused=self.link.refusing,
+            threads_stuck=self.executors.threads_stuck,
+            threads_total=self.executors.thread_count,
         )
 
     def request_stop(self) -> None:
