@@ -9,6 +9,14 @@ Every leased job (buffered, executing or settling) is in `leased`, which the
 lease heartbeat reads. The drain takes the buffer back with
 `take_prefetched()`, waits on `running()`, and puts back what `cancelled`
 and `unfinished()` hold.
+
+A buffered job starts only while its lease is surely still ours: its
+`held_until` (the send time of the dequeue or of the last heartbeat that
+extended it, plus the lease, on the monotonic clock, which keeps counting
+while the process is frozen) is in the future and the heartbeat has not
+reported it lost. Otherwise it is dropped (`job.dropped`) and released: a
+worker resumed after SIGSTOP, or one whose loop stalled past the lease, must
+not run jobs another worker has already settled.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ class Fetcher:
         self._slot_free = asyncio.Event()
         self._seq = itertools.count()
         self._loop: asyncio.Task[None] | None = None
+        self._releases: set[asyncio.Task[None]] = set()
 
     @property
     def in_flight(self) -> int:
@@ -107,6 +116,7 @@ class Fetcher:
                 await until_stop(self._slot_free.wait(), p.stop)
                 continue
             order = next(orders)
+            sent = time.monotonic()
             try:
                 deliveries = await p.broker.dequeue(
                     order, want, p.lease_timeout, f"{p.token_prefix}:{next(self._seq)}:"
@@ -122,17 +132,47 @@ class Fetcher:
                 continue
             p.link.up()
             pause = 0.1
+            held_until = sent + p.lease_timeout
             for delivery in deliveries:
+                delivery.held_until = held_until
                 self.leased[delivery.id] = delivery  # leased: the heartbeat covers it
                 self._buffer.append(delivery)
             self._fill_slots()
 
     def _fill_slots(self) -> None:
         """Start buffered jobs in the free slots: no round trip between jobs."""
+        if not self._buffer:
+            return
+        dropped: list[Delivery] = []
+        now = time.monotonic()  # one clock read per call, not per job
         while self._buffer and len(self._executing) < self._concurrency:
             if self._stop.is_set():
-                return
-            self._start(self._buffer.popleft())
+                break
+            delivery = self._buffer.popleft()
+            if delivery.held_until <= now:
+                dropped.append(delivery)
+                continue
+            self._start(delivery)
+        if dropped:
+            self._drop(dropped)
+
+    def _drop(self, deliveries: list[Delivery]) -> None:
+        """Let go of buffered jobs whose lease is gone: never started, so never
+        run; put back uncharged if the lease turns out to be ours still."""
+        for delivery in deliveries:
+            del self.leased[delivery.id]
+            self.p.log.warning(
+                "job.dropped",
+                job_id=delivery.id,
+                detail="lease expired before the job started (worker frozen or stalled); not run",
+            )
+        task = asyncio.create_task(self._release(deliveries))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self, deliveries: list[Delivery]) -> None:
+        with contextlib.suppress(BrokerError):
+            await self.p.broker.requeue(deliveries)
 
     def release_slot(self, delivery: Delivery) -> None:
         """Free the job's slot (called as its outcome starts settling)."""
@@ -142,6 +182,7 @@ class Fetcher:
             self._slot_free.set()
 
     def _start(self, delivery: Delivery) -> None:
+        delivery.started = True
         self._executing.add(delivery.id)
         self._tasks[delivery.id] = asyncio.create_task(self._job(delivery))
 
