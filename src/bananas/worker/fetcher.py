@@ -17,6 +17,15 @@ while the process is frozen) is in the future and the heartbeat has not
 reported it lost. Otherwise it is dropped (`job.dropped`) and released: a
 worker resumed after SIGSTOP, or one whose loop stalled past the lease, must
 not run jobs another worker has already settled.
+
+Lost replies: a dequeue that fails is sent again with the same token prefix
+(the next fetch, or once more at stop), and the broker answers a repeated
+prefix with the jobs it leased then (Redis keeps each worker's last dequeue
+for a lease), so a reply lost with the connection leaves no job leased to
+nobody. Each dequeue says how many of its jobs start at once (the free
+slots); the rest are leased as not started, and the heartbeat marks them
+started when they start: the recoverer charges a stall only to a job that
+started.
 """
 
 from __future__ import annotations
@@ -71,6 +80,8 @@ class Fetcher:
         self._seq = itertools.count()
         self._loop: asyncio.Task[None] | None = None
         self._releases: set[asyncio.Task[None]] = set()
+        # A dequeue that failed: its token prefix and send time, sent again.
+        self._unanswered: tuple[str, float] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -86,6 +97,10 @@ class Fetcher:
         self.p.stop.set()
         if self._loop is not None:
             await asyncio.gather(self._loop, return_exceptions=True)
+        if self._unanswered is not None and self.p.orders:
+            # Its jobs (if it was applied) join the buffer the drain puts back.
+            with contextlib.suppress(BrokerError):
+                self._take(await self._dequeue(self.p.orders[0], 0))
 
     # -- the drain's view -------------------------------------------------
     def take_prefetched(self) -> list[Delivery]:
@@ -107,7 +122,9 @@ class Fetcher:
     async def _fetch_loop(self) -> None:
         p = self.p
         orders = itertools.cycle(p.orders)
-        pause = 0.1
+        # A dropped connection is replaced by the next call: the first retry goes
+        # at once, repeated failures back off (Redis down).
+        pause = 0.0
         while not p.stop.is_set():
             self.last_fetch = time.monotonic()
             want = self._capacity - len(self._executing) - len(self._buffer)
@@ -116,11 +133,8 @@ class Fetcher:
                 await until_stop(self._slot_free.wait(), p.stop)
                 continue
             order = next(orders)
-            sent = time.monotonic()
             try:
-                deliveries = await p.broker.dequeue(
-                    order, want, p.lease_timeout, f"{p.token_prefix}:{next(self._seq)}:"
-                )
+                deliveries = await self._dequeue(order, want)
                 if not deliveries:
                     await until_stop(p.broker.wait_for_jobs(order, IDLE_WAIT), p.stop)
                     continue
@@ -128,16 +142,33 @@ class Fetcher:
                 p.link.down()
                 p.log.warning("broker.unreachable", error=str(exc), retry_in_s=pause)
                 await until_stop(asyncio.sleep(pause), p.stop)
-                pause = min(pause * 2, 5.0)
+                pause = min(max(pause * 2, 0.05), 5.0)
                 continue
             p.link.up()
-            pause = 0.1
-            held_until = sent + p.lease_timeout
-            for delivery in deliveries:
-                delivery.held_until = held_until
+            pause = 0.0
+            self._take(deliveries)
+            self._fill_slots()
+
+    async def _dequeue(self, order: Sequence[QueueRef], want: int) -> list[Delivery]:
+        """One dequeue; a failed one is sent again with its token prefix."""
+        p = self.p
+        prefix, sent = self._unanswered or (f"{p.token_prefix}:{next(self._seq)}:", 0.0)
+        sent = sent or time.monotonic()
+        # The jobs that start at once are marked started; the rest wait in the buffer.
+        start = max(0, self._concurrency - len(self._executing) - len(self._buffer))
+        self._unanswered = (prefix, sent)
+        deliveries = await p.broker.dequeue(order, want, p.lease_timeout, prefix, start)
+        self._unanswered = None
+        held_until = sent + p.lease_timeout
+        for delivery in deliveries:
+            delivery.held_until = held_until
+        return deliveries
+
+    def _take(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            if delivery.id not in self.leased:
                 self.leased[delivery.id] = delivery  # leased: the heartbeat covers it
                 self._buffer.append(delivery)
-            self._fill_slots()
 
     def _fill_slots(self) -> None:
         """Start buffered jobs in the free slots: no round trip between jobs."""

@@ -58,7 +58,9 @@ class Leases:
             return
         sent = time.monotonic()
         lost = await self.p.broker.extend_leases(
-            [(d.id, d.token) for d in held], self.p.lease_timeout
+            [(d.id, d.token) for d in held],
+            self.p.lease_timeout,
+            {d.id for d in held if d.started},  # started: a stall is charged if lost
         )
         self.p.link.up()
         held_until = sent + self.p.lease_timeout

@@ -260,7 +260,7 @@ class JobRunner:
         delivery.settling = True
         self.release_slot(delivery)
         deadline = time.monotonic() + self.settings.lease_timeout
-        pause = 0.05
+        pause = 0.0  # the first retry at once: a dropped connection is replaced
         while True:
             try:
                 return Settle.DONE if await action() else Settle.REFUSED
@@ -274,4 +274,4 @@ class JobRunner:
                     )
                     return Settle.UNREACHABLE
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
+                pause = min(max(pause * 2, 0.05), 1.0)

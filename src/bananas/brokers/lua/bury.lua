@@ -20,13 +20,18 @@
 -- ARGV[10] throughput_prefix: minute counter key prefix (counts the failed attempt)
 -- ARGV[11] throughput_keep: seconds a minute's counters are kept
 --
--- Returns: 1 done; 0 refused (stale lease).
+-- The result hash keeps the token (`lease`): a bury sent again because its
+-- reply was lost finds its own and is answered 1.
+--
+-- Returns: 1 done (or done already by this same lease); 0 refused (stale lease).
 
 -- @include _clock.lua
 -- @include _lease.lua
 
 local id = ARGV[1]
-if not lease_queue(KEYS[2], id, ARGV[2]) then return 0 end
+if not lease_queue(KEYS[2], id, ARGV[2]) then
+  return redis.call('HGET', KEYS[5], 'lease') == ARGV[2] and 1 or 0
+end
 local now = now_ms()
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)
@@ -36,7 +41,7 @@ redis.call('ZADD', KEYS[6], now, id)
 redis.call('HSET', KEYS[7], id, ARGV[4])
 redis.call('DEL', KEYS[5])
 redis.call('HSET', KEYS[5], 'status', 'failed', 'completed_at', ARGV[6],
-  'duration_ms', ARGV[7], 'error', ARGV[8])
+  'duration_ms', ARGV[7], 'error', ARGV[8], 'lease', ARGV[2])
 redis.call('EXPIRE', KEYS[5], ARGV[5])
 count_attempts(ARGV[10], now, 'failed', 1, ARGV[11])
 redis.call('PUBLISH', ARGV[9], 'failed')
