@@ -45,11 +45,11 @@ def test_settling_a_recovered_job_clears_its_stall_count(redis_url: str, r: redi
     async def main() -> None:
         b = RedisBroker(redis_url)
         await b.enqueue([job(1)])
-        [first] = await b.dequeue(Q, 1, 0.2, "w1:")
+        [first] = await b.dequeue(Q, 1, 0.2, f"w1{time.monotonic_ns()}:")
         await asyncio.sleep(0.3)
         assert (await b.recover_expired(max_stalls=3)).recovered == ["j1"]
         assert r.hget("bananas:stalls", "j1") == "1"
-        [second] = await b.dequeue(Q, 1, 10, "w2:")
+        [second] = await b.dequeue(Q, 1, 10, f"w2{time.monotonic_ns()}:")
         assert not await b.complete(first, b"{}", b"1", 1.0)
         assert await b.complete(second, b'{"id":"j1"}', b"2", 1.0)
         await b.close()
@@ -60,12 +60,33 @@ def test_settling_a_recovered_job_clears_its_stall_count(redis_url: str, r: redi
     assert r.zcard("bananas:active") == 0 and r.hlen("bananas:leases") == 0
 
 
+def test_a_dequeue_sent_again_gets_the_same_jobs(redis_url: str, r: redis.Redis) -> None:
+    """A dequeue whose reply was lost is sent again with its token prefix: it
+    is answered with the jobs the first one leased (those still leased with
+    its tokens), not with more jobs leased to nobody."""
+
+    async def main() -> None:
+        b = RedisBroker(redis_url)
+        await b.enqueue([job(i) for i in range(5)])
+        first = await b.dequeue(Q, 2, 30, "w:7:")
+        again = await b.dequeue(Q, 2, 30, "w:7:")
+        assert [(d.id, d.token, d.raw) for d in again] == [(d.id, d.token, d.raw) for d in first]
+        assert await b.complete(first[0], b"{}", None, 1.0)
+        assert [d.id for d in await b.dequeue(Q, 2, 30, "w:7:")] == [first[1].id]
+        assert [d.id for d in await b.dequeue(Q, 2, 30, "w:8:")] == ["j2", "j3"]
+        await b.close()
+
+    run(main())
+    assert r.zcard("bananas:active") == 3
+    assert r.pttl("bananas:dequeued:w") > 0  # kept for a lease, no longer
+
+
 def test_scripts_reload_after_script_flush(redis_url: str, r: redis.Redis) -> None:
     async def main() -> None:
         b = RedisBroker(redis_url)
         await b.enqueue([job(1)])
         r.script_flush()
-        assert len(await b.dequeue(Q, 1, 5, "w:")) == 1
+        assert len(await b.dequeue(Q, 1, 5, f"w{time.monotonic_ns()}:")) == 1
         await b.close()
 
     run(main())
@@ -77,7 +98,7 @@ def test_scripts_reload_after_script_flush_for_merged_acks_and_sync_enqueue(
     async def main() -> None:
         b = RedisBroker(redis_url)
         await b.enqueue([job(i) for i in range(5)])
-        got = await b.dequeue(Q, 5, 30, "w:")
+        got = await b.dequeue(Q, 5, 30, f"w{time.monotonic_ns()}:")
         r.script_flush()
         done = await asyncio.gather(*(b.complete(d, b"{}", None, 1.0) for d in got))
         assert done == [True] * 5
@@ -99,13 +120,13 @@ def test_a_call_that_cannot_be_sent_fails_alone_and_the_broker_goes_on(redis_url
         b = RedisBroker(redis_url)
         await b.enqueue([job(1), job(2)])
         bad = b._call("extend", ["bananas:active", "bananas:leases"], [object()])
-        good = b.dequeue(Q, 1, 30, "w:")
+        good = b.dequeue(Q, 1, 30, f"w{time.monotonic_ns()}:")
         outcomes = await asyncio.wait_for(
             asyncio.gather(bad, good, return_exceptions=True), timeout=10
         )
         assert isinstance(outcomes[0], BrokerError), outcomes
         assert [d.id for d in outcomes[1]] == ["j1"]
-        [d] = await asyncio.wait_for(b.dequeue(Q, 1, 30, "w:"), timeout=10)
+        [d] = await asyncio.wait_for(b.dequeue(Q, 1, 30, f"w{time.monotonic_ns()}:"), timeout=10)
         assert d.id == "j2"
         await b.close()
 
@@ -119,7 +140,7 @@ def test_one_bad_ack_in_a_merged_batch_fails_alone(redis_url: str, r: redis.Redi
     async def main() -> None:
         b = RedisBroker(redis_url)
         await b.enqueue([job(i) for i in range(1, 4)])
-        got = await b.dequeue(Q, 3, 30, "w:")
+        got = await b.dequeue(Q, 3, 30, f"w{time.monotonic_ns()}:")
         r.set("bananas:result:j2", "not a hash")
         outcomes = await asyncio.gather(
             *(b.complete(d, b"{}", None, 1.0) for d in got), return_exceptions=True
@@ -264,7 +285,7 @@ def test_time_decisions_follow_the_redis_clock_not_the_hosts(
         b = RedisBroker(redis_url)
         try:
             await b.enqueue([job(1), job(2)])
-            [d] = await b.dequeue(Q, 1, 30, "w:")
+            [d] = await b.dequeue(Q, 1, 30, f"w{time.monotonic_ns()}:")
             skew(3600)  # fast: by this clock every 30 s lease is long over
             assert abs(await b.server_time() - real()) < 5
             assert (await b.recover_expired(3)).recovered == []
@@ -281,7 +302,7 @@ def test_time_decisions_follow_the_redis_clock_not_the_hosts(
             assert await b.move_due() == 0  # not due, however late this host thinks it is
             skew(-3600)  # slow: by this clock nothing will be due for an hour
             assert await _until(b.move_due) == 1
-            [first, second] = await b.dequeue(Q, 2, 30, "w:")
+            [first, second] = await b.dequeue(Q, 2, 30, f"w{time.monotonic_ns()}:")
             assert await b.retry(first, b'{"id":"j1"}', 0.2)
             assert await _until(b.move_due) == 1
             assert await b.complete(second, b"{}", None, 1.0)

@@ -49,7 +49,7 @@ def events(stream: io.StringIO, name: str) -> list[dict[str, Any]]:
 async def run_one(app: Bananas, broker: Broker, lease: float, log: EventLog) -> None:
     """Lease the one job and run it through a JobRunner (no worker around it)."""
     settings = Settings(lease_timeout=lease)
-    [delivery] = await broker.dequeue(Q, 1, lease, "w1:")
+    [delivery] = await broker.dequeue(Q, 1, lease, f"w1{time.monotonic_ns()}:")
     runner = JobRunner(app.handlers, broker, settings, Executors(1), log, WorkerStats())
     await runner.run(delivery)
 
@@ -103,7 +103,7 @@ def test_a_refused_token_is_a_lost_lease(redis_url: str) -> None:
                 while not (await broker.recover_expired(3)).recovered:
                     assert time.monotonic() < deadline, "lease never expired"
                     await asyncio.sleep(0.05)
-                [again] = await broker.dequeue(Q, 1, 30.0, "w2:")
+                [again] = await broker.dequeue(Q, 1, 30.0, f"w2{time.monotonic_ns()}:")
                 assert again.id == delivery.id
                 return await real_complete(delivery, *args)
 

@@ -87,6 +87,11 @@ class Keys:
         """Hash id -> "<token> <ready list>": who holds the lease, where it goes back."""
         return f"{self.prefix}:leases"
 
+    def dequeued(self, worker: str) -> str:
+        """A worker's last dequeue (token prefix and ids), kept for a lease:
+        a call repeated after a lost reply is answered again (dequeue.lua)."""
+        return f"{self.prefix}:dequeued:{worker}"
+
     @property
     def stalls(self) -> str:
         """Hash id -> number of times the job's lease expired (its worker died)."""

@@ -57,3 +57,11 @@ def slow_thread(k: str) -> None:
     """Outlives the drain budget: the drain must not wait for it."""
     _log_run(k)
     time.sleep(30)
+
+
+@app.job(max_retries=0)
+async def doomed(k: str, ms: int) -> None:
+    """Fails on its one attempt: dead-lettered by whoever runs it first."""
+    r().append(f"test:start:{k}", f"{PID}@{time.time():.3f};")
+    await asyncio.sleep(ms / 1000)
+    raise RuntimeError("doomed")

@@ -59,14 +59,14 @@ async def until(
 
 
 async def take(broker: Broker, n: int = 1, queues: Any = None, lease: float = 30.0) -> list[str]:
-    got = await broker.dequeue(queues or Q, n, lease, "w:")
+    got = await broker.dequeue(queues or Q, n, lease, f"w{time.monotonic_ns()}:")
     return [d.id for d in got]
 
 
 async def drain_ids(broker: Broker, queues: Any = None) -> list[str]:
     """Dequeue everything, one at a time, in delivery order."""
     out: list[str] = []
-    while got := await broker.dequeue(queues or Q, 1, 30.0, "d:"):
+    while got := await broker.dequeue(queues or Q, 1, 30.0, f"d{time.monotonic_ns()}:"):
         out += [d.id for d in got]
     return out
 

@@ -41,19 +41,19 @@ async def test_queue_order_is_the_callers(broker: Broker) -> None:
 
 async def test_batch_dequeue_spans_queues_in_order(broker: Broker) -> None:
     await broker.enqueue([job("h1", priority="high"), job("n1"), job("n2"), job("n3")])
-    got = await broker.dequeue(ALL, 3, 30.0, "w:")
+    got = await broker.dequeue(ALL, 3, 30.0, "w:1:")
     assert [d.id for d in got] == ["h1", "n1", "n2"]
     assert len({d.token for d in got}) == 3
-    assert all(d.token.startswith("w:") for d in got)
+    assert all(d.token.startswith("w:1:") for d in got)
     assert await take(broker, 10, ALL) == ["n3"]
-    assert await broker.dequeue(ALL, 10, 30.0, "w:") == []
+    assert await broker.dequeue(ALL, 10, 30.0, f"w{time.monotonic_ns()}:") == []
 
 
 async def test_delivery_carries_the_stored_record(broker: Broker) -> None:
     new = job("a")
     await broker.enqueue([new])
     assert await broker.get_record("a") == new.record
-    [delivery] = await broker.dequeue(Q, 1, 30.0, "w:")
+    [delivery] = await broker.dequeue(Q, 1, 30.0, f"w{time.monotonic_ns()}:")
     assert delivery.raw == new.record
 
 
@@ -73,7 +73,7 @@ async def test_idempotent_enqueue_by_id(broker: Broker) -> None:
     assert await broker.enqueue([second]) == [False]
     assert await broker.get_record("same") == first.record
     assert await broker.count_jobs("queued") == 1
-    [d] = await broker.dequeue(ALL, 5, 30.0, "w:")
+    [d] = await broker.dequeue(ALL, 5, 30.0, f"w{time.monotonic_ns()}:")
     assert await broker.enqueue([first]) == [False]  # still no-op while running
     assert await broker.complete(d, first.record, None, 1.0)
     assert await broker.enqueue([first]) == [False]  # and after completion
@@ -84,7 +84,7 @@ async def test_big_batch_is_written_whole_and_in_order(broker: Broker) -> None:
     ids = [f"j{i:04d}" for i in range(1200)]  # more than one internal chunk
     assert await broker.enqueue(jobs(*ids)) == [True] * 1200
     assert await broker.count_jobs("queued") == 1200
-    got = await broker.dequeue(Q, 1000, 30.0, "w:")
+    got = await broker.dequeue(Q, 1000, 30.0, f"w{time.monotonic_ns()}:")
     assert [d.id for d in got] == ids[:1000]
     assert await take(broker, 500) == ids[1000:]
 
@@ -238,7 +238,7 @@ async def test_concurrent_clients_never_share_a_job(brokers: Brokers) -> None:
 
     async def consume(broker: Broker) -> list[str]:
         got: list[str] = []
-        while batch := await broker.dequeue(Q, 7, 30.0, f"{id(broker)}:"):
+        while batch := await broker.dequeue(Q, 7, 30.0, f"{id(broker)}:{len(got)}:"):
             got += [d.id for d in batch]
             await asyncio.sleep(0)
         return got

@@ -137,8 +137,8 @@ async def test_running_and_scheduled_soonest_first(broker: Broker) -> None:
     now = time.time()
     await broker.enqueue([job("late", due=now + 200), job("soon", due=now + 100)])
     await broker.enqueue(jobs("long", "short"))
-    await broker.dequeue([("normal", "t")], 1, 60.0, "w:")
-    await broker.dequeue([("normal", "t")], 1, 30.0, "w:")
+    await broker.dequeue([("normal", "t")], 1, 60.0, "w:1:")
+    await broker.dequeue([("normal", "t")], 1, 30.0, "w:2:")
     assert [j.id for j in await broker.list_jobs("scheduled")] == ["soon", "late"]
     assert [j.id for j in await broker.list_jobs("scheduled", 1, 1)] == ["late"]
     assert [j.id for j in await broker.list_jobs("running")] == ["short", "long"]

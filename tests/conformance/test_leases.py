@@ -86,7 +86,7 @@ async def test_extend_moves_the_deadline(broker: Broker) -> None:
 
 async def test_recovery_is_bounded_per_call(broker: Broker) -> None:
     await broker.enqueue(jobs("a", "b", "c"))
-    await broker.dequeue(Q, 3, 0.05, "w:")
+    await broker.dequeue(Q, 3, 0.05, f"w{time.monotonic_ns()}:")
     await asyncio.sleep(0.2)
     first = await broker.recover_expired(3, limit=2)
     assert first.recovered == ["a", "b"]
@@ -165,7 +165,7 @@ async def test_stall_count_survives_retries_and_resets_on_replay(broker: Broker)
 
 async def test_requeue_puts_back_at_the_head_uncharged(broker: Broker) -> None:
     await broker.enqueue(jobs("a", "b", "c"))
-    got = await broker.dequeue(Q, 2, 30.0, "w:")
+    got = await broker.dequeue(Q, 2, 30.0, f"w{time.monotonic_ns()}:")
     assert await broker.requeue(got) == 2
     assert await broker.count_jobs("running") == 0
     order = await drain_ids(broker)
@@ -182,7 +182,7 @@ async def test_concurrent_recoverers_recover_each_job_once(brokers: Brokers) -> 
     worker = brokers.new()
     ids = [f"j{i:03d}" for i in range(60)]
     await worker.enqueue(jobs(*ids))
-    await worker.dequeue(Q, 60, 0.05, "w:")
+    await worker.dequeue(Q, 60, 0.05, f"w{time.monotonic_ns()}:")
     await asyncio.sleep(0.2)  # every lease has run out
 
     async def recoverer(broker: Broker) -> list[str]:
@@ -201,10 +201,10 @@ async def test_concurrent_acks_settle_each_job_on_its_own(broker: Broker) -> Non
     """Acks sent in the same instant (a broker may settle them as one batch)
     each get their own answer: a stale one among them changes nothing else."""
     await broker.enqueue(jobs(*[f"j{i}" for i in range(12)]))
-    first = await broker.dequeue(Q, 12, 0.1, "w1:")
+    first = await broker.dequeue(Q, 12, 0.1, f"w1{time.monotonic_ns()}:")
     assert len(first) == 12
     await expire(broker)  # every lease lapses; take 11 back under new tokens
-    fresh = await broker.dequeue(Q, 11, 30.0, "w2:")
+    fresh = await broker.dequeue(Q, 11, 30.0, f"w2{time.monotonic_ns()}:")
     stale = next(d for d in first if d.id not in {f.id for f in fresh})
     stale_again = next(d for d in first if d.id == fresh[0].id)
     outcomes = await asyncio.gather(
@@ -224,14 +224,51 @@ async def test_concurrent_acks_settle_each_job_on_its_own(broker: Broker) -> Non
 
 async def test_the_same_ack_twice_at_once_counts_once(broker: Broker) -> None:
     await broker.enqueue(jobs("a", "b"))
-    a, b = await broker.dequeue(Q, 2, 30.0, "w:")
+    a, b = await broker.dequeue(Q, 2, 30.0, f"w{time.monotonic_ns()}:")
     outcomes = await asyncio.gather(
         broker.complete(a, record("a"), b"1", 1.0),
         broker.complete(a, record("a"), b"2", 1.0),
         broker.complete(b, record("b"), None, 1.0),
     )
-    assert outcomes == [True, False, True]
+    # The second is the same lease's ack: answered done, applied once.
+    assert outcomes == [True, True, True]
     result = await broker.get_result("a")
     assert result is not None and result.value() == 1
     stats = await broker.stats()
     assert stats.active == 0 and stats.completed == 2  # indexed once each
+
+
+async def test_retried_ack_after_applied_ack_reports_success(broker: Broker) -> None:
+    """An outcome sent again because its reply was lost finds its own earlier
+    one applied (token-checked) and reports success, applied once."""
+    await broker.enqueue(jobs("a", "b", "c"))
+    a, b, c = await broker.dequeue(Q, 3, 30.0, f"w{time.monotonic_ns()}:")
+    assert await broker.complete(a, record("a"), b"1", 1.0)
+    assert await broker.complete(a, record("a"), b"1", 1.0)
+    again = record("b", attempts=1)
+    assert await broker.retry(b, again, 60.0)
+    assert await broker.retry(b, again, 60.0)
+    info = DeadInfo("boom", "boom")
+    assert await broker.bury(c, None, info, 1.0)
+    assert await broker.bury(c, None, info, 1.0)
+    stats = await broker.stats()
+    assert stats.completed == 1 and stats.scheduled == 1 and stats.dead == 1
+    assert stats.active == 0
+    # Another holder's token is still refused.
+    impostor = type(a)(a.id, a.raw, a.token + "0")
+    assert not await broker.complete(impostor, record("a"), b"2", 1.0)
+
+
+async def test_stall_only_if_started(broker: Broker) -> None:
+    """A lease that expires is charged a stall only if its job started: the
+    first `start` of a dequeue, or one the heartbeat reported started."""
+    await broker.enqueue(jobs("ran", "buffered"))
+    got = await broker.dequeue(Q, 2, 0.05, f"w{time.monotonic_ns()}:", start=1)
+    assert [d.id for d in got] == ["ran", "buffered"]
+    report = await expire(broker, max_stalls=1)
+    assert report.buried == ["ran"] and report.recovered == ["buffered"]
+    assert await broker.job_state("buffered") == "queued"
+    [late] = await broker.dequeue(Q, 1, 0.05, f"w{time.monotonic_ns()}:", start=0)
+    assert await broker.extend_leases([(late.id, late.token)], 0.05, {late.id}) == []
+    report = await expire(broker, max_stalls=1)
+    assert report.buried == ["buffered"]

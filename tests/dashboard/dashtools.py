@@ -205,7 +205,9 @@ async def lease(
 ) -> list[Any]:
     out: list[Any] = []
     while len(out) < count:
-        got = await broker.dequeue(queues, min(500, count - len(out)), lease_seconds, "test")
+        got = await broker.dequeue(
+            queues, min(500, count - len(out)), lease_seconds, f"test{time.monotonic_ns()}:"
+        )
         if not got:
             break
         out += got

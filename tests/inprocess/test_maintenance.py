@@ -80,7 +80,9 @@ def test_an_expired_lease_is_recovered(store_url: str) -> None:
         broker = from_url(store_url)
         opened.append(broker)
         await broker.enqueue([job("a")])
-        [lost] = await broker.dequeue(Q, 1, 0.2, "dead-worker:")  # no heartbeat follows
+        [lost] = await broker.dequeue(
+            Q, 1, 0.2, f"dead-worker{time.monotonic_ns()}:"
+        )  # no heartbeat follows
         part, stats = maintenance(broker, scheduled_app(store_url), schedule=False, recover=True)
         part.start()
         try:
@@ -88,7 +90,7 @@ def test_an_expired_lease_is_recovered(store_url: str) -> None:
         finally:
             await part.stop()
         assert stats.recovered == 1
-        [again] = await broker.dequeue(Q, 1, 30.0, "live-worker:")
+        [again] = await broker.dequeue(Q, 1, 30.0, f"live-worker{time.monotonic_ns()}:")
         assert again.id == "a" and again.token != lost.token
 
     run(store_url, test)
@@ -110,7 +112,9 @@ def test_a_due_job_is_moved_once_due(store_url: str) -> None:
         # Ticks every 0.05 s before the due time moved nothing.
         assert moved_at >= due
         assert stats.moved == 1
-        assert [d.id for d in await broker.dequeue(Q, 5, 30.0, "w:")] == ["later"]
+        assert [d.id for d in await broker.dequeue(Q, 5, 30.0, f"w{time.monotonic_ns()}:")] == [
+            "later"
+        ]
 
     run(store_url, test)
 
@@ -143,7 +147,9 @@ def test_each_firing_is_enqueued_once_with_two_loops(store_url: str) -> None:
             assert [seen[firing] for seen in outcomes].count(True) == 1, (firing, outcomes)
         created = {f for seen in outcomes for f, new in seen.items() if new}
         assert sum(stats.fired for _, stats in loops) == len(created)
-        queued = await opened[0].dequeue([("normal", "tick")], 100, 30.0, "w:")
+        queued = await opened[0].dequeue(
+            [("normal", "tick")], 100, 30.0, f"w{time.monotonic_ns()}:"
+        )
         ids = [d.id for d in queued]
         # (A tick cancelled by the stop mid-enqueue may have added one more.)
         assert len(ids) == len(set(ids)) and created <= set(ids), (ids, outcomes)
@@ -175,7 +181,7 @@ def test_firings_follow_the_broker_clock(store_url: str) -> None:
             await until(lambda: _true(stats.fired >= 1), 5, "a firing")
         finally:
             await part.stop()
-        [fired] = await broker.dequeue([("normal", "tick")], 1, 30.0, "w:")
+        [fired] = await broker.dequeue([("normal", "tick")], 1, 30.0, f"w{time.monotonic_ns()}:")
         fired_at = int(fired.id.rsplit(":", 1)[1]) / 1000
         assert reads[0] - EVERY - 0.1 <= fired_at <= reads[-1], (fired_at, reads[0], reads[-1])
 

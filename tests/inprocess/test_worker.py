@@ -51,6 +51,8 @@ async def test_job_specialized_worker_leaves_other_types_queued(harness: Harness
     assert await harness.state(other) == "queued"
     served = await harness.start(concurrency=1)  # a general worker takes it
     assert (await harness.result(other)).value() == 3
+    # The result is readable as the ack lands; the log line follows the reply.
+    await until(lambda: bool(served.events("job.completed")), message="job.completed logged")
     assert served.events("job.completed")[0]["job_type"] == "add"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from ..job import decode_record
 from ..redact import redact_url
@@ -151,24 +151,42 @@ class Consumer(abc.ABC):
 
     @abc.abstractmethod
     async def dequeue(
-        self, queues: Sequence[QueueRef], count: int, lease_seconds: float, token_prefix: str
+        self,
+        queues: Sequence[QueueRef],
+        count: int,
+        lease_seconds: float,
+        token_prefix: str,
+        start: int | None = None,
     ) -> list[Delivery]:
         """Lease up to `count` ready jobs, taking the queues in the order given;
-        each lease runs `lease_seconds` from now on the broker's clock."""
+        each lease runs `lease_seconds` from now on the broker's clock.
+
+        `token_prefix` is "<worker id>:<sequence>:"; a call sent again with
+        the same prefix (its reply was lost) gets the same jobs again, not
+        more. The first `start` jobs (all when None) count as started at
+        once; the rest as prefetched, not started: a stall is charged only
+        to a job that started (see `extend_leases`)."""
 
     @abc.abstractmethod
     async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
         """Block until one of the queues may have a job, or `timeout` passes."""
 
     async def extend_leases(
-        self, leases: Sequence[tuple[str, str]], lease_seconds: float
+        self,
+        leases: Sequence[tuple[str, str]],
+        lease_seconds: float,
+        started: Collection[str] = (),
     ) -> list[str]:
-        """Heartbeat (id, token) leases; returns the ids whose lease we lost."""
-        return await self._extend(leases, lease_seconds) if leases else []
+        """Heartbeat (id, token) leases; returns the ids whose lease we lost.
+        The ids in `started` are marked started (charged a stall if lost)."""
+        return await self._extend(leases, lease_seconds, started) if leases else []
 
     @abc.abstractmethod
     async def _extend(
-        self, leases: Sequence[tuple[str, str]], lease_seconds: float
+        self,
+        leases: Sequence[tuple[str, str]],
+        lease_seconds: float,
+        started: Collection[str] = (),
     ) -> list[str]: ...
 
     @abc.abstractmethod

@@ -54,6 +54,10 @@ class Delivery:
     raw: bytes | None
     token: str
     settling: bool = False  # its outcome (ack / retry / bury) is being recorded
+    started: bool = False  # its handler was started (set by the worker's fetcher)
+    # Until when the lease is surely ours, on this process's monotonic clock
+    # (set by the fetcher and the heartbeat; 0 once the broker said it is gone).
+    held_until: float = float("inf")
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -196,20 +196,31 @@ class SQLiteBroker(Broker):
 
     # -- worker -------------------------------------------------------------------
     def _dequeue(
-        self, store: Store, queues: Sequence[QueueRef], count: int, lease: float, prefix: str
+        self,
+        store: Store,
+        queues: Sequence[QueueRef],
+        count: int,
+        lease: float,
+        prefix: str,
+        start: int | None = None,
     ) -> list[Delivery]:
         # Looking first without the write lock keeps idle workers from queueing
         # behind each other's empty transactions.
         if count <= 0 or not inspect.has_ready(store, queues):
             return []
         deadline = int((time.time() + lease) * 1000)
-        return ops.dequeue(store, queues, count, deadline, prefix)
+        return ops.dequeue(store, queues, count, deadline, prefix, start)
 
     async def dequeue(
-        self, queues: Sequence[QueueRef], count: int, lease_seconds: float, token_prefix: str
+        self,
+        queues: Sequence[QueueRef],
+        count: int,
+        lease_seconds: float,
+        token_prefix: str,
+        start: int | None = None,
     ) -> list[Delivery]:
         return await self._run(
-            lambda s: self._dequeue(s, queues, count, lease_seconds, token_prefix)
+            lambda s: self._dequeue(s, queues, count, lease_seconds, token_prefix, start)
         )
 
     async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
@@ -221,9 +232,14 @@ class SQLiteBroker(Broker):
 
         return bool(await self._wait(check, timeout))
 
-    async def _extend(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> list[str]:
+    async def _extend(
+        self,
+        leases: Sequence[tuple[str, str]],
+        lease_seconds: float,
+        started: Collection[str] = (),
+    ) -> list[str]:
         deadline = int((time.time() + lease_seconds) * 1000)
-        return await self._run(lambda s: ops.extend(s, leases, deadline))
+        return await self._run(lambda s: ops.extend(s, leases, deadline, started))
 
     async def complete(
         self, delivery: Delivery, record: bytes, result: bytes | None, duration_ms: float

@@ -10,7 +10,7 @@ thread and take the clock from their caller, so one transition sees one time.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from .records import DeadInfo, Delivery, NewJob, QueueRef
@@ -45,10 +45,23 @@ class Outcome:
 
 
 # -- shared helpers ----------------------------------------------------------
+# A lease's token is stored as "~<token>" while the job has not started (it
+# sits in a worker's prefetch buffer): the recoverer charges it no stall. A
+# settled job keeps the token of the outcome that settled it, so an outcome
+# sent again (its reply was lost) is answered done, as on Redis.
 def _holds(conn: sqlite3.Connection, t: Tables, job_id: str, token: str) -> bool:
     row = conn.execute(
-        f"SELECT 1 FROM {t.jobs} WHERE id = ? AND state = 'running' AND token = ?",
-        (job_id, token),
+        f"SELECT 1 FROM {t.jobs} WHERE id = ? AND state = 'running' AND token IN (?, ?)",
+        (job_id, token, "~" + token),
+    ).fetchone()
+    return row is not None
+
+
+def _settled_by(conn: sqlite3.Connection, t: Tables, job_id: str, token: str, state: str) -> bool:
+    """The job is in `state`, settled by the lease `token`: its own outcome again."""
+    row = conn.execute(
+        f"SELECT 1 FROM {t.jobs} WHERE id = ? AND state = ? AND token = ?",
+        (job_id, state, token),
     ).fetchone()
     return row is not None
 
@@ -146,8 +159,14 @@ def _insert(conn: sqlite3.Connection, t: Tables, job: NewJob, clock: Clock) -> b
 
 # -- worker --------------------------------------------------------------------
 def dequeue(
-    store: Store, queues: Sequence[QueueRef], count: int, deadline_ms: int, token_prefix: str
+    store: Store,
+    queues: Sequence[QueueRef],
+    count: int,
+    deadline_ms: int,
+    token_prefix: str,
+    start: int | None = None,
 ) -> list[Delivery]:
+    start = count if start is None else start
     t = store.t
     out: list[Delivery] = []
     with store.write() as conn:
@@ -162,22 +181,28 @@ def dequeue(
             ).fetchall()
             for job_id, record in rows:
                 token = f"{token_prefix}{len(out) + 1}"
+                stored = token if len(out) < start else "~" + token
                 conn.execute(
                     f"UPDATE {t.jobs} SET state = 'running', at = ?, token = ? WHERE id = ?",
-                    (deadline_ms, token, job_id),
+                    (deadline_ms, stored, job_id),
                 )
                 out.append(Delivery(job_id, record, token))
     return out
 
 
-def extend(store: Store, leases: Sequence[tuple[str, str]], deadline_ms: int) -> list[str]:
+def extend(
+    store: Store,
+    leases: Sequence[tuple[str, str]],
+    deadline_ms: int,
+    started: Collection[str] = (),
+) -> list[str]:
     lost = []
     with store.write() as conn:
         for job_id, token in leases:
             cur = conn.execute(
-                f"""UPDATE {store.t.jobs} SET at = ?
-                    WHERE id = ? AND state = 'running' AND token = ?""",
-                (deadline_ms, job_id, token),
+                f"""UPDATE {store.t.jobs} SET at = ?, token = CASE WHEN ? THEN ? ELSE token END
+                    WHERE id = ? AND state = 'running' AND token IN (?, ?)""",
+                (deadline_ms, job_id in started, token, job_id, token, "~" + token),
             )
             if cur.rowcount == 0:
                 lost.append(job_id)
@@ -190,11 +215,11 @@ def complete(
     t = store.t
     with store.write() as conn:
         if not _holds(conn, t, delivery.id, delivery.token):
-            return False
+            return _settled_by(conn, t, delivery.id, delivery.token, "completed")
         conn.execute(
-            f"""UPDATE {t.jobs} SET state = 'completed', record = ?, at = ?, token = NULL,
+            f"""UPDATE {t.jobs} SET state = 'completed', record = ?, at = ?, token = ?,
                 stalls = 0, expires = ? WHERE id = ?""",
-            (record, clock.ms, clock.now + outcome.ttl, delivery.id),
+            (record, clock.ms, delivery.token, clock.now + outcome.ttl, delivery.id),
         )
         _set_result(conn, t, delivery.id, clock, outcome)
         conn.execute(f"DELETE FROM {t.completed} WHERE id = ?", (delivery.id,))
@@ -210,11 +235,11 @@ def retry(store: Store, delivery: Delivery, record: bytes, delay: float, clock: 
     t = store.t
     with store.write() as conn:
         if not _holds(conn, t, delivery.id, delivery.token):
-            return False
+            return _settled_by(conn, t, delivery.id, delivery.token, "scheduled")
         conn.execute(
-            f"""UPDATE {t.jobs} SET state = 'scheduled', record = ?, at = ?, token = NULL,
+            f"""UPDATE {t.jobs} SET state = 'scheduled', record = ?, at = ?, token = ?,
                 expires = NULL WHERE id = ?""",
-            (record, clock.now + delay, delivery.id),
+            (record, clock.now + delay, delivery.token, delivery.id),
         )
         _count(conn, t, clock, "failed")
     return True
@@ -231,16 +256,16 @@ def bury(
     t = store.t
     with store.write() as conn:
         if not _holds(conn, t, delivery.id, delivery.token):
-            return False
+            return _settled_by(conn, t, delivery.id, delivery.token, "dead")
         if record:
             conn.execute(
                 f"UPDATE {t.jobs} SET record = ?, expires = NULL WHERE id = ?",
                 (record, delivery.id),
             )
         conn.execute(
-            f"""UPDATE {t.jobs} SET state = 'dead', at = ?, token = NULL, stalls = 0,
+            f"""UPDATE {t.jobs} SET state = 'dead', at = ?, token = ?, stalls = 0,
                 dead_info = ? WHERE id = ?""",
-            (clock.ms, info.encode(), delivery.id),
+            (clock.ms, delivery.token, info.encode(), delivery.id),
         )
         _set_result(conn, t, delivery.id, clock, outcome)
         _count(conn, t, clock, "failed")
@@ -254,8 +279,8 @@ def requeue(store: Store, deliveries: Sequence[Delivery]) -> int:
         for d in deliveries:
             row = conn.execute(
                 f"""SELECT priority, name FROM {t.jobs}
-                    WHERE id = ? AND state = 'running' AND token = ?""",
-                (d.id, d.token),
+                    WHERE id = ? AND state = 'running' AND token IN (?, ?)""",
+                (d.id, d.token, "~" + d.token),
             ).fetchone()
             if row is not None:
                 _make_ready(conn, t, d.id, (row[0], row[1]), head=True)

@@ -113,13 +113,16 @@ def recover(store: Store, max_stalls: int, limit: int, clock: Clock, ttl: int) -
     report = Recovered([], [])
     with store.write() as conn:
         rows = conn.execute(
-            f"""SELECT id, stalls, priority, name, record FROM {t.jobs}
+            f"""SELECT id, stalls, priority, name, record, token FROM {t.jobs}
                 WHERE state = 'running' AND at <= ? ORDER BY at, id LIMIT ?""",
             (clock.ms, limit),
         ).fetchall()
-        for job_id, stalls, priority, name, raw in rows:
-            stalls += 1
-            if stalls >= max_stalls:
+        for job_id, stalls, priority, name, raw, token in rows:
+            # A stall is charged only to a job that started ("~" marks a lease
+            # of a prefetched job its worker never ran).
+            started = not (token or "").startswith("~")
+            stalls += started
+            if started and stalls >= max_stalls:
                 reason = stall_reason(stalls, max_stalls)
                 _bury_stalled(conn, t, job_id, (priority, name), raw, reason, clock, ttl)
                 report.buried.append(job_id)

@@ -9,6 +9,23 @@ Every leased job (buffered, executing or settling) is in `leased`, which the
 lease heartbeat reads. The drain takes the buffer back with
 `take_prefetched()`, waits on `running()`, and puts back what `cancelled`
 and `unfinished()` hold.
+
+A buffered job starts only while its lease is surely still ours: its
+`held_until` (the send time of the dequeue or of the last heartbeat that
+extended it, plus the lease, on the monotonic clock, which keeps counting
+while the process is frozen) is in the future and the heartbeat has not
+reported it lost. Otherwise it is dropped (`job.dropped`) and released: a
+worker resumed after SIGSTOP, or one whose loop stalled past the lease, must
+not run jobs another worker has already settled.
+
+Lost replies: a dequeue that fails is sent again with the same token prefix
+(the next fetch, or once more at stop), and the broker answers a repeated
+prefix with the jobs it leased then (Redis keeps each worker's last dequeue
+for a lease), so a reply lost with the connection leaves no job leased to
+nobody. Each dequeue says how many of its jobs start at once (the free
+slots); the rest are leased as not started, and the heartbeat marks them
+started when they start: the recoverer charges a stall only to a job that
+started.
 """
 
 from __future__ import annotations
@@ -63,6 +80,9 @@ class Fetcher:
         self._slot_free = asyncio.Event()
         self._seq = itertools.count()
         self._loop: asyncio.Task[None] | None = None
+        self._releases: set[asyncio.Task[None]] = set()
+        # A dequeue that failed: its token prefix and send time, sent again.
+        self._unanswered: tuple[str, float] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -78,6 +98,10 @@ class Fetcher:
         self.p.stop.set()
         if self._loop is not None:
             await asyncio.gather(self._loop, return_exceptions=True)
+        if self._unanswered is not None and self.p.orders:
+            # Its jobs (if it was applied) join the buffer the drain puts back.
+            with contextlib.suppress(BrokerError):
+                self._take(await self._dequeue(self.p.orders[0], 0))
 
     # -- the drain's view -------------------------------------------------
     def take_prefetched(self) -> list[Delivery]:
@@ -99,7 +123,9 @@ class Fetcher:
     async def _fetch_loop(self) -> None:
         p = self.p
         orders = itertools.cycle(p.orders)
-        pause = 0.1
+        # A dropped connection is replaced by the next call: the first retry goes
+        # at once, repeated failures back off (Redis down).
+        pause = 0.0
         while not p.stop.is_set():
             self.last_fetch = time.monotonic()
             want = self._capacity - len(self._executing) - len(self._buffer)
@@ -109,9 +135,7 @@ class Fetcher:
                 continue
             order = next(orders)
             try:
-                deliveries = await p.broker.dequeue(
-                    order, want, p.lease_timeout, f"{p.token_prefix}:{next(self._seq)}:"
-                )
+                deliveries = await self._dequeue(order, want)
                 if p.link.refusing is not None and p.link.accepts():
                     p.log.info("broker.accepts_writes", detail="jobs are taken again")
                     self._fill_slots()
@@ -127,21 +151,68 @@ class Fetcher:
                 p.link.down()
                 p.log.warning("broker.unreachable", error=str(exc), retry_in_s=pause)
                 await until_stop(asyncio.sleep(pause), p.stop)
-                pause = min(pause * 2, 5.0)
+                pause = min(max(pause * 2, 0.05), 5.0)
                 continue
             p.link.up()
-            pause = 0.1
-            for delivery in deliveries:
+            pause = 0.0
+            self._take(deliveries)
+            self._fill_slots()
+
+    async def _dequeue(self, order: Sequence[QueueRef], want: int) -> list[Delivery]:
+        """One dequeue; a failed one is sent again with its token prefix."""
+        p = self.p
+        prefix, sent = self._unanswered or (f"{p.token_prefix}:{next(self._seq)}:", 0.0)
+        sent = sent or time.monotonic()
+        # The jobs that start at once are marked started; the rest wait in the buffer.
+        start = max(0, self._concurrency - len(self._executing) - len(self._buffer))
+        self._unanswered = (prefix, sent)
+        deliveries = await p.broker.dequeue(order, want, p.lease_timeout, prefix, start)
+        self._unanswered = None
+        held_until = sent + p.lease_timeout
+        for delivery in deliveries:
+            delivery.held_until = held_until
+        return deliveries
+
+    def _take(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            if delivery.id not in self.leased:
                 self.leased[delivery.id] = delivery  # leased: the heartbeat covers it
                 self._buffer.append(delivery)
-            self._fill_slots()
 
     def _fill_slots(self) -> None:
         """Start buffered jobs in the free slots: no round trip between jobs."""
+        if not self._buffer:
+            return
+        dropped: list[Delivery] = []
+        now = time.monotonic()  # one clock read per call, not per job
         while self._buffer and len(self._executing) < self._concurrency:
             if self._stop.is_set() or self.p.link.refusing is not None:
-                return  # stopping, or outcomes cannot be written: start nothing
-            self._start(self._buffer.popleft())
+                break  # stopping, or outcomes cannot be written: start nothing
+            delivery = self._buffer.popleft()
+            if delivery.held_until <= now:
+                dropped.append(delivery)
+                continue
+            self._start(delivery)
+        if dropped:
+            self._drop(dropped)
+
+    def _drop(self, deliveries: list[Delivery]) -> None:
+        """Let go of buffered jobs whose lease is gone: never started, so never
+        run; put back uncharged if the lease turns out to be ours still."""
+        for delivery in deliveries:
+            del self.leased[delivery.id]
+            self.p.log.warning(
+                "job.dropped",
+                job_id=delivery.id,
+                detail="lease expired before the job started (worker frozen or stalled); not run",
+            )
+        task = asyncio.create_task(self._release(deliveries))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self, deliveries: list[Delivery]) -> None:
+        with contextlib.suppress(BrokerError):
+            await self.p.broker.requeue(deliveries)
 
     def release_slot(self, delivery: Delivery) -> None:
         """Free the job's slot (called as its outcome starts settling)."""
@@ -151,6 +222,7 @@ class Fetcher:
             self._slot_free.set()
 
     def _start(self, delivery: Delivery) -> None:
+        delivery.started = True
         self._executing.add(delivery.id)
         self._tasks[delivery.id] = asyncio.create_task(self._job(delivery))
 

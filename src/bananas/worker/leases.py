@@ -3,12 +3,17 @@ this worker holds (buffered, running or settling), so a long job or a slow
 drain keeps its jobs; a lease the broker refuses to extend is reported once
 as `job.lease_lost` (another worker may run the job).
 
+Each answer also moves the jobs' `held_until` (send time + lease, monotonic):
+a lease extended is surely ours until then, a lease lost is gone at once, so
+the fetcher never starts a buffered job whose lease is gone (it drops it).
+
 It runs until after the drain has put its jobs back: stopping it earlier
 would let in-flight leases expire during the SHUTDOWN_TIMEOUT wait.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -48,15 +53,27 @@ class Leases:
             self.p.log.error("heartbeat.crash", error=f"{type(exc).__name__}: {exc}")
 
     async def _extend(self) -> None:
-        leases = [(d.id, d.token) for d in self.p.leased.values()]
-        if not leases:
+        held = list(self.p.leased.values())
+        if not held:
             return
-        lost = await self.p.broker.extend_leases(leases, self.p.lease_timeout)
+        sent = time.monotonic()
+        lost = await self.p.broker.extend_leases(
+            [(d.id, d.token) for d in held],
+            self.p.lease_timeout,
+            {d.id for d in held if d.started},  # started: a stall is charged if lost
+        )
         self.p.link.up()
+        held_until = sent + self.p.lease_timeout
+        for delivery in held:
+            delivery.held_until = max(delivery.held_until, held_until)
         for job_id in lost:
-            # A job acked while the heartbeat was in flight is not a lost lease.
-            delivery = self.p.leased.get(job_id)
-            if delivery is not None and not delivery.settling:
+            gone = self.p.leased.get(job_id)
+            if gone is None:
+                continue
+            gone.held_until = 0.0
+            # A job acked while the heartbeat was in flight is not a lost lease,
+            # and one never started is dropped by the fetcher, not run.
+            if gone.started and not gone.settling:
                 self.p.log.warning(
                     "job.lease_lost",
                     job_id=job_id,

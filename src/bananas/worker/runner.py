@@ -7,7 +7,9 @@ Recording an outcome ends one of three ways (`Settle`): done; refused,
 because the lease was lost and re-issued (`job.lease_lost`); or unreachable,
 when the broker did not answer for a whole lease (`job.settle_failed`: the
 job comes back by lease expiry). Only a refused token means another worker
-holds the job, so only that one is logged as a lost lease.
+holds the job, so only that one is logged as a lost lease. The counters
+(`WorkerStats`, hence `jobs_completed` and `bananas_jobs_total`) count only
+outcomes the broker accepted: a refused one is the other holder's to count.
 """
 
 from __future__ import annotations
@@ -145,7 +147,8 @@ class JobRunner:
                 duration_ms,
             ),
         )
-        self.stats.finished(record.name, duration_ms, ok=True)
+        if outcome is Settle.DONE:  # counted only once the broker accepted it
+            self.stats.finished(record.name, duration_ms, ok=True)
         if outcome is Settle.DONE and self.log_jobs:
             self.log.info(
                 "job.completed",
@@ -168,7 +171,6 @@ class JobRunner:
         started: float,
     ) -> None:
         duration_ms = (time.perf_counter() - started) * 1000
-        self.stats.finished(record.name, duration_ms, ok=False)
         error = str(exc) if isinstance(exc, JobTimeout) else f"{type(exc).__name__}: {exc}"
         tb = "" if isinstance(exc, JobTimeout) else traceback.format_exc()[-MAX_TRACEBACK:]
         default_budget = (
@@ -215,7 +217,9 @@ class JobRunner:
             if outcome is Settle.DONE:
                 self.stats.retried += 1
                 self.log.info("job.retried", retry_in_s=round(delay, 3), **fields)
-        if outcome is Settle.REFUSED:
+        if outcome is Settle.DONE:  # counted only once the broker accepted it
+            self.stats.finished(record.name, duration_ms, ok=False)
+        elif outcome is Settle.REFUSED:
             self._stale(delivery, record, FAILED)
 
     def _too_big(self, result: bytes) -> str:
@@ -245,11 +249,11 @@ class JobRunner:
             new_record = record.updated(
                 status=FAILED, error=reason, attempts=attempt or record.attempts
             )
-        self.stats.rejected_one()
         outcome = await self._settle(
             delivery, lambda: self.broker.bury(delivery, new_record, info, 0.0)
         )
         if outcome is Settle.DONE:
+            self.stats.rejected_one()
             self.log.warning(
                 "job.dead_lettered",
                 job_id=delivery.id,
@@ -273,7 +277,7 @@ class JobRunner:
         delivery.settling = True
         self.release_slot(delivery)
         deadline = time.monotonic() + self.settings.lease_timeout
-        pause = 0.05
+        pause = 0.0  # the first retry at once: a dropped connection is replaced
         while True:
             try:
                 done = await action()
@@ -300,4 +304,4 @@ class JobRunner:
                     )
                     return Settle.UNREACHABLE
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
+                pause = min(max(pause * 2, 0.05), 1.0)

@@ -22,15 +22,19 @@
 -- ARGV[11] throughput_keep: seconds a minute's counters are kept
 --
 -- The PUBLISH is best effort (pcall), as in complete.lua: a refused publish
--- cannot leave the dead letter half written.
+-- cannot leave the dead letter half written. The result hash keeps the
+-- token (`lease`): a bury sent again because its reply was lost finds its
+-- own and is answered 1.
 --
--- Returns: 1 done; 0 refused (stale lease).
+-- Returns: 1 done (or done already by this same lease); 0 refused (stale lease).
 
 -- @include _clock.lua
 -- @include _lease.lua
 
 local id = ARGV[1]
-if not lease_queue(KEYS[2], id, ARGV[2]) then return 0 end
+if not lease_queue(KEYS[2], id, ARGV[2]) then
+  return redis.call('HGET', KEYS[5], 'lease') == ARGV[2] and 1 or 0
+end
 local now = now_ms()
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)
@@ -40,7 +44,7 @@ redis.call('ZADD', KEYS[6], now, id)
 redis.call('HSET', KEYS[7], id, ARGV[4])
 redis.call('DEL', KEYS[5])
 redis.call('HSET', KEYS[5], 'status', 'failed', 'completed_at', ARGV[6],
-  'duration_ms', ARGV[7], 'error', ARGV[8])
+  'duration_ms', ARGV[7], 'error', ARGV[8], 'lease', ARGV[2])
 redis.call('EXPIRE', KEYS[5], ARGV[5])
 count_attempts(ARGV[10], now, 'failed', 1, ARGV[11])
 redis.pcall('PUBLISH', ARGV[9], 'failed') -- best effort: see the header

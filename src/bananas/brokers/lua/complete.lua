@@ -18,9 +18,13 @@
 -- No DEL of the result first: only bury writes an `error` field, and only
 -- replay (which deletes the result) can bring a buried job back.
 --
--- Returns: per job, 1 done; 0 refused because the caller's lease is gone
--- (stale ack: the job was recovered and re-issued, so the new holder completes
--- it, or the same ack came twice in the batch); or the text "error: <reason>"
+-- The result hash keeps the token of the ack that wrote it (`lease`): an ack
+-- sent again because its reply was lost (or twice in one batch) finds it and
+-- is answered 1, applied once.
+--
+-- Returns: per job, 1 done (or done already by this same lease); 0 refused
+-- because the caller's lease is gone (stale ack: the job was recovered and
+-- re-issued, so the new holder completes it); or the text "error: <reason>"
 -- when writing that job's record or result failed. The shared structures
 -- (active, leases, stalls, completions, throughput) take one variadic command
 -- per batch.
@@ -62,10 +66,11 @@ for i = 0, njobs - 1 do
       local stored
       if ARGV[a + 5] ~= '' then
         stored = redis.pcall('HSET', KEYS[k + 1], 'status', 'completed',
-          'completed_at', ARGV[a + 3], 'duration_ms', ARGV[a + 4], 'result', ARGV[a + 5])
+          'completed_at', ARGV[a + 3], 'duration_ms', ARGV[a + 4], 'result', ARGV[a + 5],
+          'lease', ARGV[a + 1])
       else
         stored = redis.pcall('HSET', KEYS[k + 1], 'status', 'completed',
-          'completed_at', ARGV[a + 3], 'duration_ms', ARGV[a + 4])
+          'completed_at', ARGV[a + 3], 'duration_ms', ARGV[a + 4], 'lease', ARGV[a + 1])
       end
       err = failed(stored) or failed(redis.pcall('EXPIRE', KEYS[k + 1], ttl))
     end
@@ -78,6 +83,8 @@ for i = 0, njobs - 1 do
       scored[#scored + 1] = id
       out[i + 1] = 1
     end
+  elseif redis.call('HGET', KEYS[6 + 2 * i], 'lease') == ARGV[a + 1] then
+    out[i + 1] = 1 -- this lease's own ack, applied before (its reply was lost) or just now
   else
     out[i + 1] = 0
   end

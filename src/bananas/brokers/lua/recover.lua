@@ -23,7 +23,9 @@
 -- ARGV[10] keep_completed: how many recent completions to keep
 -- ARGV[11] ttl_ms: completions older than this (ms) have lost their records
 --
--- Leases expire by the server's clock (TIME). A buried job's dead info names
+-- A stall is charged only to a job that started: a lease still marked not
+-- started ("~<token>", a prefetched job its worker never ran) goes back
+-- uncharged. Leases expire by the server's clock (TIME). A buried job's dead info names
 -- its type and priority, taken from the ready list its lease came from; its
 -- record is left for the caller to mark failed (cjson would re-encode the
 -- payload: big integers, empty arrays), see RedisBroker.recover_expired.
@@ -47,8 +49,9 @@ for _, id in ipairs(ids) do
   local queue = lease and string.match(lease, '^%S+ (.+)$')
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
-  local stalls = redis.call('HINCRBY', KEYS[3], id, 1)
-  if stalls >= max_stalls then
+  local started = not lease or string.sub(lease, 1, 1) ~= '~'
+  local stalls = started and redis.call('HINCRBY', KEYS[3], id, 1) or 0
+  if started and stalls >= max_stalls then
     redis.call('HDEL', KEYS[3], id)
     local priority, name = nil, nil
     if queue then

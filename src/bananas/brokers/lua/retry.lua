@@ -14,13 +14,20 @@
 --
 -- The scheduler's move_due routes the job back to its ready list when due.
 --
--- Returns: 1 done; 0 refused (stale lease).
+-- A retry sent again because its reply was lost finds its own record (the
+-- caller's record carries its attempt and a jittered due time) and the job
+-- scheduled, and is answered 1.
+--
+-- Returns: 1 done (or done already by this same call); 0 refused (stale lease).
 
 -- @include _clock.lua
 -- @include _lease.lua
 
 local id = ARGV[1]
-if not lease_queue(KEYS[2], id, ARGV[2]) then return 0 end
+if not lease_queue(KEYS[2], id, ARGV[2]) then
+  local again = redis.call('ZSCORE', KEYS[4], id) and redis.call('GET', KEYS[3]) == ARGV[3]
+  return again and 1 or 0
+end
 local now = now_ms()
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError
@@ -199,17 +199,26 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
         return cached
 
     async def dequeue(
-        self, queues: Sequence[QueueRef], count: int, lease_seconds: float, token_prefix: str
+        self,
+        queues: Sequence[QueueRef],
+        count: int,
+        lease_seconds: float,
+        token_prefix: str,
+        start: int | None = None,
     ) -> list[Delivery]:
         k = self.keys
+        # "<worker>:<seq>:" -> the worker's key of its last dequeue.
+        caller = token_prefix.rstrip(":").rpartition(":")[0] or token_prefix
         call = scripts.dequeue(
             active=k.active,
             leases=k.leases,
+            last=k.dequeued(caller),
             queue=self._ready_keys(queues),
             count=count,
             lease_ms=int(lease_seconds * 1000),
             token_prefix=token_prefix,
             job_prefix=k.job_prefix,
+            start=count if start is None else start,
         )
         reply = await self._run(call)
         return [
@@ -223,10 +232,16 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
             got = await self.redis.bzpopmin(markers, timeout=timeout)
         return got is not None
 
-    async def _extend(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> list[str]:
+    async def _extend(
+        self,
+        leases: Sequence[tuple[str, str]],
+        lease_seconds: float,
+        started: Collection[str] = (),
+    ) -> list[str]:
         k = self.keys
+        marked = [(i, token, "1" if i in started else "0") for i, token in leases]
         call = scripts.extend(
-            active=k.active, leases=k.leases, lease_ms=int(lease_seconds * 1000), lease=leases
+            active=k.active, leases=k.leases, lease_ms=int(lease_seconds * 1000), lease=marked
         )
         return [x.decode() for x in await self._run(call)]
 

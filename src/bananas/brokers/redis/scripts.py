@@ -87,20 +87,26 @@ def dequeue(
     *,
     active: str,
     leases: str,
+    last: str,
     queue: Sequence[tuple[str, str]],
     count: int,
     lease_ms: int,
     token_prefix: str,
     job_prefix: str,
+    start: int,
 ) -> Call:
     """queue items: (ready, marker)."""
     return _call(
-        "dequeue", [active, leases, *_flat(queue)], [count, lease_ms, token_prefix, job_prefix]
+        "dequeue",
+        [active, leases, last, *_flat(queue)],
+        [count, lease_ms, token_prefix, job_prefix, start],
     )
 
 
-def extend(*, active: str, leases: str, lease_ms: int, lease: Sequence[tuple[str, str]]) -> Call:
-    """lease items: (id, token)."""
+def extend(
+    *, active: str, leases: str, lease_ms: int, lease: Sequence[tuple[str, str, str]]
+) -> Call:
+    """lease items: (id, token, started: "1" or "0")."""
     return _call("extend", [active, leases], [lease_ms, *_flat(lease)])
 
 
