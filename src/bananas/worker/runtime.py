@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 from ..app import Bananas
 from ..brokers.base import Broker, foreign_routing
 from ..config import Settings
-from ..errors import BrokerError
+from ..errors import BrokerError, BrokerIncompatible
 from ..logs import EventLog
 from ..loops import until_stop
 from ..observe.metrics import WorkerMetrics
@@ -306,6 +306,8 @@ class Worker:
                     await routing.register_types(self.types)
                 self.link.up()
                 return
+            except BrokerIncompatible:
+                raise  # retrying cannot help: the worker exits 2 (cli/worker.py)
             except BrokerError as exc:
                 self.log.warning("broker.unreachable", error=str(exc), retry_in_s=pause)
                 await until_stop(asyncio.sleep(pause), self._stop)
