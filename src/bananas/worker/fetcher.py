@@ -18,16 +18,17 @@ import collections
 import contextlib
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..brokers.base import Broker, Delivery, QueueRef
+from ..brokers.base import Broker, Delivery
 from ..errors import BrokerError, BrokerRefusesWrites
 from ..logs import EventLog
 from ..loops import until_stop
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink
 from .executors import Requeue
+from .ordering import FetchOrders
 
 PAUSED = "no job is taken or started until Redis accepts writes again"
 IDLE_WAIT = 1.0  # seconds a blocking wait lasts before the loop looks again
@@ -40,7 +41,7 @@ class FetcherParams:
     stats: WorkerStats
     link: BrokerLink
     run: Callable[[Delivery], Awaitable[None]]  # runs one job to its settled outcome
-    orders: Sequence[Sequence[QueueRef]]  # one queue order per fetch, cycled
+    orders: FetchOrders  # the queue order of each fetch, made on demand
     concurrency: int
     prefetch: int
     lease_timeout: float
@@ -98,7 +99,7 @@ class Fetcher:
     # -- fetching -----------------------------------------------------------
     async def _fetch_loop(self) -> None:
         p = self.p
-        orders = itertools.cycle(p.orders)
+        orders = p.orders
         pause = 0.1
         while not p.stop.is_set():
             self.last_fetch = time.monotonic()

@@ -68,7 +68,7 @@ from .executors import Executors
 from .fetcher import Fetcher, FetcherParams
 from .leases import Leases, LeasesParams
 from .maintenance import Maintenance, MaintenanceParams
-from .ordering import queue_orders
+from .ordering import FetchOrders
 from .router import Router, RouterParams
 from .runner import JobRunner
 from .shutdown import bounded
@@ -168,7 +168,7 @@ class Worker:
 
     def _fetcher_params(self) -> FetcherParams:
         s = self.settings
-        orders = queue_orders(
+        orders = FetchOrders(
             self.priorities, self.types, s.priority_policy, dict(s.priority_weights)
         )
         return FetcherParams(
