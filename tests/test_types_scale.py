@@ -5,6 +5,7 @@ Before: 300 types held 270,000 queue refs in orders; 1,000 weighted 30 million."
 
 from __future__ import annotations
 
+import asyncio
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -53,3 +54,26 @@ def test_redis_key_cache_holds_one_entry_per_queue() -> None:
     assert size < 1_000_000, f"the key cache kept {size} bytes for 900 queues"
     size, _ = allocated(fetch_a_cycle)
     assert size < 100_000, f"the key cache grew {size} bytes in a second cycle"
+
+
+def test_dequeue_finds_a_job_behind_thousands_of_empty_queues(redis_url: str) -> None:
+    """One LMPOP per 4,000 lists: 2,000 types x 3 priorities crosses a chunk."""
+    from bananas import Bananas
+
+    app = Bananas(redis_url)
+    names = tuple(f"t{i:04d}" for i in range(2000))
+    _, last = app.enqueue_many([("t0000", {}), ("t1999", {"_priority": "low"})])
+    order = next(FetchOrders(PRIORITIES, names))  # t1999 at low is the very last
+    assert order[-1] == ("low", "t1999")
+    order = [q for q in order if q[1] != "t0000"]  # 5,997 queues, one job at the end
+    broker = RedisBroker(redis_url)
+
+    async def take() -> list[str]:
+        try:
+            got = await broker.dequeue(order, 5, 30, "w:")
+            return [d.id for d in got]
+        finally:
+            await broker.close()
+
+    assert asyncio.run(take()) == [last.id]
+    app.close()
