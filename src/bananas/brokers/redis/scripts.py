@@ -94,8 +94,10 @@ def dequeue(
     job_prefix: str,
 ) -> Call:
     """queue items: (ready, marker); sent as every ready list, then every marker."""
-    keys = [active, leases, *(ready for ready, _ in queue), *(marker for _, marker in queue)]
-    return _call("dequeue", keys, [count, lease_ms, token_prefix, job_prefix])
+    readies, markers = zip(*queue, strict=True) if queue else ((), ())
+    return _call(
+        "dequeue", [active, leases, *readies, *markers], [count, lease_ms, token_prefix, job_prefix]
+    )
 
 
 def extend(*, active: str, leases: str, lease_ms: int, lease: Sequence[tuple[str, str]]) -> Call:
