@@ -25,6 +25,11 @@ class BrokerRefusesWrites(BrokerError):
     retried as is once the broker accepts writes again."""
 
 
+class BrokerIncompatible(BrokerRefusesWrites):
+    """The broker's data was written by a newer Bananas (a SQLite file of a
+    newer schema): nothing is read or written; a worker refuses to start."""
+
+
 class InvalidRecord(BananasError):
     """A job record read from the broker does not follow the wire format."""
 

@@ -70,6 +70,7 @@ class SQLiteBroker(Broker):
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._store: Store | None = None  # touched on the pool's thread only
+        self._reader: Store | None = None  # read-only; also the pool's thread only
         self._watch: Watcher | None = None
         self._next_purge = 0.0
         self.sync = SQLiteSyncClient(self)
@@ -92,22 +93,44 @@ class SQLiteBroker(Broker):
         except (sqlite3.Error, OSError) as exc:
             raise wrap(exc) from exc
 
+    def _read_on_thread(self, fn: Callable[[Store], T]) -> T:
+        """Reads go through a read-only connection: a full disk or another
+        process's long write does not stop `bananas status` or the dashboard."""
+        if self._store is not None:  # already open for writing: reuse it
+            return self._on_thread(fn)
+        try:
+            if self._reader is None:
+                self._reader = Store.open_reader(self.path, self._tables)
+            if self._reader is not None:
+                return fn(self._reader)
+        except (sqlite3.Error, OSError) as exc:
+            raise wrap(exc) from exc
+        return self._on_thread(fn)  # no file yet: create it
+
     async def _run(self, fn: Callable[[Store], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor(), self._on_thread, fn)
 
+    async def _read(self, fn: Callable[[Store], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), self._read_on_thread, fn)
+
     def _run_sync(self, fn: Callable[[Store], T]) -> T:
         return self._executor().submit(self._on_thread, fn).result()
 
+    def _read_sync(self, fn: Callable[[Store], T]) -> T:
+        return self._executor().submit(self._read_on_thread, fn).result()
+
     def _close_store(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        for store in (self._store, self._reader):
+            if store is not None:
+                store.close()
+        self._store = self._reader = None
 
     def _watcher(self) -> Watcher:
         with self._lock:
             if self._watch is None:
-                opener = functools.partial(Store.open, self.path, self._tables)
+                opener = functools.partial(_open_for_reading, self.path, self._tables)
                 self._watch = Watcher(opener, POLL_INTERVAL)
                 weakref.finalize(self, self._watch.stop)
             return self._watch
@@ -154,7 +177,7 @@ class SQLiteBroker(Broker):
         return value
 
     async def ping(self) -> None:
-        await self._run(lambda s: s.conn.execute("SELECT 1").fetchone())
+        await self._read(_ping)
 
     async def close(self) -> None:
         with self._lock:
@@ -182,7 +205,7 @@ class SQLiteBroker(Broker):
         return await self._run(lambda s: self._enqueue_all(s, batches))
 
     async def get_result(self, job_id: str) -> JobResult | None:
-        return await self._run(self._result_check(job_id))
+        return await self._read(self._result_check(job_id))
 
     def _result_check(self, job_id: str) -> Check:
         return lambda store: inspect.get_result(store, job_id, time.time())
@@ -192,7 +215,7 @@ class SQLiteBroker(Broker):
         return found
 
     async def get_record(self, job_id: str) -> bytes | None:
-        return await self._run(lambda s: inspect.get_record(s, job_id, time.time()))
+        return await self._read(lambda s: inspect.get_record(s, job_id, time.time()))
 
     # -- worker -------------------------------------------------------------------
     def _dequeue(
@@ -225,7 +248,7 @@ class SQLiteBroker(Broker):
 
     async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
         if timeout <= 0:
-            return await self._run(lambda s: inspect.has_ready(s, queues))
+            return await self._read(lambda s: inspect.has_ready(s, queues))
 
         def check(store: Store) -> bool | None:
             return True if inspect.has_ready(store, queues) else None
@@ -297,50 +320,57 @@ class SQLiteBroker(Broker):
         now_ms = int(time.time() * 1000)
         await self._run(lambda s: upkeep.heartbeat_worker(s, worker_id, entry, now_ms))
 
+    def _live(self, store: Store, cutoff_ms: int) -> list[tuple[str, bytes, int]]:
+        # A broker that writes anyway (a worker, the dashboard after an action)
+        # prunes silent entries; a read-only one (`bananas status`) only skips them.
+        if store is self._store:
+            return upkeep.prune_workers(store, cutoff_ms)
+        return inspect.live_workers(store, cutoff_ms)
+
     async def remove_worker(self, worker_id: str) -> None:
         await self._run(lambda s: upkeep.remove_worker(s, worker_id))
 
     async def _live_workers(self, expiry: float) -> list[tuple[str, bytes, float]]:
         cutoff = int((time.time() - expiry) * 1000)
-        rows = await self._run(lambda s: upkeep.prune_workers(s, cutoff))
+        rows = await self._read(lambda s: self._live(s, cutoff))
         return [(worker_id, raw, seen_ms / 1000) for worker_id, raw, seen_ms in rows]
 
     # -- inspection and admin ---------------------------------------------------------
     async def stats(self) -> BrokerStats:
-        return await self._run(inspect.stats)
+        return await self._read(inspect.stats)
 
     async def oldest_ready_age(self) -> dict[str, float]:
-        return await self._run(lambda s: inspect.oldest_ready_age(s, time.time()))
+        return await self._read(lambda s: inspect.oldest_ready_age(s, time.time()))
 
     async def active_by_queue(self) -> dict[QueueRef, int]:
-        return await self._run(inspect.active_by_queue)
+        return await self._read(inspect.active_by_queue)
 
     async def _get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]:
-        return await self._run(lambda s: inspect.get_results(s, job_ids, time.time()))
+        return await self._read(lambda s: inspect.get_results(s, job_ids, time.time()))
 
     async def _list_jobs(
         self, state: JobState, offset: int, limit: int, job_type: str | None
     ) -> list[JobSummary]:
         if state is JobState.QUEUED:
-            return await self._run(lambda s: inspect.list_queued(s, offset, limit, job_type))
-        return await self._run(
+            return await self._read(lambda s: inspect.list_queued(s, offset, limit, job_type))
+        return await self._read(
             lambda s: inspect.list_indexed(s, state, offset, limit, job_type, time.time())
         )
 
     async def _count_jobs(self, state: JobState, job_type: str | None) -> int:
-        return await self._run(lambda s: inspect.count_jobs(s, state, job_type, time.time()))
+        return await self._read(lambda s: inspect.count_jobs(s, state, job_type, time.time()))
 
     async def job_state(self, job_id: str) -> str | None:
-        return await self._run(lambda s: inspect.job_state(s, job_id, time.time()))
+        return await self._read(lambda s: inspect.job_state(s, job_id, time.time()))
 
     async def get_dead_info(self, job_id: str) -> DeadInfo | None:
-        return await self._run(lambda s: inspect.get_dead_info(s, job_id))
+        return await self._read(lambda s: inspect.get_dead_info(s, job_id))
 
     async def throughput(self, minutes: int = 60) -> list[Throughput]:
-        return await self._run(lambda s: inspect.throughput(s, minutes, time.time()))
+        return await self._read(lambda s: inspect.throughput(s, minutes, time.time()))
 
     async def list_dead(self, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
-        return await self._run(lambda s: inspect.list_dead(s, offset, limit))
+        return await self._read(lambda s: inspect.list_dead(s, offset, limit))
 
     async def delete_dead(self, job_id: str) -> bool:
         return await self._run(lambda s: upkeep.delete_dead(s, job_id))
@@ -361,12 +391,20 @@ class SQLiteSyncClient(SyncClient):
 
     def get_result(self, job_id: str) -> JobResult | None:
         b = self._broker
-        return b._run_sync(b._result_check(job_id))  # type: ignore[no-any-return]
+        return b._read_sync(b._result_check(job_id))  # type: ignore[no-any-return]
 
     def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
         b = self._broker
         found: JobResult | None = b._wait_sync(b._result_check(job_id), timeout)
         return found
+
+
+def _ping(store: Store) -> None:
+    store.conn.execute("SELECT 1").fetchone()
+
+
+def _open_for_reading(path: str, tables: Tables) -> Store:
+    return Store.open_reader(path, tables) or Store.open(path, tables)
 
 
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

@@ -14,14 +14,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import BrokerError, BrokerUnavailable, ConfigError
+from ..errors import (
+    BrokerError,
+    BrokerIncompatible,
+    BrokerRefusesWrites,
+    BrokerUnavailable,
+    ConfigError,
+)
 
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
 SCHEMA_VERSION = 1  # PRAGMA user_version of the files this code writes
 
 # Error codes that mean "try again later" (another process holds the lock, the
 # file or its directory is not reachable right now), not a bug in a statement.
-_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL")
+_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR")
+# The file is there but takes no more writes (its disk is full, or it is read-only).
+_REFUSED = ("SQLITE_FULL", "SQLITE_READONLY")
 
 
 def path_from_url(url: str) -> str:
@@ -42,6 +50,8 @@ def wrap(exc: sqlite3.Error | OSError) -> BrokerError:
     if isinstance(exc, OSError):  # the file's directory could not be created
         return BrokerUnavailable(f"SQLite database unavailable: {exc}")
     name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(_REFUSED):
+        return BrokerRefusesWrites(f"SQLite refuses writes: {exc} ({name})")
     if name.startswith(_TRANSIENT) or "locked" in str(exc):
         return BrokerUnavailable(f"SQLite database unavailable: {exc}")
     return BrokerError(f"SQLite error: {exc}")
@@ -124,15 +134,21 @@ class Tables:
         ]
 
 
-def _check_version(conn: sqlite3.Connection) -> None:
-    """Refuse a file whose layout a newer Bananas wrote, rather than misread it."""
+def _refuse_newer(conn: sqlite3.Connection) -> int:
+    """The file's schema version; a newer one than this code knows is refused
+    (never misread or written), at open and at every write transaction, so a
+    file upgraded under a running worker stops it taking work."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
-        raise BrokerError(
+        raise BrokerIncompatible(
             f"this SQLite file has schema version {version}, newer than this Bananas "
             f"understands ({SCHEMA_VERSION}): upgrade Bananas or use another file"
         )
-    if version < SCHEMA_VERSION:
+    return version
+
+
+def _check_version(conn: sqlite3.Connection) -> None:
+    if _refuse_newer(conn) < SCHEMA_VERSION:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -165,6 +181,26 @@ class Store:
             raise
         return store
 
+    @classmethod
+    def open_reader(cls, path: str, tables: Tables) -> Store | None:
+        """A read-only connection (`bananas status`, `dlq list`, the dashboard's
+        reads): it needs neither the write lock nor free disk. None when the
+        file is not there yet or predates this schema: the caller opens it for
+        writing, which creates or upgrades it."""
+        if path == ":memory:" or not Path(path).exists():
+            return None
+        uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+            if _refuse_newer(conn) < SCHEMA_VERSION:
+                conn.close()
+                return None
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, tables)
+
     def close(self) -> None:
         self.conn.close()
 
@@ -174,6 +210,7 @@ class Store:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            _refuse_newer(conn)
             yield conn
             conn.execute("COMMIT")
         except BaseException:

@@ -273,3 +273,12 @@ def list_dead(store: Store, offset: int, limit: int) -> list[DeadLetter]:
         (limit, offset),
     ).fetchall()
     return [DeadLetter(i, int(at), DeadInfo.decode(info), rec) for i, at, info, rec in rows]
+
+
+def live_workers(store: Store, cutoff_ms: int) -> list[tuple[str, bytes, int]]:
+    """Registry entries heard from since the cutoff, oldest first."""
+    rows = store.conn.execute(
+        f"SELECT id, info, seen_ms FROM {store.t.workers} WHERE seen_ms >= ? ORDER BY seen_ms, id",
+        (cutoff_ms,),
+    ).fetchall()
+    return [(str(i), bytes(info), int(seen)) for i, info, seen in rows]

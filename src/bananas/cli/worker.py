@@ -10,7 +10,7 @@ from collections.abc import Callable
 import click
 
 from ..config import Settings
-from ..errors import AppLoadError, ConfigError
+from ..errors import AppLoadError, BrokerIncompatible, ConfigError
 from ..vocabulary import MODES, PRIORITIES, Mode
 from .common import broker_option, fail, load_settings, main
 
@@ -140,6 +140,9 @@ def _run_worker(settings: Settings) -> int:
     code = 70  # EX_SOFTWARE, if run() itself fails
     try:
         code = loop.run_until_complete(worker.run())
+    except BrokerIncompatible as exc:  # a broker this Bananas must not touch
+        click.echo(f"bananas: error: {exc}", err=True)
+        code = 2
     finally:
         log.flush()
         logs.flush_std_streams()

@@ -45,6 +45,7 @@ from ..loops import until_stop
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink
 from .executors import Requeue
+from .ordering import FetchOrders
 
 PAUSED = "no job is taken or started until Redis accepts writes again"
 IDLE_WAIT = 1.0  # seconds a blocking wait lasts before the loop looks again
@@ -57,7 +58,7 @@ class FetcherParams:
     stats: WorkerStats
     link: BrokerLink
     run: Callable[[Delivery], Awaitable[None]]  # runs one job to its settled outcome
-    orders: Sequence[Sequence[QueueRef]]  # one queue order per fetch, cycled
+    orders: FetchOrders  # the queue order of each fetch, made on demand
     concurrency: int
     prefetch: int
     lease_timeout: float
@@ -101,7 +102,9 @@ class Fetcher:
         if self._unanswered is not None and self.p.orders:
             # Its jobs (if it was applied) join the buffer the drain puts back.
             with contextlib.suppress(BrokerError):
-                self._take(await self._dequeue(self.p.orders[0], 0))
+                # A repeated prefix is answered from the broker's record of the
+                # call, whatever queues are named; count 0 leases nothing new.
+                self._take(await self._dequeue(next(self.p.orders), 0))
 
     # -- the drain's view -------------------------------------------------
     def take_prefetched(self) -> list[Delivery]:
@@ -122,7 +125,7 @@ class Fetcher:
     # -- fetching -----------------------------------------------------------
     async def _fetch_loop(self) -> None:
         p = self.p
-        orders = itertools.cycle(p.orders)
+        orders = p.orders
         # A dropped connection is replaced by the next call: the first retry goes
         # at once, repeated failures back off (Redis down).
         pause = 0.0

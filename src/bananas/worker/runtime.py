@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 from ..app import Bananas
 from ..brokers.base import Broker, foreign_routing
 from ..config import Settings
-from ..errors import BrokerError, ConfigError
+from ..errors import BrokerError, BrokerIncompatible, ConfigError
 from ..logs import EventLog
 from ..loops import until_stop
 from ..observe.metrics import WorkerMetrics
@@ -68,7 +68,7 @@ from .executors import Executors
 from .fetcher import Fetcher, FetcherParams
 from .leases import Leases, LeasesParams
 from .maintenance import Maintenance, MaintenanceParams
-from .ordering import queue_orders
+from .ordering import FetchOrders
 from .router import Router, RouterParams
 from .runner import JobRunner
 from .shutdown import bounded
@@ -169,7 +169,7 @@ class Worker:
 
     def _fetcher_params(self) -> FetcherParams:
         s = self.settings
-        orders = queue_orders(
+        orders = FetchOrders(
             self.priorities, self.types, s.priority_policy, dict(s.priority_weights)
         )
         return FetcherParams(
@@ -316,6 +316,8 @@ class Worker:
                     await routing.register_types(self.types)
                 self.link.up()
                 return
+            except BrokerIncompatible:
+                raise  # retrying cannot help: the worker exits 2 (cli/worker.py)
             except BrokerError as exc:
                 self.log.warning("broker.unreachable", error=str(exc), retry_in_s=pause)
                 await until_stop(asyncio.sleep(pause), self._stop)

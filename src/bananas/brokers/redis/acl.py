@@ -80,6 +80,7 @@ _PROBES: dict[str, tuple[str, ...]] = {
     "RPUSH": ("K", "v"),
     "LPUSH": ("K", "v"),
     "RPOP": ("K",),
+    "LMPOP": ("1", "K", "RIGHT"),
     "LLEN": ("K",),
     "LRANGE": ("K", "0", "-1"),
     "LINDEX": ("K", "0"),

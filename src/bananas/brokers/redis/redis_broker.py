@@ -33,6 +33,10 @@ from .redis_inspect import RedisInspection
 from .scripts import Call, LuaScript, Prefixes
 from .sync import RedisSyncClient, enqueue_call
 
+# Queues whose key names are kept: a worker's own (priorities x job types)
+# fit many times over; a caller naming ever new ones cannot grow it unbounded.
+MAX_CACHED_QUEUES = 65_536
+
 
 class RedisBroker(RedisInspection, Broker, ForeignRouting):
     def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
@@ -42,7 +46,8 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
         self._ttl = str(max(1, int(result_ttl)))
         self._async: Any = None
         self.sync = self._sync = RedisSyncClient(url, self.keys)
-        self._ready_cache: dict[tuple[QueueRef, ...], list[tuple[str, str]]] = {}
+        # (ready list, marker) per queue: one entry per queue, not per order.
+        self._queue_keys: dict[QueueRef, tuple[str, str]] = {}
         self._batcher: ScriptBatcher | None = None
         self.keyspace = KeyspaceWatch()
         self._producer_checked = False  # permissions, probed on the first enqueue
@@ -189,14 +194,16 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
             await self.redis.hset(self.keys.types, mapping=dict.fromkeys(names, now))
 
     def _ready_keys(self, queues: Sequence[QueueRef]) -> list[tuple[str, str]]:
-        key = tuple(queues)
-        cached = self._ready_cache.get(key)
-        if cached is None:
-            cached = [(self.keys.ready(*q), self.keys.marker(*q)) for q in queues]
-            if len(self._ready_cache) > 4096:
-                self._ready_cache.clear()
-            self._ready_cache[key] = cached
-        return cached
+        cache = self._queue_keys
+        try:
+            return list(map(cache.__getitem__, queues))
+        except KeyError:
+            if len(cache) > MAX_CACHED_QUEUES:  # callers naming ever new queues
+                cache.clear()
+            for q in queues:
+                if q not in cache:
+                    cache[q] = (self.keys.ready(*q), self.keys.marker(*q))
+            return [cache[q] for q in queues]
 
     async def dequeue(
         self,

@@ -95,10 +95,11 @@ def dequeue(
     job_prefix: str,
     start: int,
 ) -> Call:
-    """queue items: (ready, marker)."""
+    """queue items: (ready, marker); sent as every ready list, then every marker."""
+    readies, markers = zip(*queue, strict=True) if queue else ((), ())
     return _call(
         "dequeue",
-        [active, leases, last, *_flat(queue)],
+        [active, leases, last, *readies, *markers],
         [count, lease_ms, token_prefix, job_prefix, start],
     )
 
