@@ -26,26 +26,22 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ..job import now_iso
-from ..vocabulary import JobState
 from . import sqlite_inspect as inspect
 from . import sqlite_ops as ops
 from . import sqlite_upkeep as upkeep
 from .base import Broker, SyncClient
 from .records import (
     KEEP_COMPLETED,
-    BrokerStats,
     DeadInfo,
-    DeadLetter,
     Delivery,
     JobResult,
-    JobSummary,
     NewJob,
     QueueRef,
     Recovered,
-    Throughput,
 )
 from .sqlite_db import Store, Tables, path_from_url, wrap
 from .sqlite_ops import Clock, Outcome
+from .sqlite_views import SQLiteViews
 from .sqlite_watch import Check, Wait, Watcher
 
 T = TypeVar("T")
@@ -59,7 +55,7 @@ def _clock() -> Clock:
     return Clock(time.time(), now_iso())
 
 
-class SQLiteBroker(Broker):
+class SQLiteBroker(SQLiteViews, Broker):
     def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
         self.url = url
         self.path = path_from_url(url)
@@ -334,49 +330,6 @@ class SQLiteBroker(Broker):
         cutoff = int((time.time() - expiry) * 1000)
         rows = await self._read(lambda s: self._live(s, cutoff))
         return [(worker_id, raw, seen_ms / 1000) for worker_id, raw, seen_ms in rows]
-
-    # -- inspection and admin ---------------------------------------------------------
-    async def stats(self) -> BrokerStats:
-        return await self._read(inspect.stats)
-
-    async def oldest_ready_age(self) -> dict[str, float]:
-        return await self._read(lambda s: inspect.oldest_ready_age(s, time.time()))
-
-    async def active_by_queue(self) -> dict[QueueRef, int]:
-        return await self._read(inspect.active_by_queue)
-
-    async def _get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]:
-        return await self._read(lambda s: inspect.get_results(s, job_ids, time.time()))
-
-    async def _list_jobs(
-        self, state: JobState, offset: int, limit: int, job_type: str | None
-    ) -> list[JobSummary]:
-        if state is JobState.QUEUED:
-            return await self._read(lambda s: inspect.list_queued(s, offset, limit, job_type))
-        return await self._read(
-            lambda s: inspect.list_indexed(s, state, offset, limit, job_type, time.time())
-        )
-
-    async def _count_jobs(self, state: JobState, job_type: str | None) -> int:
-        return await self._read(lambda s: inspect.count_jobs(s, state, job_type, time.time()))
-
-    async def job_state(self, job_id: str) -> str | None:
-        return await self._read(lambda s: inspect.job_state(s, job_id, time.time()))
-
-    async def get_dead_info(self, job_id: str) -> DeadInfo | None:
-        return await self._read(lambda s: inspect.get_dead_info(s, job_id))
-
-    async def throughput(self, minutes: int = 60) -> list[Throughput]:
-        return await self._read(lambda s: inspect.throughput(s, minutes, time.time()))
-
-    async def list_dead(self, offset: int = 0, limit: int = 100) -> list[DeadLetter]:
-        return await self._read(lambda s: inspect.list_dead(s, offset, limit))
-
-    async def delete_dead(self, job_id: str) -> bool:
-        return await self._run(lambda s: upkeep.delete_dead(s, job_id))
-
-    async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
-        return await self._run(lambda s: upkeep.replay(s, job_id, record, (priority, name)))
 
 
 class SQLiteSyncClient(SyncClient):

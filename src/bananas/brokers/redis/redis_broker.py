@@ -13,23 +13,21 @@ from redis.exceptions import NoScriptError
 from ...errors import BrokerError
 from ...job import now_iso
 from ...keys import Keys
-from ..base import Broker, ForeignRouting
+from ..base import Broker
 from ..records import (
-    KEEP_COMPLETED,
     THROUGHPUT_KEEP_S,
     DeadInfo,
     Delivery,
     JobResult,
     NewJob,
     QueueRef,
-    Recovered,
-    stalled_record,
 )
 from . import acl, scripts
 from .batch import ScriptBatcher
 from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
-from .keyspace import REGISTRATION_GRACE_MS, KeyspaceWatch
+from .keyspace import KeyspaceWatch
 from .redis_inspect import RedisInspection
+from .redis_upkeep import RedisUpkeep
 from .scripts import Call, LuaScript, Prefixes
 from .sync import RedisSyncClient, enqueue_call
 
@@ -38,7 +36,7 @@ from .sync import RedisSyncClient, enqueue_call
 MAX_CACHED_QUEUES = 65_536
 
 
-class RedisBroker(RedisInspection, Broker, ForeignRouting):
+class RedisBroker(RedisUpkeep, RedisInspection, Broker):
     def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
         self.url = url
         self.keys = k = Keys(prefix)
@@ -186,13 +184,6 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
         return value
 
     # -- worker -----------------------------------------------------------
-    async def register_types(self, names: Sequence[str]) -> None:
-        if not names:
-            return
-        now = str(int(time.time() * 1000))  # informational only: nothing expires by it
-        with redis_errors():
-            await self.redis.hset(self.keys.types, mapping=dict.fromkeys(names, now))
-
     def _ready_keys(self, queues: Sequence[QueueRef]) -> list[tuple[str, str]]:
         cache = self._queue_keys
         try:
@@ -323,100 +314,6 @@ class RedisBroker(RedisInspection, Broker, ForeignRouting):
             lease=[(d.id, d.token) for d in deliveries],
         )
         return int(await self._run(call))
-
-    # -- routing (foreign records, due jobs, recovery) ----------------------------
-    def _routing(self) -> dict[str, Any]:
-        """What every script that routes or buries by record (lua/_route.lua) takes."""
-        k = self.keys
-        return {
-            "queues": k.queues,
-            "dead": k.dead,
-            "dead_info": k.dead_info,
-            "now_iso": now_iso(),
-            "ttl": self._ttl,
-            "prefixes": self._prefixes,
-        }
-
-    async def _route_plain(self, priority: str, limit: int = 1000) -> tuple[int, bool]:
-        k = self.keys
-        call = scripts.route_plain(
-            routing=k.routing(priority),
-            plain=k.plain_queue(priority),
-            types=k.types,
-            keyspace=k.keyspace,
-            priority=priority,
-            limit=limit,
-            **self._routing(),
-            grace_ms=REGISTRATION_GRACE_MS,
-        )
-        routed, buried, more = await self._run(call)
-        return int(routed) + int(buried), bool(more)
-
-    async def _route_all(self, priority: str) -> int:
-        total, more = await self._route_plain(priority)
-        while more:
-            n, more = await self._route_plain(priority)
-            total += n
-        return total
-
-    async def pump_foreign(self, priority: str, timeout: float) -> int:
-        total = await self._route_all(priority)
-        if total:
-            return total
-        k = self.keys
-        with redis_errors():
-            moved = await self.redis.blmove(
-                k.plain_queue(priority), k.routing(priority), timeout, "RIGHT", "LEFT"
-            )
-        return 0 if moved is None else await self._route_all(priority)
-
-    # -- scheduler / recovery ---------------------------------------------
-    async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
-        k = self.keys
-        call = scripts.recover(
-            active=k.active,
-            leases=k.leases,
-            stalls=k.stalls,
-            completed=k.completed,
-            max_stalls=max_stalls,
-            limit=limit,
-            **self._routing(),
-            keep_completed=KEEP_COMPLETED,
-            ttl_ms=int(self.result_ttl * 1000),
-        )
-        recovered, buried = await self._run(call)
-        dead = [buried[i : i + 4] for i in range(0, len(buried), 4)]
-        if dead:
-            await self._fail_stalled(dead)
-        return Recovered([x.decode() for x in recovered], [d[0].decode() for d in dead])
-
-    async def _fail_stalled(self, dead: list[list[Any]]) -> None:
-        """Mark the records of jobs buried for stalling failed (see recover.lua);
-        a record that cannot be decoded is kept as it was."""
-        writes = []
-        for raw_id, died_ms, raw, reason in dead:
-            record = stalled_record(raw or None, text(reason))
-            if record is not None:
-                job_id = raw_id.decode()
-                call = scripts.fail_stalled(
-                    dead=self.keys.dead,
-                    record_key=self.keys.job(job_id),
-                    id=job_id,
-                    died_ms=int(died_ms),
-                    record=record,
-                )
-                writes.append(self._run(call))
-        await asyncio.gather(*writes)
-
-    async def move_due(self, limit: int = 1000) -> int:
-        k = self.keys
-        total = 0
-        while True:
-            call = scripts.move_due(scheduled=k.scheduled, limit=limit, **self._routing())
-            moved, buried, more = await self._run(call)
-            total += int(moved) + int(buried)
-            if not more:
-                return total
 
 
 __all__ = ["RedisBroker"]
