@@ -39,7 +39,7 @@ from .records import (
     QueueRef,
     Recovered,
 )
-from .sqlite_db import Store, Tables, path_from_url, wrap
+from .sqlite_db import Store, Tables, path_from_url, refuse_newer, wrap
 from .sqlite_ops import Clock, Outcome
 from .sqlite_views import SQLiteViews
 from .sqlite_watch import Check, Wait, Watcher
@@ -224,7 +224,9 @@ class SQLiteBroker(SQLiteViews, Broker):
         start: int | None = None,
     ) -> list[Delivery]:
         # Looking first without the write lock keeps idle workers from queueing
-        # behind each other's empty transactions.
+        # behind each other's empty transactions. The schema check comes first:
+        # an idle worker must learn of a newer file too, not only a busy one.
+        refuse_newer(store.conn)
         if count <= 0 or not inspect.has_ready(store, queues):
             return []
         deadline = int((time.time() + lease) * 1000)

@@ -134,7 +134,7 @@ class Tables:
         ]
 
 
-def _refuse_newer(conn: sqlite3.Connection) -> int:
+def refuse_newer(conn: sqlite3.Connection) -> int:
     """The file's schema version; a newer one than this code knows is refused
     (never misread or written), at open and at every write transaction, so a
     file upgraded under a running worker stops it taking work."""
@@ -148,7 +148,7 @@ def _refuse_newer(conn: sqlite3.Connection) -> int:
 
 
 def _check_version(conn: sqlite3.Connection) -> None:
-    if _refuse_newer(conn) < SCHEMA_VERSION:
+    if refuse_newer(conn) < SCHEMA_VERSION:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -193,7 +193,7 @@ class Store:
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-            if _refuse_newer(conn) < SCHEMA_VERSION:
+            if refuse_newer(conn) < SCHEMA_VERSION:
                 conn.close()
                 return None
         except BaseException:
@@ -210,7 +210,7 @@ class Store:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            _refuse_newer(conn)
+            refuse_newer(conn)
             yield conn
             conn.execute("COMMIT")
         except BaseException:

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..brokers.base import Broker
-from ..errors import BrokerError
+from ..errors import BrokerError, BrokerRefusesWrites
 from ..logs import EventLog
 from ..loops import PeriodicTasks
 from ..vocabulary import WorkerInfo
@@ -76,7 +76,10 @@ class Monitor:
             await self.p.broker.remove_worker(self.p.identity.id)
 
     def _on_error(self, name: str, exc: Exception) -> None:
-        if isinstance(exc, BrokerError):
+        if isinstance(exc, BrokerRefusesWrites):  # it answered: not "unreachable"
+            self.p.link.refuses(str(exc))
+            self.p.log.debug("monitor.broker_error", loop=name, error=str(exc))
+        elif isinstance(exc, BrokerError):
             self.p.link.down()
             self.p.log.debug("monitor.broker_error", loop=name, error=str(exc))
         else:  # observability must never stop the worker
