@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   := $(VENV)/.installed-base
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast chaos lint venv redis-server chromium clean
+.PHONY: demo test test-fast chaos lint venv redis-server chromium faketime clean
 
 # The demo needs only the package; tests, lint and bench add the test extra.
 $(BASE): pyproject.toml
@@ -26,12 +26,15 @@ redis-server:
 chromium:
 	@scripts/ensure-chromium.sh
 
+faketime:
+	@scripts/ensure-faketime.sh
+
 ## make demo: run Bananas' main job end to end (see README)
 demo: $(BASE)
 	$(BIN)/bananas demo
 
 ## make test: the whole suite against a real redis-server the tests start themselves
-test: venv redis-server chromium
+test: venv redis-server chromium faketime
 	$(BIN)/python -m pytest
 
 ## make test-fast: the tiers without worker processes, in well under a minute:
@@ -44,7 +47,7 @@ test-fast: venv redis-server
 
 ## make chaos: the chaos suite at full scale; figures go to docs/reliability.md
 ## (`make test` runs the same scenarios shortened)
-chaos: venv redis-server
+chaos: venv redis-server faketime
 	CHAOS_FULL=1 $(BIN)/python -m pytest tests/chaos -s --timeout 900 -q
 
 ## make lint: ruff + mypy (strict)
