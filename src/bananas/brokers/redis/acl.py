@@ -152,15 +152,22 @@ def _check(
             raise ConfigError(refusal(user, role, call, str(reply), keys))
 
 
-async def check_async(client: Any, keys: Keys, role: Role) -> None:
-    """Raise ConfigError naming the first permission `role` lacks."""
-    calls = probe_calls(keys, role)
+def _probe_pipeline(client: Any, calls: list[tuple[str, ...]]) -> Any:
+    """One pipeline (sync or asyncio client alike): who am I, can I load and
+    run a script, then each probe call; replies are read with errors kept."""
     pipe = client.pipeline(transaction=False)
     pipe.execute_command("ACL", "WHOAMI")
     pipe.execute_command("SCRIPT", "LOAD", _NOOP)
     pipe.execute_command("EVALSHA", _NOOP_SHA, 0)
     for call in calls:
         pipe.execute_command(*call)
+    return pipe
+
+
+async def check_async(client: Any, keys: Keys, role: Role) -> None:
+    """Raise ConfigError naming the first permission `role` lacks."""
+    calls = probe_calls(keys, role)
+    pipe = _probe_pipeline(client, calls)
     whoami, *replies = await pipe.execute(raise_on_error=False)
     user = _user(whoami)
     _check(user, role, [("SCRIPT LOAD",), ("EVALSHA",), *calls], replies, keys)
@@ -178,12 +185,7 @@ async def check_async(client: Any, keys: Keys, role: Role) -> None:
 def check_sync(client: Any, keys: Keys, role: Role) -> None:
     """check_async for the sync client (producers calling `app.enqueue`)."""
     calls = probe_calls(keys, role)
-    pipe = client.pipeline(transaction=False)
-    pipe.execute_command("ACL", "WHOAMI")
-    pipe.execute_command("SCRIPT", "LOAD", _NOOP)
-    pipe.execute_command("EVALSHA", _NOOP_SHA, 0)
-    for call in calls:
-        pipe.execute_command(*call)
+    pipe = _probe_pipeline(client, calls)
     whoami, *replies = pipe.execute(raise_on_error=False)
     user = _user(whoami)
     _check(user, role, [("SCRIPT LOAD",), ("EVALSHA",), *calls], replies, keys)

@@ -1,9 +1,5 @@
-"""The Lua state transitions (lua/*.lua), loaded once per process, and one
-typed wrapper per script.
-
-A script may contain `-- @include <file>.lua`, replaced by that file's text,
-so shared helpers (routing, burying, the clock) have one source. Each
-script's header lists its KEYS and ARGV by name; the wrapper of the same
+"""One typed wrapper per Lua state transition (lua/*.lua; loaded by
+script_loader.py). Each script's header lists its KEYS and ARGV by name; the wrapper of the same
 name takes exactly those names, in that order (a repeated group, `per
 queue: ready, marker`, is one parameter: a sequence of flat tuples), and
 tests/test_broker_redis.py checks the two agree.
@@ -11,45 +7,14 @@ tests/test_broker_redis.py checks the two agree.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
-
-@dataclass(frozen=True, slots=True)
-class LuaScript:
-    name: str
-    source: str
-    sha: str
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One EVALSHA: the script and its KEYS / ARGV."""
-
-    script: LuaScript
-    keys: list[str]
-    args: list[Any]
-
-
-def read_source(name: str) -> str:
-    """The text of lua/<name> as stored (includes not expanded)."""
-    return resources.files("bananas.brokers").joinpath("lua", name).read_text(encoding="utf-8")
-
-
-@cache
-def load(name: str) -> LuaScript:
-    lines = []
-    for line in read_source(f"{name}.lua").splitlines():
-        if line.startswith("-- @include "):
-            lines.append(read_source(line.removeprefix("-- @include ").strip()))
-        else:
-            lines.append(line)
-    source = "\n".join(lines) + "\n"
-    return LuaScript(name, source, hashlib.sha1(source.encode()).hexdigest())
+from .script_loader import Call as Call
+from .script_loader import LuaScript as LuaScript
+from .script_loader import load as load
+from .script_loader import read_source as read_source
 
 
 def _flat(groups: Sequence[Sequence[Any]]) -> list[Any]:

@@ -1,0 +1,47 @@
+"""Loading the Lua state transitions (lua/*.lua), once per process.
+
+A script may contain `-- @include <file>.lua`, replaced by that file's text,
+so shared helpers (routing, burying, the clock) have one source. The typed
+wrapper of each script is in scripts.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    name: str
+    source: str
+    sha: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One EVALSHA: the script and its KEYS / ARGV."""
+
+    script: LuaScript
+    keys: list[str]
+    args: list[Any]
+
+
+def read_source(name: str) -> str:
+    """The text of lua/<name> as stored (includes not expanded)."""
+    return resources.files("bananas.brokers").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+@cache
+def load(name: str) -> LuaScript:
+    lines = []
+    for line in read_source(f"{name}.lua").splitlines():
+        if line.startswith("-- @include "):
+            lines.append(read_source(line.removeprefix("-- @include ").strip()))
+        else:
+            lines.append(line)
+    source = "\n".join(lines) + "\n"
+    return LuaScript(name, source, hashlib.sha1(source.encode()).hexdigest())
