@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from .redis_server import RedisServer
 
@@ -124,7 +125,21 @@ def startup(tmp: Path, server: RedisServer, types: int, policy: str) -> dict[str
     }
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu_s(redis: Any) -> float:
+    info = redis.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def drain(tmp: Path, server: RedisServer, types: int) -> dict[str, float]:
+    """jobs/s, and CPU per job of the worker and of Redis: on a shared
+    machine the wall-clock rate swings with the neighbours' load, the CPU a
+    job costs much less."""
     from bananas import Bananas
 
     server.flush()
@@ -135,14 +150,21 @@ def drain(tmp: Path, server: RedisServer, types: int) -> dict[str, float]:
     redis = server.client()
     try:
         run.wait_started()
-        began = time.monotonic()
+        began, cpu0, rcpu0 = time.monotonic(), cpu_s(run.proc.pid), redis_cpu_s(redis)
         while redis.llen("bananas:ready:normal:t0000") or redis.zcard("bananas:active"):
             time.sleep(0.01)
         elapsed = time.monotonic() - began
+        cpu, rcpu = cpu_s(run.proc.pid) - cpu0, redis_cpu_s(redis) - rcpu0
     finally:
         run.stop()
         client.close()
-    return {"types": types, "jobs": DRAIN_JOBS, "jobs_per_s": round(DRAIN_JOBS / elapsed)}
+    return {
+        "types": types,
+        "jobs": DRAIN_JOBS,
+        "jobs_per_s": round(DRAIN_JOBS / elapsed),
+        "worker_cpu_us_per_job": round(cpu / DRAIN_JOBS * 1e6, 1),
+        "redis_cpu_us_per_job": round(rcpu / DRAIN_JOBS * 1e6, 1),
+    }
 
 
 def redis_bytes(server: RedisServer, jobs: int = 10_000) -> dict[str, float]:
@@ -164,6 +186,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="skip 1,000 types strict")
     parser.add_argument("--src", type=Path, default=None, help="the bananas source to run")
+    parser.add_argument("--drain-only", action="store_true", help="only the drain pairs")
     args = parser.parse_args()
     if args.src is not None:  # e.g. `git archive` of an older commit, for "before"
         global SRC
@@ -178,7 +201,8 @@ def main() -> None:
             cases = [(1, "strict"), (300, "strict"), (1000, "weighted")]
             if not args.quick:
                 cases.insert(2, (1000, "strict"))
-            results["startup"] = [startup(tmp, server, n, p) for n, p in cases]
+            if not args.drain_only:
+                results["startup"] = [startup(tmp, server, n, p) for n, p in cases]
             # Interleaved pairs: the machine is shared, so compare within a pair.
             runs = [drain(tmp, server, n) for _ in range(PAIRS) for n in (1, 300)]
             results["drain"] = runs
@@ -190,7 +214,20 @@ def main() -> None:
                 "median_ratio": round(statistics.median(ratios), 3),
                 "ratios": [round(r, 3) for r in ratios],
             }
-            results["redis"] = redis_bytes(server)
+            for who in ("worker", "redis"):
+                field = f"{who}_cpu_us_per_job"
+                results[f"{who}_cpu_300_vs_1"] = {
+                    "median_ratio": round(
+                        statistics.median(
+                            b[field] / a[field] for a, b in zip(runs[::2], runs[1::2], strict=True)
+                        ),
+                        3,
+                    ),
+                    "1_type": statistics.median(r[field] for r in runs[::2]),
+                    "300_types": statistics.median(r[field] for r in runs[1::2]),
+                }
+            if not args.drain_only:
+                results["redis"] = redis_bytes(server)
         finally:
             server.stop()
     text = json.dumps(results, indent=1)

@@ -69,6 +69,13 @@ class Keys:
         return f"{self.prefix}:marker:{priority}:{name}"
 
     @property
+    def nonempty(self) -> str:
+        """Hash "priority:name" -> 1 for every routed ready list that may hold
+        jobs, and "#" -> its version: a worker dequeues only from those
+        (lua/_index.lua)."""
+        return f"{self.prefix}:nonempty"
+
+    @property
     def queues(self) -> str:
         """Set of "priority:name" members: every routed list ever used."""
         return f"{self.prefix}:queues"

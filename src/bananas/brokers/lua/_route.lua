@@ -10,7 +10,8 @@
 --   registered is buried as unknown (foreign records only).
 --
 -- ctx fields: job_prefix, result_prefix, notify_prefix, ready_prefix,
---   marker_prefix, queues (set key), dead (zset key), dead_info (hash key),
+--   marker_prefix, queues (set key), index (hash key, _index.lua: include it
+--   first and call index_bump(ctx.index) at the end), dead (zset key), dead_info (hash key),
 --   types (hash key or nil), now_ms (server clock, _clock.lua), now_iso,
 --   result_ttl.
 
@@ -61,5 +62,6 @@ local function route(ctx, id, priority)
   redis.call('LPUSH', ctx.ready_prefix .. member, id)
   redis.call('ZADD', ctx.marker_prefix .. member, 0, '1')
   redis.call('SADD', ctx.queues, member)
+  index_add(ctx.index, member)
   return true
 end

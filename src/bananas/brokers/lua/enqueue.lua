@@ -3,7 +3,8 @@
 --
 -- KEYS[1]  queues: set of queue members "priority:name"
 -- KEYS[2]  scheduled: sorted set bananas:queue:scheduled (score unix seconds)
--- KEYS[3..] per queue: ready, marker
+-- KEYS[3]  index: hash of ready lists that may hold jobs (_index.lua)
+-- KEYS[4..] per queue: ready, marker
 -- KEYS[..] per job: record_key
 -- ARGV[1]  nq: the number of distinct queues
 -- ARGV[2..] per queue: member
@@ -22,9 +23,10 @@
 -- Returns: array of 1 (enqueued) / 0 (id already existed), in job order.
 
 -- @include _clock.lua
+-- @include _index.lua
 
 local nq = tonumber(ARGV[1])
-local first_job_key = 3 + 2 * nq
+local first_job_key = 4 + 2 * nq
 local njobs = #KEYS - first_job_key + 1
 local ready = {}
 local used = {}
@@ -58,7 +60,9 @@ for q in pairs(used) do
   redis.call('SADD', KEYS[1], ARGV[1 + q])
 end
 for q, ids in pairs(ready) do
-  redis.call('LPUSH', KEYS[1 + 2 * q], unpack(ids))
-  redis.call('ZADD', KEYS[2 + 2 * q], 0, '1')
+  redis.call('LPUSH', KEYS[2 + 2 * q], unpack(ids))
+  redis.call('ZADD', KEYS[3 + 2 * q], 0, '1')
+  index_add(KEYS[3], ARGV[1 + q])
 end
+index_bump(KEYS[3])
 return out

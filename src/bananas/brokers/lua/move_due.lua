@@ -7,6 +7,7 @@
 -- KEYS[2]  queues: set of queue members "priority:name"
 -- KEYS[3]  dead: sorted set id -> time of death (unix ms)
 -- KEYS[4]  dead_info: hash id -> JSON dead info
+-- KEYS[5]  index: hash of ready lists that may hold jobs (_index.lua)
 -- ARGV[1]  limit: most jobs per call
 -- ARGV[2]  now_iso: ISO 8601, for the failed result of a job that cannot be routed
 -- ARGV[3]  ttl: result TTL (seconds)
@@ -21,11 +22,12 @@
 -- Returns: {moved count, buried count, more due (1/0)}.
 
 -- @include _clock.lua
+-- @include _index.lua
 -- @include _route.lua
 
 local now = now_ms()
 local ctx = {job_prefix = ARGV[4], result_prefix = ARGV[5], notify_prefix = ARGV[6],
-  ready_prefix = ARGV[7], marker_prefix = ARGV[8], queues = KEYS[2],
+  ready_prefix = ARGV[7], marker_prefix = ARGV[8], queues = KEYS[2], index = KEYS[5],
   dead = KEYS[3], dead_info = KEYS[4], now_ms = now, now_iso = ARGV[2],
   result_ttl = ARGV[3]}
 local ids = redis.call('ZRANGE', KEYS[1], '-inf', now / 1000, 'BYSCORE', 'LIMIT', 0, ARGV[1])
@@ -36,4 +38,5 @@ for _, id in ipairs(ids) do
 end
 local more = 0
 if #ids == tonumber(ARGV[1]) then more = 1 end
+index_bump(KEYS[5])
 return {moved, buried, more}

@@ -11,6 +11,7 @@
 -- KEYS[5]  dead_info: hash id -> JSON dead info
 -- KEYS[6]  queues: set of queue members "priority:name"
 -- KEYS[7]  completed: recent completions sorted set
+-- KEYS[8]  index: hash of ready lists that may hold jobs (_index.lua)
 -- ARGV[1]  max_stalls
 -- ARGV[2]  limit: most jobs to recover in this call
 -- ARGV[3]  now_iso: ISO 8601, for the failed result of a buried job
@@ -34,11 +35,12 @@
 -- ('' when missing), reason}.
 
 -- @include _clock.lua
+-- @include _index.lua
 -- @include _route.lua
 
 local now = now_ms()
 local ctx = {job_prefix = ARGV[5], result_prefix = ARGV[6], notify_prefix = ARGV[7],
-  ready_prefix = ARGV[8], marker_prefix = ARGV[9], queues = KEYS[6],
+  ready_prefix = ARGV[8], marker_prefix = ARGV[9], queues = KEYS[6], index = KEYS[8],
   dead = KEYS[4], dead_info = KEYS[5], now_ms = now, now_iso = ARGV[3],
   result_ttl = ARGV[4]}
 local max_stalls = tonumber(ARGV[1])
@@ -66,7 +68,9 @@ for _, id in ipairs(ids) do
     buried[#buried + 1] = reason
   elseif queue then
     redis.call('RPUSH', queue, id)
-    redis.call('ZADD', ARGV[9] .. string.sub(queue, #ARGV[8] + 1), 0, '1')
+    local member = string.sub(queue, #ARGV[8] + 1)
+    redis.call('ZADD', ARGV[9] .. member, 0, '1')
+    index_add(KEYS[8], member)
     recovered[#recovered + 1] = id
   else
     -- No record of where it came from: route it again from its record.
@@ -76,4 +80,5 @@ for _, id in ipairs(ids) do
 end
 redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -1 - tonumber(ARGV[10]))
 redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. (now - tonumber(ARGV[11])))
+index_bump(KEYS[8])
 return {recovered, buried}

@@ -10,11 +10,14 @@
 -- KEYS[6]  ready: the ready list of its queue
 -- KEYS[7]  marker: that list's wake marker
 -- KEYS[8]  queues: set of queue members "priority:name"
+-- KEYS[9]  index: hash of ready lists that may hold jobs (_index.lua)
 -- ARGV[1]  id
 -- ARGV[2]  record: reset record JSON (attempts 0, status pending, no error)
 -- ARGV[3]  member: queue member "priority:name"
 --
 -- Returns: 1 replayed; 0 not in the dead-letter queue.
+
+-- @include _index.lua
 
 local id = ARGV[1]
 if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end
@@ -25,4 +28,6 @@ redis.call('DEL', KEYS[5])
 redis.call('LPUSH', KEYS[6], id)
 redis.call('ZADD', KEYS[7], 0, '1')
 redis.call('SADD', KEYS[8], ARGV[3])
+index_add(KEYS[9], ARGV[3])
+index_bump(KEYS[9])
 return 1

@@ -4,6 +4,7 @@
 --
 -- KEYS[1]  active: sorted set of leases
 -- KEYS[2]  leases: hash id -> "<token> <ready list>"
+-- KEYS[3]  index: hash of ready lists that may hold jobs (_index.lua)
 -- ARGV[1]  ready_prefix: ready list key prefix
 -- ARGV[2]  marker_prefix: marker key prefix
 -- ARGV[3..] per lease: id, token
@@ -11,6 +12,7 @@
 -- Returns: number of jobs put back (leases no longer ours are skipped).
 
 -- @include _lease.lua
+-- @include _index.lua
 
 local ready_prefix_len = #ARGV[1]
 local n = 0
@@ -21,8 +23,11 @@ for i = 3, #ARGV, 2 do
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
     redis.call('RPUSH', queue, id)
-    redis.call('ZADD', ARGV[2] .. string.sub(queue, ready_prefix_len + 1), 0, '1')
+    local member = string.sub(queue, ready_prefix_len + 1)
+    redis.call('ZADD', ARGV[2] .. member, 0, '1')
+    index_add(KEYS[3], member)
     n = n + 1
   end
 end
+index_bump(KEYS[3])
 return n

@@ -10,6 +10,7 @@
 -- KEYS[5]  dead: sorted set id -> time of death (unix ms)
 -- KEYS[6]  dead_info: hash id -> JSON dead info
 -- KEYS[7]  keyspace: the keyspace marker "<marker> <created unix ms>[ lost]"
+-- KEYS[8]  index: hash of ready lists that may hold jobs (_index.lua)
 -- ARGV[1]  priority
 -- ARGV[2]  limit: most ids taken off the plain list in this call
 -- ARGV[3]  now_iso: ISO 8601, for the failed result of a job that cannot be routed
@@ -32,10 +33,11 @@
 -- Returns: {routed count, buried count, plain list left non-empty (1/0)}.
 
 -- @include _clock.lua
+-- @include _index.lua
 -- @include _route.lua
 
 local ctx = {job_prefix = ARGV[5], result_prefix = ARGV[6], notify_prefix = ARGV[7],
-  ready_prefix = ARGV[8], marker_prefix = ARGV[9], queues = KEYS[4],
+  ready_prefix = ARGV[8], marker_prefix = ARGV[9], queues = KEYS[4], index = KEYS[8],
   dead = KEYS[5], dead_info = KEYS[6], types = KEYS[3], now_ms = now_ms(),
   now_iso = ARGV[3], result_ttl = ARGV[4]}
 local marker = redis.call('GET', KEYS[7])
@@ -62,4 +64,5 @@ end
 for _, id in ipairs(deferred) do redis.call('LPUSH', KEYS[1], id) end
 local more = 0
 if redis.call('LLEN', KEYS[2]) > 0 then more = 1 end
+index_bump(KEYS[8])
 return {routed, buried, more}

@@ -26,6 +26,7 @@ from . import acl, scripts
 from .batch import ScriptBatcher
 from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
 from .keyspace import KeyspaceWatch
+from .ready_index import INDEX_LIMIT, ReadyIndex, parse_member
 from .redis_inspect import RedisInspection
 from .redis_upkeep import RedisUpkeep
 from .scripts import Call, LuaScript, Prefixes
@@ -46,6 +47,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, Broker):
         self.sync = self._sync = RedisSyncClient(url, self.keys)
         # (ready list, marker) per queue: one entry per queue, not per order.
         self._queue_keys: dict[QueueRef, tuple[str, str]] = {}
+        self._ready_index = ReadyIndex()
         self._batcher: ScriptBatcher | None = None
         self.keyspace = KeyspaceWatch()
         self._producer_checked = False  # permissions, probed on the first enqueue
@@ -204,6 +206,29 @@ class RedisBroker(RedisUpkeep, RedisInspection, Broker):
         token_prefix: str,
         start: int | None = None,
     ) -> list[Delivery]:
+        index = self._ready_index
+        named = index.select(queues)
+        reply = await self._dequeue(named, count, lease_seconds, token_prefix, start)
+        if index.update(reply[0], reply[1]) and len(reply) == 2:
+            # Nothing found while the index moved: the jobs may be in a list the
+            # copy lacked. Nothing was leased, so the same token prefix is free.
+            again, sent = index.select(queues), set(named)
+            if any(q not in sent for q in again):
+                reply = await self._dequeue(again, count, lease_seconds, token_prefix, start)
+                index.update(reply[0], reply[1])
+        return [
+            Delivery(reply[i].decode(), reply[i + 1], reply[i + 2].decode())
+            for i in range(2, len(reply), 3)
+        ]
+
+    async def _dequeue(
+        self,
+        queues: Sequence[QueueRef],
+        count: int,
+        lease_seconds: float,
+        token_prefix: str,
+        start: int | None,
+    ) -> Any:
         k = self.keys
         # "<worker>:<seq>:" -> the worker's key of its last dequeue.
         caller = token_prefix.rstrip(":").rpartition(":")[0] or token_prefix
@@ -211,24 +236,36 @@ class RedisBroker(RedisUpkeep, RedisInspection, Broker):
             active=k.active,
             leases=k.leases,
             last=k.dequeued(caller),
+            index=k.nonempty,
             queue=self._ready_keys(queues),
             count=count,
             lease_ms=int(lease_seconds * 1000),
             token_prefix=token_prefix,
             job_prefix=k.job_prefix,
             start=count if start is None else start,
+            version=self._ready_index.version,
+            index_limit=INDEX_LIMIT,
+            ready_prefix=k.ready_prefix,
         )
-        reply = await self._run(call)
-        return [
-            Delivery(reply[i].decode(), reply[i + 1], reply[i + 2].decode())
-            for i in range(0, len(reply), 3)
-        ]
+        try:
+            return await self._run(call)
+        except BrokerError:
+            self._ready_index.reset()  # it may be another primary's, or a lost keyspace's
+            raise
 
     async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
         markers = [marker for _, marker in self._ready_keys(queues)]
-        with redis_errors():
-            got = await self.redis.bzpopmin(markers, timeout=timeout)
-        return got is not None
+        try:
+            with redis_errors():
+                got = await self.redis.bzpopmin(markers, timeout=timeout)
+        except BrokerError:
+            self._ready_index.reset()
+            raise
+        if got is None:
+            return False
+        # The woken list is named by the next dequeue even if the copy lags.
+        self._ready_index.woke(parse_member(text(got[0]).removeprefix(self.keys.marker_prefix)))
+        return True
 
     async def _extend(
         self,
@@ -309,6 +346,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, Broker):
         call = scripts.requeue(
             active=k.active,
             leases=k.leases,
+            index=k.nonempty,
             ready_prefix=k.ready_prefix,
             marker_prefix=k.marker_prefix,
             lease=[(d.id, d.token) for d in deliveries],

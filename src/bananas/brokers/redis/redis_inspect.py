@@ -107,6 +107,7 @@ class RedisInspection:
             ready=k.ready(priority, name),
             marker=k.marker(priority, name),
             queues=k.queues,
+            index=k.nonempty,
             id=job_id,
             record=record,
             member=f"{priority}:{name}",

@@ -47,6 +47,7 @@ class RedisUpkeep(ForeignRouting):
             "queues": k.queues,
             "dead": k.dead,
             "dead_info": k.dead_info,
+            "index": k.nonempty,
             "now_iso": now_iso(),
             "ttl": self._ttl,
             "prefixes": self._prefixes,

@@ -30,13 +30,14 @@ def enqueue(
     *,
     queues: str,
     scheduled: str,
+    index: str,
     queue: Sequence[tuple[str, str, str]],
     job: Sequence[tuple[str, str, bytes, str, str, int]],
     nq: int,
 ) -> Call:
     """queue items: (ready, marker, member); job items: (record_key, id,
     record, delay, at, queue_number); nq = len(queue)."""
-    keys = [queues, scheduled]
+    keys = [queues, scheduled, index]
     args: list[Any] = [nq]
     for ready, marker, member in queue:
         keys += (ready, marker)
@@ -53,19 +54,23 @@ def dequeue(
     active: str,
     leases: str,
     last: str,
+    index: str,
     queue: Sequence[tuple[str, str]],
     count: int,
     lease_ms: int,
     token_prefix: str,
     job_prefix: str,
     start: int,
+    version: str,
+    index_limit: int,
+    ready_prefix: str,
 ) -> Call:
     """queue items: (ready, marker); sent as every ready list, then every marker."""
     readies, markers = zip(*queue, strict=True) if queue else ((), ())
     return _call(
         "dequeue",
-        [active, leases, last, *readies, *markers],
-        [count, lease_ms, token_prefix, job_prefix, start],
+        [active, leases, last, index, *readies, *markers],
+        [count, lease_ms, token_prefix, job_prefix, start, version, index_limit, ready_prefix],
     )
 
 
@@ -198,12 +203,13 @@ def requeue(
     *,
     active: str,
     leases: str,
+    index: str,
     ready_prefix: str,
     marker_prefix: str,
     lease: Sequence[tuple[str, str]],
 ) -> Call:
     """lease items: (id, token)."""
-    return _call("requeue", [active, leases], [ready_prefix, marker_prefix, *_flat(lease)])
+    return _call("requeue", [active, leases, index], [ready_prefix, marker_prefix, *_flat(lease)])
 
 
 # -- maintenance -------------------------------------------------------------
@@ -237,6 +243,7 @@ def recover(
     dead_info: str,
     queues: str,
     completed: str,
+    index: str,
     max_stalls: int,
     limit: int,
     now_iso: str,
@@ -247,7 +254,7 @@ def recover(
 ) -> Call:
     return _call(
         "recover",
-        [active, leases, stalls, dead, dead_info, queues, completed],
+        [active, leases, stalls, dead, dead_info, queues, completed, index],
         [max_stalls, limit, now_iso, ttl, *prefixes.args(), keep_completed, ttl_ms],
     )
 
@@ -262,13 +269,16 @@ def move_due(
     queues: str,
     dead: str,
     dead_info: str,
+    index: str,
     limit: int,
     now_iso: str,
     ttl: str,
     prefixes: Prefixes,
 ) -> Call:
     return _call(
-        "move_due", [scheduled, queues, dead, dead_info], [limit, now_iso, ttl, *prefixes.args()]
+        "move_due",
+        [scheduled, queues, dead, dead_info, index],
+        [limit, now_iso, ttl, *prefixes.args()],
     )
 
 
@@ -281,6 +291,7 @@ def route_plain(
     dead: str,
     dead_info: str,
     keyspace: str,
+    index: str,
     priority: str,
     limit: int,
     now_iso: str,
@@ -290,7 +301,7 @@ def route_plain(
 ) -> Call:
     return _call(
         "route_plain",
-        [routing, plain, types, queues, dead, dead_info, keyspace],
+        [routing, plain, types, queues, dead, dead_info, keyspace, index],
         [priority, limit, now_iso, ttl, *prefixes.args(), grace_ms],
     )
 
@@ -306,13 +317,14 @@ def replay(
     ready: str,
     marker: str,
     queues: str,
+    index: str,
     id: str,
     record: bytes,
     member: str,
 ) -> Call:
     return _call(
         "replay",
-        [dead, dead_info, stalls, record_key, result_key, ready, marker, queues],
+        [dead, dead_info, stalls, record_key, result_key, ready, marker, queues, index],
         [id, record, member],
     )
 

@@ -49,7 +49,12 @@ def enqueue_call(k: Keys, jobs: Sequence[NewJob]) -> Call:
         delay = "" if new.delay is None or new.due is not None else repr(float(new.delay))
         job.append((k.job(new.id), new.id, new.record, delay, at, q))
     return scripts.enqueue(
-        queues=k.queues, scheduled=k.scheduled, queue=queue, job=job, nq=len(queue)
+        queues=k.queues,
+        scheduled=k.scheduled,
+        index=k.nonempty,
+        queue=queue,
+        job=job,
+        nq=len(queue),
     )
 
 
