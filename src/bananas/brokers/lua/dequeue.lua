@@ -4,9 +4,9 @@
 --
 -- KEYS[1]  active: sorted set id -> lease deadline (unix ms, server clock)
 -- KEYS[2]  leases: hash id -> "<token> <ready list the job came from>"
--- KEYS[3]  last: this worker's last dequeue (the token prefix and ids it
---          leased), kept for a lease so a call repeated after a lost reply is
---          answered again instead of leasing more jobs to nobody
+-- KEYS[3]  last: this worker's last dequeue ("<token prefix> <JSON array of
+--          the ids it leased>"), kept for a lease so a call repeated after a
+--          lost reply is answered again instead of leasing more jobs to nobody
 -- KEYS[4]  index: hash of ready lists that may hold jobs (_index.lua)
 -- KEYS[5..] per queue: ready
 -- KEYS[..] per queue: marker
@@ -65,21 +65,22 @@ local function index_reply()
   return {version, members}
 end
 
+-- `last` is "<token prefix> <JSON array of the ids>": the prefix is compared
+-- before anything is decoded, so the usual call (a new prefix) pays one GET.
 local last = redis.call('GET', KEYS[3])
-if last then
-  local prev = cjson.decode(last)
-  if prev[1] == ARGV[3] then -- the same call again: its reply was lost
-    local out = index_reply()
-    for n = 2, #prev do
-      local id, token = prev[n], ARGV[3] .. (n - 1)
-      if lease_queue(KEYS[2], id, token) then
-        out[#out + 1] = id
-        out[#out + 1] = redis.call('GET', ARGV[4] .. id) or false
-        out[#out + 1] = token
-      end
+if last and string.sub(last, 1, #ARGV[3] + 1) == ARGV[3] .. ' ' then
+  -- the same call again: its reply was lost
+  local prev = cjson.decode(string.sub(last, #ARGV[3] + 2))
+  local out = index_reply()
+  for n, id in ipairs(prev) do
+    local token = ARGV[3] .. n
+    if lease_queue(KEYS[2], id, token) then
+      out[#out + 1] = id
+      out[#out + 1] = redis.call('GET', ARGV[4] .. id) or false
+      out[#out + 1] = token
     end
-    return out
   end
+  return out
 end
 
 local count = tonumber(ARGV[1])
@@ -135,9 +136,7 @@ if #ids == 0 then return index_reply() end
 bulk('ZADD', KEYS[1], deadlines)
 bulk('HSET', KEYS[2], leases)
 local bodies = bulk_mget(records)
-local call = {ARGV[3]}
-for m, id in ipairs(ids) do call[m + 1] = id end
-redis.call('SET', KEYS[3], cjson.encode(call), 'PX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3] .. ' ' .. cjson.encode(ids), 'PX', ARGV[2])
 local out = index_reply()
 for n, id in ipairs(ids) do
   out[#out + 1] = id
