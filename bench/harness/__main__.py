@@ -50,7 +50,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=None, help="runs per workload (default 3)")
     p.add_argument("--libs", default="", help="comma list (default: all)")
     p.add_argument("--workloads", default="", help="comma list: " + ",".join(WORKLOADS))
-    p.add_argument("--out", default=str(BENCH / "RESULTS.md"))
+    p.add_argument(
+        "--out",
+        default=None,
+        help="report path (default bench/RESULTS.md; an A/B run with --baseline writes only "
+        "bench/results/<run>.md, so it never replaces the peer comparison)",
+    )
     p.add_argument(
         "--working-tree",
         action="store_true",
@@ -152,9 +157,11 @@ def main() -> int:
     data["load_end"] = machine.load()
     save(results_dir / raw_file, data)
     text = report.render(data)
-    Path(args.out).write_text(text)
+    out = args.out or (None if args.baseline else str(BENCH / "RESULTS.md"))
+    if out:
+        Path(out).write_text(text)
     (results_dir / raw_file).with_suffix(".md").write_text(text)
-    log(f"wrote {args.out} and bench/results/{raw_file}")
+    log(f"wrote {out or 'no summary'} and bench/results/{raw_file}")
     return 0
 
 
