@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .durations import parse_duration
-from .errors import BananasError
+from .errors import ArgumentsError, BananasError
 from .job import check_priority
 
 EXECUTORS = ("async", "thread", "process")
@@ -36,6 +36,29 @@ class JobDefinition:
         if required <= keys and (open_ended or keys <= names):
             return  # the common case, without building a BoundArguments
         self.signature.bind(**payload)
+
+    def check_arguments(self, payload: dict[str, Any]) -> None:
+        """`check_payload` at enqueue: an ArgumentsError naming the handler's
+        parameters, so a bad payload fails in the caller, not in a worker."""
+        try:
+            self.check_payload(payload)
+        except TypeError as exc:
+            raise ArgumentsError(
+                f"payload does not match {self.name}{self.signature}: {exc}"
+            ) from None
+
+    def positional_error(self, given: int) -> ArgumentsError:
+        """What `fn.enqueue("a@b.c", "hi")` raises: the payload is keywords."""
+        names = [
+            p.name
+            for p in self.signature.parameters.values()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        ]
+        example = ", ".join(f"{n}=..." for n in names) or "name=value, ..."
+        return ArgumentsError(
+            f"{self.name}.enqueue() got {given} positional argument(s): the payload is "
+            f"keyword arguments (stored as a JSON object), e.g. {self.name}.enqueue({example})"
+        )
 
 
 def signature_shape(signature: inspect.Signature) -> tuple[frozenset[str], frozenset[str], bool]:
