@@ -7,7 +7,7 @@ in specs.py. This module holds the object that ties them to a broker."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, Never, ParamSpec, TypeVar, overload
+from typing import Any, Generic, Never, ParamSpec, TypeVar, Unpack, overload
 
 from .brokers import Broker, from_url
 from .brokers.base import NewJob
@@ -17,6 +17,7 @@ from .definitions import EXECUTORS, JobDefinition, define
 from .durations import parse_duration
 from .errors import BananasError
 from .handle import JobHandle
+from .options import EnqueueOptions, JobOptions, bind_options
 from .schedules import Schedule, zone
 from .specs import JobSpec, encode_specs, make_spec
 from .vocabulary import Priority
@@ -56,6 +57,11 @@ class JobFunction(Generic[P, R]):
         if args:
             raise self.definition.positional_error(len(args))
         return await self.app.enqueue_async(self.name, **kwargs)
+
+    def options(self, **options: Unpack[EnqueueOptions]) -> JobOptions[P]:
+        """The typed form: options first, then `.enqueue(...)` with exactly the
+        handler's parameters, checked by mypy (`options()` for none)."""
+        return JobOptions(self.app, self.definition, bind_options(options))
 
 
 class Bananas:
