@@ -56,6 +56,12 @@ def test_a_missing_or_unknown_argument_is_refused_at_enqueue(sqlite_url: str) ->
     assert str(missing.value).startswith("payload does not match other(to: ")
     with pytest.raises(ArgumentsError, match="unexpected keyword argument 'bcc'"):
         app.enqueue("send_email", to="a@b.c", subject="hi", bcc="x")
+    with pytest.raises(ArgumentsError) as misspelt:  # every problem, not only bind()'s first
+        fn.enqueue(to="a@b.c", subjet="hi")
+    assert str(misspelt.value).endswith(
+        "missing a required argument: 'subject'; "
+        "got an unexpected keyword argument 'subjet' (did you mean 'subject'?)"
+    )
     with pytest.raises(ArgumentsError, match="missing a required argument: 'to'"):
         app.enqueue_many([app.spec("send_email", subject="hi")])
     with pytest.raises(ArgumentsError):  # the dict form is checked too, and it is a TypeError

@@ -3,6 +3,7 @@ that a mistake in a handler's declaration fails the app's import, not a job."""
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,9 +44,25 @@ class JobDefinition:
         try:
             self.check_payload(payload)
         except TypeError as exc:
+            problems = self._mismatch(payload) or str(exc)
             raise ArgumentsError(
-                f"payload does not match {self.name}{self.signature}: {exc}"
+                f"payload does not match {self.name}{self.signature}: {problems}"
             ) from None
+
+    def _mismatch(self, payload: dict[str, Any]) -> str:
+        """Every missing and unknown argument (bind() names only the first),
+        with a close parameter name for a misspelt one."""
+        names, required, open_ended = self.shape
+        parts = [
+            f"missing a required argument: {name!r}"
+            for name in sorted(required - payload.keys())
+            if name in names
+        ]
+        for name in sorted(() if open_ended else payload.keys() - names):
+            close = difflib.get_close_matches(name, sorted(names), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"got an unexpected keyword argument {name!r}{hint}")
+        return "; ".join(parts)
 
     def positional_error(self, given: int) -> ArgumentsError:
         """What `fn.enqueue("a@b.c", "hi")` raises: the payload is keywords."""
