@@ -116,7 +116,7 @@ def test_payload_too_large_refused_at_enqueue(
 
 def test_payload_must_be_json(r: redis.Redis) -> None:
     with pytest.raises(BananasError, match="not JSON-serializable"):
-        app.enqueue("add", {"a": object()})
+        app.enqueue("add", {"a": object(), "b": 1})
     with pytest.raises(BananasError, match="unknown enqueue option"):
         add.enqueue(a=1, b=2, _dealy="1s")
 

@@ -3,6 +3,7 @@
 from .app import Bananas, JobFunction, JobSpec
 from .context import JobContext, current_job
 from .errors import (
+    ArgumentsError,
     BananasError,
     BrokerError,
     BrokerUnavailable,
@@ -16,6 +17,7 @@ from .handle import JobHandle
 from .vocabulary import Priority, Status
 
 __all__ = [
+    "ArgumentsError",
     "Bananas",
     "BananasError",
     "BrokerError",

@@ -7,7 +7,7 @@ in specs.py. This module holds the object that ties them to a broker."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, Never, ParamSpec, TypeVar, Unpack, overload
 
 from .brokers import Broker, from_url
 from .brokers.base import NewJob
@@ -17,6 +17,7 @@ from .definitions import EXECUTORS, JobDefinition, define
 from .durations import parse_duration
 from .errors import BananasError
 from .handle import JobHandle
+from .options import EnqueueOptions, JobOptions, bind_options
 from .schedules import Schedule, zone
 from .specs import JobSpec, encode_specs, make_spec
 from .vocabulary import Priority
@@ -41,14 +42,26 @@ class JobFunction(Generic[P, R]):
         result: R = self.definition.fn(*args, **kwargs)
         return result
 
-    def spec(self, **kwargs: Any) -> JobSpec:
+    # `*args: Never`: mypy flags a positional payload; at run time it is explained.
+    def spec(self, *args: Never, **kwargs: Any) -> JobSpec:
+        if args:
+            raise self.definition.positional_error(len(args))
         return self.app.spec(self.name, **kwargs)
 
-    def enqueue(self, **kwargs: Any) -> JobHandle:
+    def enqueue(self, *args: Never, **kwargs: Any) -> JobHandle:
+        if args:
+            raise self.definition.positional_error(len(args))
         return self.app.enqueue(self.name, **kwargs)
 
-    async def enqueue_async(self, **kwargs: Any) -> JobHandle:
+    async def enqueue_async(self, *args: Never, **kwargs: Any) -> JobHandle:
+        if args:
+            raise self.definition.positional_error(len(args))
         return await self.app.enqueue_async(self.name, **kwargs)
+
+    def options(self, **options: Unpack[EnqueueOptions]) -> JobOptions[P]:
+        """The typed form: options first, then `.enqueue(...)` with exactly the
+        handler's parameters, checked by mypy (`options()` for none)."""
+        return JobOptions(self.app, self.definition, bind_options(options))
 
 
 class Bananas:

@@ -3,13 +3,14 @@ that a mistake in a handler's declaration fails the app's import, not a job."""
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .durations import parse_duration
-from .errors import BananasError
+from .errors import ArgumentsError, BananasError
 from .job import check_priority
 
 EXECUTORS = ("async", "thread", "process")
@@ -36,6 +37,45 @@ class JobDefinition:
         if required <= keys and (open_ended or keys <= names):
             return  # the common case, without building a BoundArguments
         self.signature.bind(**payload)
+
+    def check_arguments(self, payload: dict[str, Any]) -> None:
+        """`check_payload` at enqueue: an ArgumentsError naming the handler's
+        parameters, so a bad payload fails in the caller, not in a worker."""
+        try:
+            self.check_payload(payload)
+        except TypeError as exc:
+            problems = self._mismatch(payload) or str(exc)
+            raise ArgumentsError(
+                f"payload does not match {self.name}{self.signature}: {problems}"
+            ) from None
+
+    def _mismatch(self, payload: dict[str, Any]) -> str:
+        """Every missing and unknown argument (bind() names only the first),
+        with a close parameter name for a misspelt one."""
+        names, required, open_ended = self.shape
+        parts = [
+            f"missing a required argument: {name!r}"
+            for name in sorted(required - payload.keys())
+            if name in names
+        ]
+        for name in sorted(() if open_ended else payload.keys() - names):
+            close = difflib.get_close_matches(name, sorted(names), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"got an unexpected keyword argument {name!r}{hint}")
+        return "; ".join(parts)
+
+    def positional_error(self, given: int) -> ArgumentsError:
+        """What `fn.enqueue("a@b.c", "hi")` raises: the payload is keywords."""
+        names = [
+            p.name
+            for p in self.signature.parameters.values()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        ]
+        example = ", ".join(f"{n}=..." for n in names) or "name=value, ..."
+        return ArgumentsError(
+            f"{self.name}.enqueue() got {given} positional argument(s): the payload is "
+            f"keyword arguments (stored as a JSON object), e.g. {self.name}.enqueue({example})"
+        )
 
 
 def signature_shape(signature: inspect.Signature) -> tuple[frozenset[str], frozenset[str], bool]:

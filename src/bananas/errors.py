@@ -42,6 +42,12 @@ class PayloadError(BananasError):
     """A payload is not a JSON object, or not JSON-serializable."""
 
 
+class ArgumentsError(PayloadError, TypeError):
+    """A payload does not fit the handler's parameters (a missing or unknown
+    argument, or positional arguments where the payload is keyword arguments).
+    A TypeError too, as Python's own wrong-arguments error is."""
+
+
 class JobFailed(BananasError):
     """Raised by JobHandle.result()/wait() when the job ended failed (dead-lettered)."""
 

@@ -50,7 +50,7 @@ def make_spec(
     """`Bananas.spec`: keyword arguments are the payload, `_delay`, `_at`,
     `_priority`, `_job_id`, `_description`, `_max_retries` are options; the
     job type's definition (None for a type this client does not register)
-    gives the defaults."""
+    gives the defaults and the parameters the payload is checked against."""
     options = {k: v for k, v in kwargs.items() if k[:1] == "_"} if kwargs else kwargs
     if options:
         kwargs = {k: v for k, v in kwargs.items() if k[:1] != "_"}
@@ -67,6 +67,8 @@ def make_spec(
         priority, max_retries = Priority.NORMAL.value, None
     else:
         priority, max_retries = definition.priority, definition.max_retries
+        if isinstance(payload, dict):  # anything else: encode_payload says what is wrong
+            definition.check_arguments(payload)
     if not options:  # the common case
         return JobSpec(name, payload, priority, max_retries=max_retries)
     chosen = options.get("_priority")

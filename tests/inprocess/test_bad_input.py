@@ -33,8 +33,17 @@ def unreadable(job_id: str) -> NewJob:
 async def test_bad_jobs_are_dead_lettered_and_good_ones_run(harness: Harness) -> None:
     running = await harness.start()
     await harness.broker.enqueue([mislabelled("bad-type"), unreadable("bad-record")])
-    missing = await harness.enqueue("add", a=1)  # b is missing
-    extra = await harness.enqueue("note", k="n", colour="red")  # no such parameter
+    # A producer that registers the handlers refuses these at enqueue; one
+    # that enqueues by name only (CLIENT, an SDK) cannot, so the worker must.
+    await harness.broker.enqueue(
+        CLIENT.build_jobs(
+            [
+                CLIENT.spec("add", a=1, _job_id="missing"),  # b is missing
+                CLIENT.spec("note", k="n", colour="red", _job_id="extra"),  # no such parameter
+            ]
+        )
+    )
+    missing, extra = "missing", "extra"
     unjson = await harness.enqueue("unserializable")
     good = [await harness.enqueue("add", a=i, b=1) for i in range(5)]
     bad = ["bad-type", "bad-record", missing, extra, unjson]

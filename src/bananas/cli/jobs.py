@@ -13,6 +13,7 @@ import orjson
 from ..app import Bananas
 from ..brokers import Broker
 from ..errors import BananasError, BrokerError
+from ..unserved import why_unfinished
 from ..vocabulary import PRIORITIES, Status
 from .common import broker_option, fail, load_settings, main, run_with_broker
 
@@ -53,6 +54,8 @@ def enqueue(
     if delay:
         options["_delay"] = delay
 
+    expiry = settings.registry_expiry
+
     async def go(_: Broker) -> None:
         try:
             handle = await app.enqueue_async(name, data, **options)
@@ -63,9 +66,10 @@ def enqueue(
         click.echo(handle.id)
         if wait is not None:
             result = await app.async_broker().wait_result(handle.id, wait)
+            why = "" if result else await why_unfinished(app.async_broker(), handle.id, expiry)
             await app.aclose()
             if result is None:
-                fail(f"job {handle.id} did not finish within {wait}s")
+                fail(f"job {handle.id} did not finish within {wait}s{why}")
             click.echo(
                 orjson.dumps(
                     {"status": result.status, "result": result.value(), "error": result.error}
