@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import JobFailed
+import orjson
+
+from .brokers.records import JobResult
+from .errors import BrokerError, JobFailed
+from .vocabulary import Status
 
 if TYPE_CHECKING:
     from .app import Bananas
-    from .brokers.base import JobResult
 
 
 class JobHandle:
@@ -20,13 +23,29 @@ class JobHandle:
         return f"JobHandle({self.id!r})"
 
     def result(self, timeout: float = 30.0) -> Any:
-        """Block until the job finished; return its result or raise JobFailed.
+        """Block until the job finished; return its result or raise JobFailed
+        (with the error, the dead-letter reason, the traceback and attempts).
 
         Raises TimeoutError if it has not finished within `timeout` seconds."""
-        return _unwrap(self.id, self.app.broker.sync.wait_result(self.id, timeout), timeout)
+        sync = self.app.broker.sync
+        found = sync.wait_result(self.id, timeout)
+        if found is not None and found.status != Status.COMPLETED:
+            try:
+                raw = sync.get_record(self.id)
+            except BrokerError:  # the details are extras: the failure is known
+                raw = None
+            raise job_failed(self.id, found, raw)
+        return _unwrap(self.id, found, timeout)
 
     async def wait(self, timeout: float = 30.0) -> Any:
-        found = await self.app.async_broker().wait_result(self.id, timeout)
+        broker = self.app.async_broker()
+        found = await broker.wait_result(self.id, timeout)
+        if found is not None and found.status != Status.COMPLETED:
+            try:
+                raw = await broker.get_record(self.id)
+            except BrokerError:
+                raw = None
+            raise job_failed(self.id, found, raw)
         return _unwrap(self.id, found, timeout)
 
     def info(self) -> JobResult | None:
@@ -34,9 +53,32 @@ class JobHandle:
         return self.app.broker.sync.get_result(self.id)
 
 
+def job_failed(job_id: str, found: JobResult, raw: bytes | None) -> JobFailed:
+    """JobFailed with what the failed job's record tells (written by the
+    worker that buried it); a missing or unreadable record leaves them empty."""
+    try:
+        loaded = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        loaded = {}
+    fields: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
+    attempts = fields.get("attempts")
+    error = found.error or found.status
+    return JobFailed(
+        job_id,
+        error,
+        reason=_text(fields.get("dead_reason")) or error,
+        traceback=_text(fields.get("traceback")),
+        attempts=attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else None,
+    )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _unwrap(job_id: str, found: JobResult | None, timeout: float) -> Any:
     if found is None:
         raise TimeoutError(f"job {job_id} did not finish within {timeout}s")
-    if found.status != "completed":
+    if found.status != Status.COMPLETED:
         raise JobFailed(job_id, found.error or found.status)
     return found.value()

@@ -133,7 +133,10 @@ async def act_on_dead(broker: Broker, verb: str, ids: list[str]) -> ActionResult
                 broker.replay_dead(job_id) if verb == "replay" else broker.delete_dead(job_id)
             )
         except InvalidRecord as exc:
-            result.invalid[job_id] = str(exc)
+            if await broker.job_state(job_id) != JobState.DEAD:
+                result.missing.append(job_id)  # not a dead letter: nothing to delete
+            else:
+                result.invalid[job_id] = str(exc)
             continue
         if ok:
             result.done += 1
