@@ -7,7 +7,7 @@ import asyncio
 import json
 
 import pytest
-from apps.core import app, broken_until_fixed
+from apps.core import add, app, broken_until_fixed
 from support import Backend, WorkerFactory, both_brokers
 
 from bananas import JobFailed
@@ -107,6 +107,18 @@ def test_replay_and_delete_say_what_they_did(workers: WorkerFactory) -> None:
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout.strip() == "deleted 1 of 1"
     assert "deleteed" not in deleted.stdout
+
+
+@both_brokers
+def test_info_decodes_the_result_as_result_does(workers: WorkerFactory) -> None:
+    workers.start()
+    handle = add.enqueue(a=2, b=3)
+    assert handle.result(timeout=10) == 5
+    info = handle.info()
+    assert info is not None
+    assert info.decoded == 5  # what result() returned
+    assert info.result == b"5"  # the stored JSON text, as before
+    assert info.value() == 5 and info.status == "completed"
 
 
 def test_a_big_payload_is_cut_in_dlq_show() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -12,6 +13,16 @@ from .vocabulary import Status
 
 if TYPE_CHECKING:
     from .app import Bananas
+
+
+@dataclass(slots=True)
+class JobInfo(JobResult):
+    """What `JobHandle.info()` returns: the stored result, plus `decoded`, the
+    result as `result()` returns it (decoded from the JSON text in `result`,
+    which stays bytes as it always was). `decoded` is None when there is no
+    result, or when `result` is not valid JSON (another client wrote it)."""
+
+    decoded: Any = None
 
 
 class JobHandle:
@@ -48,9 +59,17 @@ class JobHandle:
             raise job_failed(self.id, found, raw)
         return _unwrap(self.id, found, timeout)
 
-    def info(self) -> JobResult | None:
-        """The stored result (status, timing, result, error), or None if not finished."""
-        return self.app.broker.sync.get_result(self.id)
+    def info(self) -> JobInfo | None:
+        """The stored result (status, timing, `result` as JSON bytes,
+        `decoded` as `result()` returns it, error), or None if not finished."""
+        found = self.app.broker.sync.get_result(self.id)
+        if found is None:
+            return None
+        try:
+            decoded = found.value()
+        except orjson.JSONDecodeError:
+            decoded = None
+        return JobInfo(**asdict(found), decoded=decoded)
 
 
 def job_failed(job_id: str, found: JobResult, raw: bytes | None) -> JobFailed:
