@@ -26,6 +26,9 @@ _FALSE = ("false", "0", "no", "off")
 # What every boolean setting accepts (any case), said in its error message.
 BOOLEAN_ALLOWED = f"{', '.join(_TRUE)} (true) or {', '.join(_FALSE)} (false)"
 DEFAULT_SQLITE_URL = "sqlite:///.bananas/queue.db"
+# A registry entry not refreshed for this long is pruned (the workers page and
+# `bananas status` list only fresher ones).
+REGISTRY_EXPIRY = 10.0
 
 T = TypeVar("T")
 
@@ -62,7 +65,7 @@ class Settings:
     log_format: str = ""  # "" = console on a terminal, json otherwise
     liveness_loop_stall: float = 10.0
     registry_heartbeat: float = 2.0
-    registry_expiry: float = 10.0
+    registry_expiry: float = REGISTRY_EXPIRY
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
