@@ -27,6 +27,7 @@ from bananas import Bananas
         ["status"],
         ["dlq"],
         ["dlq", "list"],
+        ["dlq", "show"],
         ["dlq", "replay"],
         ["dlq", "delete"],
     ],

@@ -35,7 +35,11 @@ def test_defaults() -> None:
         ({"SCHEDULER_INTERVAL": "50ms"}, "between 100ms and 1m"),
         ({"SCHEDULER_INTERVAL": "2m"}, "between 100ms and 1m"),
         ({"JOB_TIMEOUT": "soon"}, "JOB_TIMEOUT='soon'"),
-        ({"ENABLE_SCHEDULER": "maybe"}, "true or false"),
+        (
+            {"ENABLE_SCHEDULER": "maybe"},
+            "ENABLE_SCHEDULER='maybe' is invalid: not a boolean "
+            "(allowed: true, 1, yes, on (true) or false, 0, no, off (false))",
+        ),
         ({"REDIS_URL": "http://x"}, "allowed: redis://"),
         ({"WORKER_CONCURRENCY": "5", "CONCURRENCY": "6"}, "disagree"),
         ({"MAX_RETRIES": "-1"}, "MAX_RETRIES"),
@@ -91,3 +95,16 @@ def test_mode_is_a_mode_however_settings_are_made(mode: Mode) -> None:
 
 def test_worker_type_alias_implies_job_specialized() -> None:
     assert load(WORKER_TYPE="add").mode is Mode.JOB_SPECIALIZED
+
+
+@pytest.mark.parametrize("text", ["true", "1", "yes", "on", "TRUE", " On "])
+def test_every_true_spelling_the_error_names_is_accepted(text: str) -> None:
+    # specialized: the scheduler is off unless the variable turns it on
+    assert load(
+        WORKER_MODE="specialized", WORKER_PRIORITIES="high", ENABLE_SCHEDULER=text
+    ).enable_scheduler
+
+
+@pytest.mark.parametrize("text", ["false", "0", "no", "off", "OFF"])
+def test_every_false_spelling_the_error_names_is_accepted(text: str) -> None:
+    assert not load(ENABLE_SCHEDULER=text).enable_scheduler

@@ -21,9 +21,14 @@ from .vocabulary import MODES as MODES  # re-exported: config is where users loo
 POLICIES = ("strict", "weighted")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("json", "console")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+# What every boolean setting accepts (any case), said in its error message.
+BOOLEAN_ALLOWED = f"{', '.join(_TRUE)} (true) or {', '.join(_FALSE)} (false)"
 DEFAULT_SQLITE_URL = "sqlite:///.bananas/queue.db"
+# A registry entry not refreshed for this long is pruned (the workers page and
+# `bananas status` list only fresher ones).
+REGISTRY_EXPIRY = 10.0
 
 T = TypeVar("T")
 
@@ -60,7 +65,7 @@ class Settings:
     log_format: str = ""  # "" = console on a terminal, json otherwise
     liveness_loop_stall: float = 10.0
     registry_heartbeat: float = 2.0
-    registry_expiry: float = 10.0
+    registry_expiry: float = REGISTRY_EXPIRY
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -140,7 +145,7 @@ def _bool(raw: Any) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ValueError("expected true or false")
+    raise ValueError("not a boolean")
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
@@ -258,7 +263,7 @@ def _build(source: Mapping[str, Any]) -> Settings:
         _weights,
         "e.g. high=6,normal=3,low=1 (positive integers)",
     )
-    opt("ENABLE_SCHEDULER", "enable_scheduler", _bool, "true or false")
+    opt("ENABLE_SCHEDULER", "enable_scheduler", _bool, BOOLEAN_ALLOWED)
     if "enable_scheduler" not in values:
         values["enable_scheduler"] = mode.scheduler_by_default
     elif not mode.takes_jobs and not values["enable_scheduler"]:

@@ -49,12 +49,29 @@ class ArgumentsError(PayloadError, TypeError):
 
 
 class JobFailed(BananasError):
-    """Raised by JobHandle.result()/wait() when the job ended failed (dead-lettered)."""
+    """Raised by JobHandle.result()/wait() when the job ended failed (dead-lettered).
 
-    def __init__(self, job_id: str, error: str) -> None:
+    `error` is the last error (`"ValueError: bad"`), `reason` why the job was
+    dead-lettered (`"failed 4 times (max_retries=3)"`; the error itself when
+    that says why), `traceback` the handler's traceback ("" when there is none,
+    e.g. a timeout), `attempts` the attempts made (None when the job's record
+    is gone). The message is `job <id> failed: <error>`, as it always was."""
+
+    def __init__(
+        self,
+        job_id: str,
+        error: str,
+        *,
+        reason: str = "",
+        traceback: str = "",
+        attempts: int | None = None,
+    ) -> None:
         super().__init__(f"job {job_id} failed: {error}")
         self.job_id = job_id
         self.error = error
+        self.reason = reason or error
+        self.traceback = traceback
+        self.attempts = attempts
 
 
 class JobTimeout(BananasError):

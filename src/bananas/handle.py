@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import JobFailed
+import orjson
+
+from .brokers.records import JobResult
+from .errors import BrokerError, JobFailed
 from .unserved import why_unfinished, why_unfinished_sync
+from .vocabulary import Status
 
 if TYPE_CHECKING:
     from .app import Bananas
-    from .brokers.base import JobResult
+
+
+@dataclass(slots=True)
+class JobInfo(JobResult):
+    """What `JobHandle.info()` returns: the stored result, plus `decoded`, the
+    result as `result()` returns it (decoded from the JSON text in `result`,
+    which stays bytes as it always was). `decoded` is None when there is no
+    result, or when `result` is not valid JSON (another client wrote it)."""
+
+    decoded: Any = None
 
 
 class JobHandle:
@@ -21,13 +35,21 @@ class JobHandle:
         return f"JobHandle({self.id!r})"
 
     def result(self, timeout: float = 30.0) -> Any:
-        """Block until the job finished; return its result or raise JobFailed.
+        """Block until the job finished; return its result or raise JobFailed
+        (with the error, the dead-letter reason, the traceback and attempts).
 
         Raises TimeoutError if it has not finished within `timeout` seconds
         (saying so when no live worker runs its type)."""
-        found = self.app.broker.sync.wait_result(self.id, timeout)
+        sync = self.app.broker.sync
+        found = sync.wait_result(self.id, timeout)
         if found is None:
             raise TimeoutError(_late(self.id, timeout) + why_unfinished_sync(self.app, self.id))
+        if found.status != Status.COMPLETED:
+            try:
+                raw = sync.get_record(self.id)
+            except BrokerError:  # the details are extras: the failure is known
+                raw = None
+            raise job_failed(self.id, found, raw)
         return _unwrap(self.id, found, timeout)
 
     async def wait(self, timeout: float = 30.0) -> Any:
@@ -36,11 +58,48 @@ class JobHandle:
         if found is None:
             why = await why_unfinished(broker, self.id, self.app.settings.registry_expiry)
             raise TimeoutError(_late(self.id, timeout) + why)
+        if found.status != Status.COMPLETED:
+            try:
+                raw = await broker.get_record(self.id)
+            except BrokerError:
+                raw = None
+            raise job_failed(self.id, found, raw)
         return _unwrap(self.id, found, timeout)
 
-    def info(self) -> JobResult | None:
-        """The stored result (status, timing, result, error), or None if not finished."""
-        return self.app.broker.sync.get_result(self.id)
+    def info(self) -> JobInfo | None:
+        """The stored result (status, timing, `result` as JSON bytes,
+        `decoded` as `result()` returns it, error), or None if not finished."""
+        found = self.app.broker.sync.get_result(self.id)
+        if found is None:
+            return None
+        try:
+            decoded = found.value()
+        except orjson.JSONDecodeError:
+            decoded = None
+        return JobInfo(**asdict(found), decoded=decoded)
+
+
+def job_failed(job_id: str, found: JobResult, raw: bytes | None) -> JobFailed:
+    """JobFailed with what the failed job's record tells (written by the
+    worker that buried it); a missing or unreadable record leaves them empty."""
+    try:
+        loaded = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        loaded = {}
+    fields: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
+    attempts = fields.get("attempts")
+    error = found.error or found.status
+    return JobFailed(
+        job_id,
+        error,
+        reason=_text(fields.get("dead_reason")) or error,
+        traceback=_text(fields.get("traceback")),
+        attempts=attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else None,
+    )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _late(job_id: str, timeout: float) -> str:
@@ -50,6 +109,6 @@ def _late(job_id: str, timeout: float) -> str:
 def _unwrap(job_id: str, found: JobResult | None, timeout: float) -> Any:
     if found is None:
         raise TimeoutError(_late(job_id, timeout))
-    if found.status != "completed":
+    if found.status != Status.COMPLETED:
         raise JobFailed(job_id, found.error or found.status)
     return found.value()

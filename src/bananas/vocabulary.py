@@ -129,7 +129,8 @@ class WorkerInfo:
     priorities: list[str] = field(default_factory=list)
     job_types: list[str] = field(default_factory=list)
     concurrency: int | None = None
-    in_flight: int | None = None
+    in_flight: int | None = None  # jobs running (started), settling included
+    prefetched: int | None = None  # leased ahead of a free slot, not started yet
     utilization: float | None = None
     scheduler: bool = False
     started_at: float | None = None
@@ -162,6 +163,7 @@ class WorkerInfo:
             job_types=_texts(entry.get("job_types")),
             concurrency=_int(entry.get("concurrency")),
             in_flight=_int(entry.get("in_flight")),
+            prefetched=_int(entry.get("prefetched")),
             utilization=_num(entry.get("utilization")),
             scheduler=entry.get("scheduler") is True,
             started_at=_num(entry.get("started_at")),

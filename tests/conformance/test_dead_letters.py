@@ -139,3 +139,21 @@ async def test_dead_jobs_are_not_delivered(broker: Broker) -> None:
     assert await broker.bury(await lease_one(broker), None, info(), 0.0)
     assert await broker.dequeue(Q, 5, 30.0, "w:") == []
     assert (await broker.recover_expired(1)).buried == []
+
+
+async def test_sync_client_reads_a_buried_record(broker: Broker) -> None:
+    """`broker.sync.get_record`: what JobHandle.result() reads to fill in JobFailed."""
+    await broker.enqueue(jobs("sr"))
+    assert await asyncio.to_thread(broker.sync.get_record, "sr") == await broker.get_record("sr")
+    failed = record("sr", status="failed", attempts=4, error="E", dead_reason="failed 4 times")
+    assert await broker.bury(await lease_one(broker), failed, info(), 1.0)
+    assert await asyncio.to_thread(broker.sync.get_record, "sr") == failed
+    assert await asyncio.to_thread(broker.sync.get_record, "nope") is None
+
+
+async def test_replay_drops_the_dead_reason(broker: Broker) -> None:
+    await broker.enqueue(jobs("dr"))
+    failed = record("dr", status="failed", attempts=4, error="E", dead_reason="failed 4 times")
+    assert await broker.bury(await lease_one(broker), failed, info(), 1.0)
+    assert await broker.replay_dead("dr")
+    assert "dead_reason" not in fields(await broker.get_record("dr"))

@@ -109,7 +109,7 @@ def serve_app(redis_url: str, **options: Any) -> Iterator[ThreadServer]:
 class CliDashboard:
     """`bananas dashboard` as a subprocess (what an operator runs)."""
 
-    def __init__(self, redis_url: str, log: Path, **env: str) -> None:
+    def __init__(self, redis_url: str, log: Path, *args: str, **env: str) -> None:
         self.port = free_port()
         full_env = {
             k: v for k, v in os.environ.items() if not k.startswith(("BANANAS_", "WORKER_"))
@@ -118,7 +118,7 @@ class CliDashboard:
         self._log = open(log, "wb")  # noqa: SIM115
         self.log_path = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bananas.cli", "dashboard", "--port", str(self.port)],
+            [sys.executable, "-m", "bananas.cli", "dashboard", "--port", str(self.port), *args],
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

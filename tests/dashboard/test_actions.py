@@ -79,6 +79,9 @@ def test_api_actions(broker_url: str, client: httpx.Client) -> None:
     headers = {"x-csrf-token": csrf_from(client.get("/dead").text)}
     r = client.post("/api/dead/replay", json={"ids": ids[:1]}, headers=headers)
     assert r.json() == {"action": "replay", "done": 1, "missing": [], "invalid": {}}
+    # An id that is no dead letter at all is missing, not "cannot be replayed".
+    r = client.post("/api/dead/replay", json={"ids": ["no-such-id"]}, headers=headers)
+    assert r.json() == {"action": "replay", "done": 0, "missing": ["no-such-id"], "invalid": {}}
     r = client.post("/api/dead/delete", json={"all": True}, headers=headers)
     assert r.json()["done"] == 3
     for body in ({"ids": "x"}, {"ids": [1]}, {"ids": ["a"], "all": True}, {}, [1]):

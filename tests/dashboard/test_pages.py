@@ -80,6 +80,7 @@ def test_workers_page_separates_schedulers(broker_url: str, client: httpx.Client
                     "job_types": ["resize"],
                     "concurrency": 8,
                     "in_flight": 6,
+                    "prefetched": 3,
                     "utilization": 0.75,
                     "started_at": now - 120,
                     "draining": True,
@@ -108,6 +109,7 @@ def test_workers_page_separates_schedulers(broker_url: str, client: httpx.Client
     worker = re.search(r'<tr data-worker-id="w-1" class="draining">(.*?)</tr>', html, re.S)
     assert worker, html
     cells = worker.group(1)
+    assert '<td class="num" data-prefetched>3</td>' in cells
     for text in (
         "images",
         "job-specialized",
@@ -131,6 +133,7 @@ def test_workers_page_separates_schedulers(broker_url: str, client: httpx.Client
         "concurrency": 8,
         "in_flight": 6,
         "utilization": 0.75,
+        "prefetched": 3,
     }
     assert data["workers"][0]["heartbeat_age"] < 10
 

@@ -28,21 +28,25 @@ def test_cli_serves_on_loopback_and_says_so(redis_url: str, tmp_path: Path) -> N
 
 def test_cli_rejects_invalid_settings_with_one_line(workers: WorkerFactory) -> None:
     done = workers.cli("dashboard", "--port", "1", BANANAS_DASHBOARD_USER="ops")
-    assert done.returncode != 0
+    assert done.returncode == 2  # a configuration error, as a worker's
     lines = done.stderr.strip().splitlines()
     assert lines == [
         "bananas: error: BANANAS_DASHBOARD_USER and BANANAS_DASHBOARD_PASSWORD go together: "
         "BANANAS_DASHBOARD_PASSWORD is not set"
     ], done.stderr
     short = workers.cli("dashboard", BANANAS_DASHBOARD_TOKEN="abc")
-    assert short.returncode != 0 and "BANANAS_DASHBOARD_TOKEN is too short" in short.stderr
+    scheduler = workers.cli("dashboard", ENABLE_SCHEDULER="maybe")
+    assert scheduler.returncode == 2 and "ENABLE_SCHEDULER" in scheduler.stderr
+    assert short.returncode == 2 and "BANANAS_DASHBOARD_TOKEN is too short" in short.stderr
     assert "Traceback" not in short.stderr
 
 
 def test_cli_reports_an_app_that_does_not_load(workers: WorkerFactory) -> None:
     done = workers.cli("dashboard", BANANAS_APP="no_such_module_here:app")
-    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("bananas: error: BANANAS_APP='no_such_module_here:app'")
+    flag = workers.cli("dashboard", "--app", "no_such_module_here:app")
+    assert flag.returncode == 2 and "cannot import module 'no_such_module_here'" in flag.stderr
 
 
 def test_cli_lists_the_schedules_of_bananas_app(redis_url: str, tmp_path: Path) -> None:

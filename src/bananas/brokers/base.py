@@ -73,6 +73,10 @@ class SyncClient(abc.ABC):
     @abc.abstractmethod
     def get_result(self, job_id: str) -> JobResult | None: ...
 
+    @abc.abstractmethod
+    def get_record(self, job_id: str) -> bytes | None:
+        """The job's record as stored (a failed job's details: JobFailed)."""
+
     def wait_result(self, job_id: str, timeout: float) -> JobResult | None:
         found = self.get_result(job_id)
         if found is not None or timeout <= 0:
@@ -329,7 +333,7 @@ class Administration(abc.ABC):
         raw = await self.get_record(job_id)
         rec = decode_record(raw, expected_id=job_id)
         fields = rec.fields
-        for key in ("error", "traceback", "scheduled_for"):
+        for key in ("error", "traceback", "dead_reason", "scheduled_for"):
             fields.pop(key, None)
         record = rec.updated(attempts=0, status="pending")
         return await self._replay(job_id, record, rec.priority, rec.name)

@@ -348,6 +348,11 @@ class SQLiteSyncClient(SyncClient):
         b = self._broker
         return b._read_sync(b._result_check(job_id))  # type: ignore[no-any-return]
 
+    def get_record(self, job_id: str) -> bytes | None:
+        b = self._broker
+        raw: bytes | None = b._read_sync(lambda s: inspect.get_record(s, job_id, time.time()))
+        return raw
+
     def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
         b = self._broker
         found: JobResult | None = b._wait_sync(b._result_check(job_id), timeout)

@@ -34,11 +34,17 @@ def demo(jobs: int, broker: str | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, type=click.IntRange(1, 65535), show_default=True)
 @broker_option
-def dashboard(host: str, port: int, broker: str | None) -> None:
+@click.option(
+    "--app",
+    "app_target",
+    metavar="MODULE:ATTR",
+    help="The Bananas app, for its schedules on the Schedules page (overrides BANANAS_APP).",
+)
+def dashboard(host: str, port: int, broker: str | None, app_target: str | None) -> None:
     """Serve the web dashboard (binds 127.0.0.1 unless told otherwise)."""
     from ..dashboard import serve
 
-    settings = load_settings(BANANAS_BROKER_URL=broker)
+    settings = load_settings(BANANAS_BROKER_URL=broker, BANANAS_APP=app_target)
     try:
         serve(settings, host, port)
     except ConfigError as exc:

@@ -67,7 +67,7 @@ def create_app(
         brokers = BrokerSource(None, settings)
     expiry = worker_expiry
     if expiry is None:
-        expiry = max(DEFAULT_WORKER_EXPIRY, float(getattr(settings, "registry_expiry", 0.0)))
+        expiry = settings.registry_expiry if settings is not None else DEFAULT_WORKER_EXPIRY
     keys = Secrets(config)
     dash = Dashboard(
         source=brokers,

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from ..brokers import Broker, from_url
 from ..brokers.cache import BrokerCache
-from ..config import Settings
+from ..config import REGISTRY_EXPIRY, Settings
 from ..errors import InvalidRecord
 from ..vocabulary import JOB_STATES, JobState
 from .config import DashboardConfig
@@ -17,7 +17,9 @@ from .queries import PAGE_SIZES
 from .render import Renderer
 from .security import Secrets
 
-DEFAULT_WORKER_EXPIRY = 30.0
+# The registry's own expiry: a longer one would list workers that `bananas
+# status` (which prunes at the registry expiry) has already dropped.
+DEFAULT_WORKER_EXPIRY = REGISTRY_EXPIRY
 MAX_TYPE_LENGTH = 200
 
 
@@ -133,7 +135,10 @@ async def act_on_dead(broker: Broker, verb: str, ids: list[str]) -> ActionResult
                 broker.replay_dead(job_id) if verb == "replay" else broker.delete_dead(job_id)
             )
         except InvalidRecord as exc:
-            result.invalid[job_id] = str(exc)
+            if await broker.job_state(job_id) != JobState.DEAD:
+                result.missing.append(job_id)  # not a dead letter: nothing to delete
+            else:
+                result.invalid[job_id] = str(exc)
             continue
         if ok:
             result.done += 1

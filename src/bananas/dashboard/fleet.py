@@ -32,6 +32,7 @@ class WorkerRow:
     scheduler_loop: bool = False
     jobs_completed: int | None = None
     jobs_failed: int | None = None
+    prefetched: int | None = None  # leased, waiting for a free slot (not in in_flight)
 
     @property
     def is_scheduler(self) -> bool:
@@ -65,6 +66,7 @@ def normalize_worker(entry: dict[str, Any] | WorkerInfo, now: float) -> WorkerRo
         scheduler_loop=info.scheduler,
         jobs_completed=info.jobs_completed,
         jobs_failed=info.jobs_failed,
+        prefetched=info.prefetched,
     )
 
 
@@ -76,6 +78,7 @@ class PoolRow:
     concurrency: int
     in_flight: int
     utilization: float | None
+    prefetched: int = 0
 
 
 @dataclass(slots=True)
@@ -113,6 +116,7 @@ async def fleet(broker: Broker, expiry: float) -> Fleet:
                 sum(w.concurrency or 0 for w in members),
                 sum(w.in_flight or 0 for w in members),
                 sum(utils) / len(utils) if utils else None,
+                sum(w.prefetched or 0 for w in members),
             )
         )
     return Fleet(workers, [w for w in rows if w.is_scheduler], pool_rows, expiry)

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from ..brokers.base import Broker, DeadInfo, JobResult
-from ..vocabulary import Status
+from ..vocabulary import JobState, Status
 from .records import load_fields, parse_time, pretty_json
 
 
@@ -47,7 +47,11 @@ class JobDetail:
         for key, value in (self.fields or {}).items():
             if key in ("payload", "traceback"):
                 continue
-            out.append((key, value if isinstance(value, str) else pretty_json(value)))
+            text = value if isinstance(value, str) else pretty_json(value)
+            if key == "attempts" and self.state == JobState.RUNNING and isinstance(value, int):
+                # Finished attempts; the worker logs the one running as attempt N + 1.
+                text = f"{value} finished · attempt {value + 1} running"
+            out.append((key, text))
         return out
 
     @property

@@ -37,7 +37,7 @@ class Overview:
     unrouted: dict[str, int]
     queued: int
     scheduled: int
-    running: int
+    running: int  # leased jobs that started (active minus prefetched)
     dead: int
     completed_recent: int
     oldest_age: dict[str, float]
@@ -48,6 +48,7 @@ class Overview:
     schedulers: int
     capacity: int
     draining: int
+    prefetched: int = 0  # leased ahead of a free slot, as the workers report it
     now: float = field(default_factory=time.time)
 
     @property
@@ -84,6 +85,9 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
         )
     by_priority = {p: sum(r.depth[p] for r in rows) + stats.unrouted.get(p, 0) for p in PRIORITIES}
     fleet = [normalize_worker(w, time.time()) for w in workers]
+    # The broker counts every leased job active, started or not; the workers
+    # say how many of theirs wait in the prefetch buffer (a heartbeat behind).
+    prefetched = min(stats.active, sum(w.prefetched or 0 for w in fleet if not w.is_scheduler))
     return Overview(
         broker=broker.describe(),
         rows=rows,
@@ -91,7 +95,7 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
         unrouted={p: n for p, n in stats.unrouted.items() if n},
         queued=sum(by_priority.values()),
         scheduled=stats.scheduled,
-        running=stats.active,
+        running=stats.active - prefetched,
         dead=stats.dead,
         completed_recent=stats.completed,
         oldest_age={p: oldest.get(p, 0.0) for p in PRIORITIES},
@@ -102,6 +106,7 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
         schedulers=sum(1 for w in fleet if w.is_scheduler),
         capacity=sum(w.concurrency or 0 for w in fleet if not w.is_scheduler),
         draining=sum(1 for w in fleet if w.draining),
+        prefetched=prefetched,
     )
 
 
@@ -115,7 +120,7 @@ class JobRow:
     when_ms: int
     priority: str
     name: str
-    attempts: int | None
+    attempts: int | None  # of a running job: the attempt it is on (finished + 1)
     created_at: float | None
     error: str
     preview: str
@@ -157,6 +162,11 @@ async def job_list(
     rows = []
     for s in summaries:
         fields = load_fields(s.record)
+        attempts = whole_number((fields or {}).get("attempts"))
+        if s.state == JobState.RUNNING and attempts is not None:
+            # The record counts finished attempts; a running job is on the
+            # next one, the number its worker logs (`attempt=1` for a first run).
+            attempts += 1
         rows.append(
             JobRow(
                 id=s.id,
@@ -164,7 +174,7 @@ async def job_list(
                 when_ms=s.when_ms,
                 priority=s.priority or str((fields or {}).get("priority") or ""),
                 name=s.name or str((fields or {}).get("name") or ""),
-                attempts=whole_number((fields or {}).get("attempts")),
+                attempts=attempts,
                 created_at=parse_time((fields or {}).get("created_at")),
                 error=str((fields or {}).get("error") or ""),
                 preview=preview((fields or {}).get("payload")),

@@ -117,6 +117,7 @@ class WorkerStatus:
     writes_refused: str | None = None  # why the broker refuses writes, or None
     threads_stuck: int = 0  # job threads still running a handler that timed out
     threads_total: int = 0  # the job thread pool's size
+    prefetched: int = 0  # leased ahead of a free slot, not started (not in in_flight)
 
     @property
     def draining(self) -> bool:
@@ -183,6 +184,7 @@ def registry_info(identity: WorkerIdentity, status: WorkerStatus, stats: WorkerS
         job_types=list(identity.job_types),
         concurrency=identity.concurrency if identity.job_types else 0,
         in_flight=status.in_flight,
+        prefetched=status.prefetched,
         utilization=round(status.utilization, 4),
         scheduler=identity.scheduler,
         started_at=stats.started_at,

@@ -275,6 +275,10 @@ class _Sync(SyncClient):
     def get_result(self, job_id: str) -> JobResult | None:
         return self.broker.results.get(job_id)
 
+    def get_record(self, job_id: str) -> bytes | None:
+        entry = self.broker.jobs.get(job_id)
+        return entry.record if entry else None
+
     def wait_result(self, job_id: str, timeout: float) -> JobResult | None:
         found = self.broker.results.get(job_id)
         if found is None:

@@ -89,6 +89,11 @@ class Fetcher:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    @property
+    def prefetched(self) -> int:
+        """Jobs leased ahead of a free slot, not started (the broker counts them active)."""
+        return len(self._buffer)
+
     def start(self) -> None:
         if self.p.orders:
             self._loop = asyncio.create_task(self._fetch_loop(), name="fetch")

@@ -195,13 +195,17 @@ class JobRunner:
                 priority=record.priority,
                 name=record.name,
             )
-            new_record = record.updated(status=FAILED, attempts=attempt, error=error, traceback=tb)
+            new_record = record.updated(
+                status=FAILED, attempts=attempt, error=error, traceback=tb, dead_reason=info.reason
+            )
             outcome = await self._settle(
                 delivery, lambda: self.broker.bury(delivery, new_record, info, duration_ms)
             )
             if outcome is Settle.DONE:
                 self.stats.dead_lettered += 1
-                self.log.warning("job.dead_lettered", reason=info.reason, **fields)
+                self.log.warning(
+                    "job.dead_lettered", reason=info.reason, traceback=tb or None, **fields
+                )
         else:
             delay = self.backoff(attempt)
             due = time.time() + delay

@@ -202,6 +202,7 @@ class Worker:
         return WorkerStatus(
             state=self._state,
             in_flight=self.fetcher.in_flight,
+            prefetched=self.fetcher.prefetched,
             concurrency=self.concurrency,
             fetching=bool(self.types),
             takes_jobs=self.mode.takes_jobs,

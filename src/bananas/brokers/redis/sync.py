@@ -101,6 +101,11 @@ class RedisSyncClient(SyncClient):
             data = self.client().hgetall(self.keys.result(job_id))
         return parse_result(data)
 
+    def get_record(self, job_id: str) -> bytes | None:
+        with redis_errors():
+            raw: bytes | None = self.client().get(self.keys.job(job_id))
+        return raw
+
     def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
         deadline = time.monotonic() + timeout
         with redis_errors():
