@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,3 +188,15 @@ async def test_an_explicit_provider_and_records_without_context(harness: Harness
     assert process.parent is None and process.links == ()
     assert named(exporter, "send traced_async") == []
     await plain.aclose()
+
+
+def test_bananas_never_imports_opentelemetry_and_names_the_extra() -> None:
+    probe = (
+        "import sys, bananas, bananas.worker.runtime\n"
+        "assert not [m for m in sys.modules if m.startswith('opentelemetry')]\n"
+        "sys.modules['opentelemetry'] = None  # as if the extra were not installed\n"
+        "import bananas.otel\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert "bananas.otel needs OpenTelemetry: pip install 'bananas[otel]'" in done.stderr
