@@ -8,7 +8,7 @@ import json
 
 import pytest
 from apps.core import add, app, broken_until_fixed
-from support import Backend, WorkerFactory, both_brokers
+from support import Backend, WorkerFactory, both_brokers, wait_for
 
 from bananas import JobFailed
 from bananas.brokers.records import DeadInfo
@@ -49,7 +49,12 @@ def test_a_dead_letter_explained_everywhere(workers: WorkerFactory) -> None:
     again = asyncio.run(waited())
     assert (again.reason, again.attempts, again.traceback) == (REASON, 3, exc.traceback)
 
-    [dead_line] = [e for e in w.events("job.dead_lettered") if e["job_id"] == handle.id]
+    # The worker logs the dead letter after the broker stored it (and woke result()).
+    [dead_line] = wait_for(
+        lambda: [e for e in w.events("job.dead_lettered") if e["job_id"] == handle.id],
+        10,
+        message="the job.dead_lettered line",
+    )
     assert dead_line["traceback"] == exc.traceback  # the log line carries it too
     assert all("traceback" not in e for e in w.events("job.retried"))
 

@@ -32,6 +32,7 @@ from ..brokers.records import DeadInfo
 from ..definitions import JobDefinition
 from ..errors import BananasError
 from ..handle import JobHandle
+from ..hooks import ChildScope
 from ..logs import EventLog
 from ..observe.stats import WorkerStats
 from ..worker.executors import Executors, Requeue
@@ -153,6 +154,9 @@ class TestMode:
             self._log,
             self.stats,
         )
+        hooks = self.app.hooks.for_worker(self._log, "test-mode") if self.app.hooks else None
+        if hooks is not None and hooks.runs():  # run hooks fire as on a worker
+            runner.hooks = hooks
         ran: list[JobHandle] = []
         while True:
             delivery = self.broker.take(self.app.handlers)
@@ -278,12 +282,18 @@ class _Executors(Executors):
         self.real_processes = processes
         self._as_thread: dict[str, JobDefinition] = {}
 
-    async def run(self, definition: JobDefinition, kwargs: dict[str, Any], timeout: float) -> Any:
+    async def run(
+        self,
+        definition: JobDefinition,
+        kwargs: dict[str, Any],
+        timeout: float,
+        scopes: list[ChildScope] | None = None,
+    ) -> Any:
         if definition.executor == "process" and not self.real_processes:
             definition = self._as_thread.get(definition.name) or self._as_thread.setdefault(
                 definition.name, replace(definition, executor="thread")
             )
-        return await super().run(definition, kwargs, timeout)
+        return await super().run(definition, kwargs, timeout, scopes)
 
 
 class _Lines(io.StringIO):
