@@ -8,7 +8,7 @@ from .errors import JobFailed
 
 if TYPE_CHECKING:
     from .app import Bananas
-    from .brokers.base import JobResult
+    from .brokers.base import JobProgress, JobResult
 
 
 class JobHandle:
@@ -32,6 +32,13 @@ class JobHandle:
     def info(self) -> JobResult | None:
         """The stored result (status, timing, result, error), or None if not finished."""
         return self.app.broker.sync.get_result(self.id)
+
+    def progress(self) -> JobProgress | None:
+        """What the job last reported with `current_job().set_progress()`:
+        fraction (0..1), message, the attempt that reported it, updated_at
+        (unix seconds). None if it has not reported any (or it expired with
+        its result). Updated at most every 0.5 s while the job runs."""
+        return self.app.broker.sync.get_progress(self.id)
 
 
 def _unwrap(job_id: str, found: JobResult | None, timeout: float) -> Any:

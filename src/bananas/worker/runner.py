@@ -34,6 +34,7 @@ from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink
 from ..vocabulary import DeadReason, Status
 from .executors import Executors, Requeue
+from .progress import ProgressHub
 
 MAX_TRACEBACK = 16_000
 # Plain strings for the records written on the hot path (an enum member costs
@@ -74,6 +75,7 @@ class JobRunner:
         self.executors = executors
         self.log = log
         self.stats = stats
+        self.progress = ProgressHub(broker, settings, handlers, log)
 
     async def run(self, delivery: Delivery) -> None:
         started = time.perf_counter()
@@ -119,10 +121,13 @@ class JobRunner:
                 priority=record.priority,
                 attempt=attempt,
             )
-        set_current(JobContext(delivery.id, record.name, record.priority, attempt))
+        set_current(
+            JobContext(delivery.id, record.name, record.priority, attempt, self.progress, delivery)
+        )
         try:
             value = await self.executors.run(definition, record.payload, timeout)
         except (asyncio.CancelledError, Requeue):
+            self.progress.forget(delivery.id)
             raise
         except Exception as exc:
             await self._failed(delivery, record, definition, attempt, exc, started)
@@ -276,6 +281,8 @@ class JobRunner:
         could still be ours; after that the job comes back by lease expiry."""
         delivery.settling = True
         self.release_slot(delivery)
+        if delivery.id in self.progress.jobs:  # its last progress goes first
+            await self.progress.finish(delivery)
         deadline = time.monotonic() + self.settings.lease_timeout
         pause = 0.0  # the first retry at once: a dropped connection is replaced
         while True:
