@@ -1,10 +1,11 @@
 """Progress from a real worker process, for each executor kind, on both
 brokers: a handler's `current_job().set_progress` is seen live through
-`handle.progress()`, and its last value is stored before the
+`handle.progress()` and `bananas job`, and its last value is stored before the
 job's outcome (read right after `result()` returns, with no wait)."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from support import Backend, WorkerFactory, both_brokers, wait_for
 
@@ -22,7 +23,7 @@ def test_progress_from_each_executor_is_seen_live_and_last_before_the_result(
     workers: WorkerFactory, target: Backend, kind: str
 ) -> None:
     app = Bananas(settings=Settings.load())
-    workers.start("apps.progress:app", "--concurrency", "2")
+    worker = workers.start("apps.progress:app", "--concurrency", "2")
     handle = app.enqueue(f"progress_{kind}", {"k": kind})
 
     def live() -> bool:
@@ -33,6 +34,14 @@ def test_progress_from_each_executor_is_seen_live_and_last_before_the_result(
     progress = handle.progress()
     assert progress is not None
     assert (progress.message, progress.attempt) == ("resized 40 of 100 images", 1)
+    shown = workers.cli("job", handle.id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = orjson.loads(shown.stdout)
+    assert data["state"] == "running"
+    assert data["progress"]["fraction"] == 0.4
+    assert data["lease"]["worker"].split(":")[-2] == str(worker.pid), data["lease"]
+    text = workers.cli("job", handle.id)
+    assert "40% resized 40 of 100 images" in text.stdout, text.stdout
 
     target.sink.hset("test:go", kind, "1")
     assert handle.result(timeout=30) == kind
