@@ -60,10 +60,7 @@ class ProgressHub:
         self.log = log
         self.interval = interval
         self.jobs: dict[str, _Job] = {}  # only jobs that reported progress
-        try:
-            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            self.loop = None  # bound by Worker.run
+        self.loop = _running_loop()  # else bound by Worker.run (threads need it)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -71,8 +68,10 @@ class ProgressHub:
     # -- any thread ---------------------------------------------------------------
     def report(self, job: JobContext, fraction: float, message: str) -> None:
         delivery = job.lease
-        loop = self.loop
-        if delivery is None or delivery.settling or loop is None:
+        if delivery is None or delivery.settling:
+            return
+        loop = self.loop or _running_loop()
+        if loop is None:  # a thread of a runner no loop was bound to: nowhere to write
             return
         state = self.jobs.get(delivery.id)
         if state is None or state.delivery is not delivery:
@@ -88,12 +87,15 @@ class ProgressHub:
             if state.kicked:
                 return
             state.kicked = True
-        loop.call_soon_threadsafe(self._kick, state)
+        try:
+            loop.call_soon_threadsafe(self._kick, state)
+        except RuntimeError:  # the loop is closed (the worker stopped): nothing to write to
+            return
 
     # -- the loop -----------------------------------------------------------------
     def _kick(self, state: _Job) -> None:
-        if state.task is None and not state.closed and self.loop is not None:
-            state.task = self.loop.create_task(self._writer(state))
+        if state.task is None and not state.closed:
+            state.task = asyncio.get_running_loop().create_task(self._writer(state))
 
     async def _writer(self, state: _Job) -> None:
         loop = asyncio.get_running_loop()
@@ -168,8 +170,16 @@ class ProgressHub:
         if state is not None:
             with state.lock:
                 state.closed = True
+                state.latest = None  # its writer, if any, finds nothing and ends
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
