@@ -1,9 +1,20 @@
-"""`current_job()`: what a running handler can know about its own job."""
+"""`current_job()`: what a running handler can know about its own job, and
+`set_progress` to say how far it got (progress.py)."""
 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .progress import check_progress
+
+
+class ProgressSink(Protocol):
+    """Where a job's progress goes: the worker's hub (worker/progress.py) or,
+    in a process-pool child, the pipe to the worker (progress.ChildProgress)."""
+
+    def report(self, job: JobContext, fraction: float, message: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,14 +23,26 @@ class JobContext:
     name: str
     priority: str
     attempt: int  # 1 on the first run
+    sink: ProgressSink | None = field(default=None, repr=False, compare=False)
+    lease: Any = field(default=None, repr=False, compare=False)  # the worker's Delivery
+
+    def set_progress(self, fraction: float, message: str = "") -> None:
+        """Report how far the job got: `fraction` from 0 to 1 and a short
+        message (cut at 500 characters). Throttled: at most one broker write
+        every 0.5 s per job, the latest value always written before the job's
+        outcome. Raises TypeError / ValueError on a bad fraction or message.
+        Outside a worker (a JobContext made by hand) it only checks its input."""
+        value, text = check_progress(fraction, message)
+        if self.sink is not None:
+            self.sink.report(self, value, text)
 
 
 _current: ContextVar[JobContext | None] = ContextVar("bananas_current_job", default=None)
 
 
 def current_job() -> JobContext | None:
-    """The job the calling handler is running (async and thread executors;
-    None outside a job and in process-executor handlers)."""
+    """The job the calling handler is running (any executor: async, thread and
+    process); None outside a job."""
     return _current.get()
 
 

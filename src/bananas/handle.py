@@ -14,6 +14,7 @@ from .vocabulary import Status
 
 if TYPE_CHECKING:
     from .app import Bananas
+    from .brokers.base import JobProgress
 
 
 @dataclass(slots=True)
@@ -77,6 +78,13 @@ class JobHandle:
         except orjson.JSONDecodeError:
             decoded = None
         return JobInfo(**asdict(found), decoded=decoded)
+
+    def progress(self) -> JobProgress | None:
+        """What the job last reported with `current_job().set_progress()`:
+        fraction (0..1), message, the attempt that reported it, updated_at
+        (unix seconds). None if it has not reported any (or it expired with
+        its result). Updated at most every 0.5 s while the job runs."""
+        return self.app.broker.sync.get_progress(self.id)
 
 
 def job_failed(job_id: str, found: JobResult, raw: bytes | None) -> JobFailed:

@@ -148,3 +148,8 @@ class Keys:
     def types(self) -> str:
         """Hash job type -> unix ms a worker last registered a handler for it."""
         return f"{self.prefix}:types"
+
+    def progress(self, job_id: str) -> str:
+        """Hash {fraction, message, attempt, updated_at} a running job last
+        reported (progress.lua); expires like its result."""
+        return f"{self.prefix}:progress:{job_id}"

@@ -203,3 +203,25 @@ def test_pages_are_refused_without_the_token(redis_url: str, tmp_path: Path, pag
         other.close()
         # The refused first load is the only error the browser logs.
         _no_console_errors(page, allowed=("401",))
+
+
+def test_a_running_jobs_progress_updates_on_its_page_without_a_reload(
+    redis_url: str, workers: WorkerFactory, page: Any, r: Any, tmp_path: Path
+) -> None:
+    # Page refresh every hour: only the page's progress poll can move the bar.
+    server = CliDashboard(redis_url, tmp_path / "dashboard.log", BANANAS_DASHBOARD_REFRESH="1h")
+    try:
+        workers.start("apps.progress:app")
+        [job_id] = enqueue(redis_url, [("progress_thread", {"k": "browser"})])
+        page.goto(f"{server.url}/jobs/{job_id}")
+        page.evaluate("window.loadedOnce = true")
+        expect(page.locator("#progress-text")).to_have_text("40% resized 40 of 100 images")
+        expect(page.locator("#progress-bar")).to_have_attribute("value", "0.4")
+        expect(page.locator("#lease")).to_contain_text("held by worker")
+        r.hset("test:go", "browser", "1")
+        expect(page.locator("#progress-text")).to_have_text("100% done")
+        assert page.locator("#progress-bar").evaluate("b => b.value") == 1
+        assert page.evaluate("window.loadedOnce") is True  # the same page: no reload
+        _no_console_errors(page)
+    finally:
+        server.stop()

@@ -19,8 +19,10 @@ from .records import (
     DeadInfo,
     DeadLetter,
     Delivery,
+    JobProgress,
     JobResult,
     JobSummary,
+    Lease,
     NewJob,
     QueueRef,
     Recovered,
@@ -42,8 +44,10 @@ __all__ = [
     "Delivery",
     "ForeignRouting",
     "Inspection",
+    "JobProgress",
     "JobResult",
     "JobSummary",
+    "Lease",
     "NewJob",
     "QueueRef",
     "Recovered",
@@ -86,6 +90,11 @@ class SyncClient(abc.ABC):
     @abc.abstractmethod
     def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
         """Block until the result exists or `timeout` passes (it did not exist)."""
+
+    @abc.abstractmethod
+    def get_progress(self, job_id: str) -> JobProgress | None:
+        """What the job last reported of its progress; None if it never did
+        (or that has expired, with its result)."""
 
 
 class Connection(abc.ABC):
@@ -147,6 +156,10 @@ class Producer(abc.ABC):
 
     @abc.abstractmethod
     async def _get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]: ...
+
+    @abc.abstractmethod
+    async def get_progress(self, job_id: str) -> JobProgress | None:
+        """What the job last reported of its progress; None if it never did."""
 
 
 class Consumer(abc.ABC):
@@ -222,6 +235,15 @@ class Consumer(abc.ABC):
     @abc.abstractmethod
     async def _requeue(self, deliveries: Sequence[Delivery]) -> int: ...
 
+    @abc.abstractmethod
+    async def set_progress(
+        self, delivery: Delivery, fraction: float, message: str, attempt: int, ttl: float
+    ) -> bool:
+        """Store a running job's progress, kept `ttl` seconds from now; False
+        (nothing written) if the caller no longer holds the lease. Called only
+        for jobs whose handler reports progress (worker/progress.py throttles
+        it): nothing on the per-job path calls it."""
+
 
 class Upkeep(abc.ABC):
     """What every scheduler-enabled process does on a period: recover expired
@@ -281,6 +303,10 @@ class Inspection(abc.ABC):
 
     @abc.abstractmethod
     async def get_dead_info(self, job_id: str) -> DeadInfo | None: ...
+
+    @abc.abstractmethod
+    async def job_lease(self, job_id: str) -> Lease | None:
+        """Who holds the job's lease (a running job); None when nobody does."""
 
     @abc.abstractmethod
     async def throughput(self, minutes: int = 60) -> list[Throughput]:

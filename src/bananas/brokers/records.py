@@ -72,6 +72,42 @@ class JobResult:
         return None if self.result is None else orjson.loads(self.result)
 
 
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    """What a running job last reported (`current_job().set_progress`):
+    `fraction` in [0, 1], a short message, the attempt that reported it and
+    when the broker stored it (unix seconds, the broker's clock)."""
+
+    fraction: float
+    message: str
+    attempt: int
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fraction": self.fraction,
+            "message": self.message,
+            "attempt": self.attempt,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds a running job: the worker id (from the lease token, which is
+    "<worker id>:<call>:<n>"), until when (unix seconds, broker clock), and
+    whether its handler started (False while it waits in a prefetch buffer)."""
+
+    worker: str
+    deadline: float
+    started: bool
+
+    @classmethod
+    def from_token(cls, token: str, deadline: float) -> Lease:
+        started = not token.startswith("~")
+        return cls(token.lstrip("~").rsplit(":", 2)[0], deadline, started)
+
+
 @dataclass(slots=True)
 class DeadInfo:
     reason: str

@@ -34,6 +34,7 @@ from .records import (
     KEEP_COMPLETED,
     DeadInfo,
     Delivery,
+    JobProgress,
     JobResult,
     NewJob,
     QueueRef,
@@ -41,6 +42,8 @@ from .records import (
 )
 from .sqlite_db import Store, Tables, path_from_url, refuse_newer, wrap
 from .sqlite_ops import Clock, Outcome
+from .sqlite_progress import SQLiteProgress
+from .sqlite_progress import get_progress as _get_progress
 from .sqlite_views import SQLiteViews
 from .sqlite_watch import Check, Wait, Watcher
 
@@ -55,7 +58,7 @@ def _clock() -> Clock:
     return Clock(time.time(), now_iso())
 
 
-class SQLiteBroker(SQLiteViews, Broker):
+class SQLiteBroker(SQLiteViews, SQLiteProgress, Broker):
     def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
         self.url = url
         self.path = path_from_url(url)
@@ -357,6 +360,9 @@ class SQLiteSyncClient(SyncClient):
         b = self._broker
         found: JobResult | None = b._wait_sync(b._result_check(job_id), timeout)
         return found
+
+    def get_progress(self, job_id: str) -> JobProgress | None:
+        return self._broker._read_sync(lambda s: _get_progress(s, job_id, time.time()))
 
 
 def _ping(store: Store) -> None:

@@ -72,6 +72,7 @@ class Tables:
         self.queues = self.name("queues")
         self.workers = self.name("workers")
         self.throughput = self.name("throughput")
+        self.progress = self.name("progress")
         # Queued-job queries name their index: without statistics the planner
         # may pick the job-type index and scan a whole type to find one priority.
         self.ready = f"{self.jobs} INDEXED BY {self.name('jobs:ready')}"
@@ -127,6 +128,17 @@ class Tables:
             # Older files have a job-types table nothing reads (SQLite routes no
             # foreign records).
             f"DROP TABLE IF EXISTS {t.name('types')}",
+            # What a running job last reported (sqlite_progress.py); a table
+            # added without a version bump: older code never reads it, and
+            # reads of a file that predates it find no progress.
+            f"""CREATE TABLE IF NOT EXISTS {t.progress} (
+                id TEXT PRIMARY KEY NOT NULL,
+                fraction REAL NOT NULL,
+                message TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                updated_at REAL NOT NULL,
+                expires REAL NOT NULL)""",
+            f"CREATE INDEX IF NOT EXISTS {ix('progress:expires')} ON {t.progress} (expires)",
             f"""CREATE TABLE IF NOT EXISTS {t.throughput} (
                 minute INTEGER PRIMARY KEY,
                 completed INTEGER NOT NULL DEFAULT 0,

@@ -169,6 +169,11 @@ def purge(store: Store, now: float, limit: int = 1000, ttl: float | None = None)
             (now, limit),
         )
         conn.execute(
+            f"""DELETE FROM {t.progress} WHERE id IN (SELECT id FROM {t.progress}
+                WHERE expires <= ? LIMIT ?)""",
+            (now, limit),
+        )
+        conn.execute(
             f"DELETE FROM {t.throughput} WHERE minute < ?",
             (int((now - THROUGHPUT_KEEP_S) // 60),),
         )

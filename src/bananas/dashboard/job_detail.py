@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from ..brokers.base import Broker, DeadInfo, JobResult
+from ..brokers.base import Broker, DeadInfo, JobProgress, JobResult, Lease
 from ..vocabulary import JobState, Status
 from .records import load_fields, parse_time, pretty_json
 
@@ -31,6 +31,8 @@ class JobDetail:
     result_value: str | None
     dead: DeadInfo | None
     timeline: list[Event]
+    progress: JobProgress | None = None
+    lease: Lease | None = None
 
     @property
     def found(self) -> bool:
@@ -79,15 +81,19 @@ class JobDetail:
             "result": result,
             "dead": asdict(self.dead) if self.dead else None,
             "timeline": [asdict(e) for e in self.timeline],
+            "progress": self.progress.to_dict() if self.progress else None,
+            "lease": asdict(self.lease) if self.lease else None,
         }
 
 
 async def job_detail(broker: Broker, job_id: str) -> JobDetail:
-    raw, state, results, dead = await asyncio.gather(
+    raw, state, results, dead, progress, lease = await asyncio.gather(
         broker.get_record(job_id),
         broker.job_state(job_id),
         broker.get_results([job_id]),
         broker.get_dead_info(job_id),
+        broker.get_progress(job_id),
+        broker.job_lease(job_id),
     )
     result = results[0] if results else None
     fields = load_fields(raw)
@@ -108,6 +114,8 @@ async def job_detail(broker: Broker, job_id: str) -> JobDetail:
         result_value=result_value,
         dead=dead,
         timeline=_timeline(fields or {}, result, dead),
+        progress=progress,
+        lease=lease,
     )
 
 

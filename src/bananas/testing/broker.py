@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ..brokers.base import SyncClient, WorkerPath
-from ..brokers.records import DeadInfo, Delivery, JobResult, NewJob, QueueRef, Recovered
+from ..brokers.records import (
+    DeadInfo,
+    Delivery,
+    JobProgress,
+    JobResult,
+    NewJob,
+    QueueRef,
+    Recovered,
+)
 from ..durations import parse_duration
 from ..errors import BananasError
 from ..job import now_iso
@@ -82,6 +90,7 @@ class MemoryBroker(WorkerPath):
         self.result_ttl = result_ttl
         self.jobs: dict[str, Entry] = {}
         self.results: dict[str, JobResult] = {}
+        self.progress: dict[str, JobProgress] = {}
         self._seq = 0
         # Handlers in the thread executor enqueue from their threads while the
         # drain reads the jobs on its loop (a timed-out thread runs on).
@@ -136,11 +145,7 @@ class MemoryBroker(WorkerPath):
         now = self.clock.now()
         with self._lock:
             entries = list(self.jobs.values())
-        times = [
-            e.due
-            for e in entries
-            if e.state in WAITING and e.due > now and e.name in types
-        ]
+        times = [e.due for e in entries if e.state in WAITING and e.due > now and e.name in types]
         return min(times) if times else None
 
     # -- Connection -----------------------------------------------------------
@@ -175,6 +180,17 @@ class MemoryBroker(WorkerPath):
     async def get_record(self, job_id: str) -> bytes | None:
         entry = self.jobs.get(job_id)
         return entry.record if entry else None
+
+    async def get_progress(self, job_id: str) -> JobProgress | None:
+        return self.progress.get(job_id)
+
+    async def set_progress(
+        self, delivery: Delivery, fraction: float, message: str, attempt: int, ttl: float
+    ) -> bool:
+        if not self._holds(delivery.id, delivery.token):
+            return False
+        self.progress[delivery.id] = JobProgress(fraction, message, attempt, self.clock.now())
+        return True
 
     async def _get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]:
         return [self.results.get(i) for i in job_ids]
@@ -278,6 +294,9 @@ class _Sync(SyncClient):
     def get_record(self, job_id: str) -> bytes | None:
         entry = self.broker.jobs.get(job_id)
         return entry.record if entry else None
+
+    def get_progress(self, job_id: str) -> JobProgress | None:
+        return self.broker.progress.get(job_id)
 
     def wait_result(self, job_id: str, timeout: float) -> JobResult | None:
         found = self.broker.results.get(job_id)

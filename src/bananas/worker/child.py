@@ -12,6 +12,10 @@ the original type (as Celery's `UnpickleableExceptionWrapper` does).
 A child also writes its pid into the job's slot of a shared array when the job
 starts, so that when the pool breaks the worker knows which jobs had started
 and in which process (see executors.py).
+
+`current_job()` works in a child too; its `set_progress` goes down the pool's
+progress pipe as (slot, fraction, message), throttled (progress.ChildProgress),
+the last value sent before the child returns the job's outcome.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ import time
 import traceback
 from typing import Any
 
+from ..context import JobContext, set_current
 from ..errors import BananasError
 from ..hooks import ChildScope
+from ..progress import ChildProgress
 from .job_hooks import child_scopes
 
 _PIDS: Any = None  # the pool's shared pid array, set by init_child
 _STARTED: Any = None  # and its start times (CLOCK_MONOTONIC is system-wide)
+_PROGRESS: Any = None  # the write end of the pool's progress pipe
 
 
 class ChildError(BananasError):
@@ -49,9 +56,18 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.text}"""'
 
 
-def init_child(pids: Any, started: Any) -> None:
-    global _PIDS, _STARTED
-    _PIDS, _STARTED = pids, started
+def init_child(pids: Any, started: Any, progress: Any = None) -> None:
+    global _PIDS, _STARTED, _PROGRESS
+    _PIDS, _STARTED, _PROGRESS = pids, started, progress
+
+
+def _job_context(slot: int, job: tuple[str, str, str, int] | None) -> ChildProgress | None:
+    """Make `current_job()` the job's (id, name, priority, attempt) in this child."""
+    if job is None:
+        return None
+    sink = ChildProgress(_PROGRESS.send, slot) if _PROGRESS is not None and slot >= 0 else None
+    set_current(JobContext(*job, sink))
+    return sink
 
 
 def call_in_child(
@@ -59,6 +75,7 @@ def call_in_child(
     module: str,
     qualname: str,
     kwargs: dict[str, Any],
+    job: tuple[str, str, str, int] | None = None,
     scopes: list[ChildScope] | None = None,
 ) -> tuple[bool, bytes]:
     """Run the handler; (True, pickled result) or (False, pickled error fields).
@@ -67,6 +84,7 @@ def call_in_child(
     if _PIDS is not None and slot >= 0:
         _STARTED[slot] = time.monotonic()
         _PIDS[slot] = os.getpid()
+    progress = _job_context(slot, job)
     try:
         target: Any = importlib.import_module(module)
         for part in qualname.split("."):
@@ -78,6 +96,9 @@ def call_in_child(
                 result = asyncio.run(result)
     except BaseException as exc:  # SystemExit too: reported, not raised
         return False, _error_fields(exc, traceback.format_exc())
+    finally:
+        if progress is not None:
+            progress.close()  # before the outcome: the worker has the last value first
     try:
         return True, pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
     except Exception as exc:

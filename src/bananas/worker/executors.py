@@ -18,11 +18,15 @@
   crash as the reason; jobs still queued in the pool run in the next one.
   Results and exceptions come back as bytes the child pickled (child.py), so
   an exception the worker cannot unpickle no longer breaks the pool.
+  Progress a child reports comes back on the pool's progress pipe, read by
+  the loop (add_reader) and, when the job's outcome arrives, drained first,
+  so the job's last value reaches the worker before the job settles.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import multiprocessing
 import multiprocessing.connection
@@ -35,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..app import JobDefinition
+from ..context import JobContext, current_job
 from ..errors import BananasError, JobTimeout
 from ..hooks import ChildScope
 from .child import call_in_child, init_child, outcome
@@ -131,13 +136,18 @@ class Executors:
             context = multiprocessing.get_context("spawn")
             pids = context.Array("i", self._slots, lock=False)
             started = context.Array("d", self._slots, lock=False)
+            # One pipe for every child's progress: a message is one write of
+            # well under PIPE_BUF (the message is capped), so writes from
+            # several children never interleave.
+            reader, writer = context.Pipe(duplex=False)
             executor = ProcessPoolExecutor(
                 max_workers=self._process_size,
                 mp_context=context,
                 initializer=init_child,
-                initargs=(pids, started),
+                initargs=(pids, started, writer),
             )
-            self._processes = _Pool(executor, pids, started)
+            self._processes = pool = _Pool(executor, pids, started, reader, writer)
+            asyncio.get_running_loop().add_reader(reader.fileno(), pool.read_progress)
         return self._processes
 
     async def _run_process(
@@ -171,11 +181,16 @@ class Executors:
         if slot >= 0:
             pool.pids[slot] = 0
             pool.started[slot] = 0.0
+        job = current_job()
+        info = None if job is None else (job.id, job.name, job.priority, job.attempt)
+        if job is not None and slot >= 0:
+            pool.jobs[slot] = job
         future = loop.run_in_executor(
-            pool.executor, call_in_child, slot, fn.__module__, fn.__qualname__, kwargs, scopes
+            pool.executor, call_in_child, slot, fn.__module__, fn.__qualname__, kwargs, info, scopes
         )
         try:
             ok, data = await _from_start(future, timeout, pool, slot)
+            pool.read_progress()  # sent before the outcome: its last value first
         except TimeoutError:
             if future.done() and not future.cancelled():
                 raise
@@ -195,6 +210,8 @@ class Executors:
                 raise _NotStarted() from None  # dropped from a killed pool's queue, not by us
             future.cancel()  # ours: a job still queued in the pool must not start later
             raise
+        finally:
+            pool.jobs.pop(slot, None)
         return outcome(ok, data)
 
     def _after_break(self, pool: _Pool, slot: int) -> BaseException:
@@ -229,6 +246,7 @@ class Executors:
             process.kill()
         # Joining is quick once the processes are dead, and frees their semaphores.
         pool.executor.shutdown(wait=True, cancel_futures=True)
+        pool.close_progress()
 
     def shutdown(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -285,8 +303,30 @@ class _Pool:
     executor: ProcessPoolExecutor
     pids: Any  # multiprocessing Array of int, one per slot
     started: Any  # multiprocessing Array of float: time.monotonic() at the job's start
+    progress: Any  # read end of the children's progress pipe (a Connection)
+    progress_writer: Any  # its write end, inherited by children the pool starts later
     died: dict[int, int] = field(default_factory=dict)  # pid -> exit code
     reason: str | None = None
+    jobs: dict[int, JobContext] = field(default_factory=dict)  # slot -> running job
+
+    def read_progress(self) -> None:
+        """Hand what children reported to their jobs (the loop's reader callback)."""
+        try:
+            while self.progress.poll():
+                slot, fraction, message = self.progress.recv()
+                job = self.jobs.get(slot)
+                if job is not None and job.sink is not None:
+                    job.sink.report(job, fraction, message)
+        except (OSError, EOFError, ValueError):
+            self.close_progress()
+
+    def close_progress(self) -> None:
+        if self.progress.closed:
+            return
+        with contextlib.suppress(RuntimeError, ValueError, OSError):  # the loop is gone
+            asyncio.get_running_loop().remove_reader(self.progress.fileno())
+        self.progress.close()
+        self.progress_writer.close()
 
     def cause(self) -> str:
         if self.died:

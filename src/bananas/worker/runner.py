@@ -37,6 +37,7 @@ from ..observe.status import BrokerLink
 from ..vocabulary import DeadReason, Status
 from .executors import Executors, Requeue
 from .job_hooks import JobHooks, rejected, run_started
+from .progress import ProgressHub
 
 MAX_TRACEBACK = 16_000
 # Plain strings for the records written on the hot path (an enum member costs
@@ -78,6 +79,7 @@ class JobRunner:
         self.executors = executors
         self.log = log
         self.stats = stats
+        self.progress = ProgressHub(broker, settings, handlers, log)
 
     async def run(self, delivery: Delivery) -> None:
         started = time.perf_counter()
@@ -123,7 +125,9 @@ class JobRunner:
                 priority=record.priority,
                 attempt=attempt,
             )
-        set_current(JobContext(delivery.id, record.name, record.priority, attempt))
+        set_current(
+            JobContext(delivery.id, record.name, record.priority, attempt, self.progress, delivery)
+        )
         tracked = scopes = None
         if self.hooks is not None:
             tracked = run_started(self.hooks, delivery.id, record, attempt)
@@ -131,6 +135,7 @@ class JobRunner:
         try:
             value = await self.executors.run(definition, record.payload, timeout, scopes)
         except (asyncio.CancelledError, Requeue) as exc:
+            self.progress.forget(delivery.id)
             if tracked is not None:
                 tracked.interrupted("requeued" if isinstance(exc, Requeue) else "cancelled", exc)
             raise
@@ -307,6 +312,8 @@ class JobRunner:
         could still be ours; after that the job comes back by lease expiry."""
         delivery.settling = True
         self.release_slot(delivery)
+        if delivery.id in self.progress.jobs:  # its last progress goes first
+            await self.progress.finish(delivery)
         deadline = time.monotonic() + self.settings.lease_timeout
         pause = 0.0  # the first retry at once: a dropped connection is replaced
         while True:

@@ -229,6 +229,7 @@ class Worker:
     # -- lifecycle ----------------------------------------------------------
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
+        self.runner.progress.bind(loop)  # handlers in threads report progress to this loop
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         self.log.context = {"worker_id": self.id}

@@ -26,6 +26,7 @@ from . import acl, scripts
 from .batch import ScriptBatcher
 from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
 from .keyspace import KeyspaceWatch
+from .progress import RedisProgress
 from .ready_index import INDEX_LIMIT, ReadyIndex, parse_member
 from .redis_inspect import RedisInspection
 from .redis_upkeep import RedisUpkeep
@@ -37,7 +38,7 @@ from .sync import RedisSyncClient, enqueue_call
 MAX_CACHED_QUEUES = 65_536
 
 
-class RedisBroker(RedisUpkeep, RedisInspection, Broker):
+class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
     def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
         self.url = url
         self.keys = k = Keys(prefix)

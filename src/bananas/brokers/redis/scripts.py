@@ -212,6 +212,20 @@ def requeue(
     return _call("requeue", [active, leases, index], [ready_prefix, marker_prefix, *_flat(lease)])
 
 
+def progress(
+    *,
+    leases: str,
+    progress: str,
+    id: str,
+    token: str,
+    fraction: str,
+    message: str,
+    attempt: int,
+    ttl: int,
+) -> Call:
+    return _call("progress", [leases, progress], [id, token, fraction, message, attempt, ttl])
+
+
 # -- maintenance -------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Prefixes:
@@ -373,6 +387,7 @@ SCRIPT_NAMES = (
     "retry",
     "bury",
     "requeue",
+    "progress",
     "recover",
     "fail_stalled",
     "move_due",

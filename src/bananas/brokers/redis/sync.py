@@ -20,7 +20,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from ...errors import BrokerError
 from ...keys import Keys
 from ..base import SyncClient
-from ..records import JobResult, NewJob
+from ..records import JobProgress, JobResult, NewJob
 from . import acl, scripts
 from .connection import (
     RESULT_POLL_S,
@@ -31,6 +31,7 @@ from .connection import (
     sync_client,
     wrap,
 )
+from .progress import parse_progress
 from .scripts import Call
 
 
@@ -121,6 +122,11 @@ class RedisSyncClient(SyncClient):
                 return found
             finally:
                 pubsub.close()
+
+    def get_progress(self, job_id: str) -> JobProgress | None:
+        with redis_errors():
+            data = self.client().hgetall(self.keys.progress(job_id))
+        return parse_progress(data)
 
     # -- script calls -------------------------------------------------------------
     def run_many(self, calls: Sequence[Call]) -> list[Any]:

@@ -74,6 +74,30 @@
     sync();
   }
 
+  // A running job's progress, between page refreshes: its JSON every second.
+  var FINAL = { completed: 1, dead: 1 };
+  function pollProgress() {
+    var box = document.getElementById("progress");
+    var url = box && box.getAttribute("data-poll");
+    if (!url || (toggle && !toggle.checked) || document.visibilityState !== "visible") return;
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (job) {
+        if (!job) return;
+        if (FINAL[job.state]) box.removeAttribute("data-poll");
+        var p = job.progress;
+        if (!p) return;
+        document.getElementById("progress-bar").value = p.fraction;
+        document.getElementById("progress-text").textContent =
+          Math.round(p.fraction * 100) + "% " + p.message;
+        var ago = Math.max(0, Math.round(Date.now() / 1000 - p.updated_at));
+        document.getElementById("progress-meta").textContent =
+          "attempt " + p.attempt + ", updated " + ago + "s ago";
+      })
+      .catch(function () { /* try again next tick */ });
+  }
+
   document.addEventListener("DOMContentLoaded", wire);
   if (period > 0) window.setInterval(refresh, period);
+  window.setInterval(pollProgress, 1000);
 })();
