@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from .durations import parse_duration
 from .errors import ConfigError
+from .project import default_sqlite_url
 from .redact import redact_url
 from .vocabulary import DEFAULT_PRIORITY_WEIGHTS, PRIORITIES, Mode
 from .vocabulary import MODES as MODES  # re-exported: config is where users look
@@ -23,7 +24,6 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("json", "console")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
-DEFAULT_SQLITE_URL = "sqlite:///.bananas/queue.db"
 
 T = TypeVar("T")
 
@@ -85,7 +85,8 @@ class Settings:
 
     @property
     def effective_broker_url(self) -> str:
-        return self.broker_url or DEFAULT_SQLITE_URL
+        """The broker URL, or the project's embedded file (see project.py)."""
+        return self.broker_url or default_sqlite_url()
 
 
 def _get(source: Mapping[str, Any], name: str) -> Any | None:
