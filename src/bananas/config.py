@@ -61,6 +61,7 @@ class Settings:
     liveness_loop_stall: float = 10.0
     registry_heartbeat: float = 2.0
     registry_expiry: float = 10.0
+    burst: bool = False  # `bananas worker --burst`: exit once its queues are empty (burst.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 import click
 
@@ -40,6 +41,11 @@ from .common import broker_option, fail, load_settings, main
     show_default=True,
     help="Start this many worker processes sharing this configuration.",
 )
+@click.option(
+    "--burst",
+    is_flag=True,
+    help="Exit 0 once the queues this worker serves are empty (CI, batch jobs).",
+)
 def worker(
     app_target: str | None,
     broker: str | None,
@@ -51,6 +57,7 @@ def worker(
     scheduler: bool | None,
     log_level: str | None,
     processes: int,
+    burst: bool,
 ) -> None:
     """Run a worker process (configured by the environment; flags override)."""
     settings = load_settings(
@@ -64,11 +71,19 @@ def worker(
         ENABLE_SCHEDULER=scheduler,
         LOG_LEVEL=log_level,
     )
+    if burst:
+        if not settings.mode.takes_jobs:
+            fail(f"--burst needs a worker that takes jobs, not WORKER_MODE={settings.mode}", 2)
+        settings = replace(settings, burst=True)
     if processes > 1:
         from ..worker.supervisor import supervise
 
         args = sys.argv[sys.argv.index("worker") + 1 :]
-        sys.exit(supervise(processes, _without_processes(args), settings.health_port))
+        # A burst child that exits 0 has emptied its queues: done, not restarted.
+        code = supervise(
+            processes, _without_processes(args), settings.health_port, restart_done=not burst
+        )
+        sys.exit(code)
     sys.exit(_run_worker(settings))
 
 

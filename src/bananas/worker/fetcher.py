@@ -89,6 +89,11 @@ class Fetcher:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    @property
+    def dequeuing(self) -> bool:
+        """A dequeue is in flight (or failed and is to be sent again)."""
+        return self._unanswered is not None
+
     def start(self) -> None:
         if self.p.orders:
             self._loop = asyncio.create_task(self._fetch_loop(), name="fetch")
