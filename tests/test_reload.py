@@ -209,3 +209,38 @@ def test_a_standby_that_imported_a_changed_file_starts_cold(tmp_path: Path) -> N
     assert _stale([bananas_app.__file__, str(tmp_path / "reloadapp.py")])
     assert _stale([json_module.__file__])
     assert not _stale([str(tmp_path / "reloadapp.py")])  # the app: never imported early
+
+
+def test_the_app_folder_is_watched_beside_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support import TESTS
+
+    from bananas.reload import watched_folders
+
+    monkeypatch.chdir(tmp_path)
+    # a package outside the current directory: its folder too
+    assert watched_folders("apps.core:app") == [tmp_path.resolve(), (TESTS / "apps").resolve()]
+    # a module inside it: the current directory covers it
+    (tmp_path / "local_app_mod.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert watched_folders("local_app_mod:app") == [tmp_path.resolve()]
+    assert watched_folders("no_such_module_here:app") == [tmp_path.resolve()]
+
+
+def test_a_stop_during_a_restart_lets_the_drain_finish(project: Project, target: Backend) -> None:
+    process = project.start()
+    first = project.wait_started(1)
+    client = _client(target)
+    try:
+        job = client.enqueue("slow", k="long", seconds=1.5)
+        wait_for((project.root / "long.started").exists, 20, message="the job to start")
+        project.write(2)
+        wait_for(lambda: process.events("worker.draining"), 5, message="the drain")
+        process.signal(signal.SIGINT)  # Ctrl-C while it drains for the restart
+        assert process.wait(20) == 0, process.output()[-3000:]
+        assert job.result(timeout=5) == 1  # finished, not forced out
+    finally:
+        client.close()
+    assert not process.events("worker.forced_exit")
+    assert [e["pid"] for e in project.started()] == [first["pid"]]  # no new worker
