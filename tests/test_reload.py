@@ -133,7 +133,7 @@ def test_an_edit_restarts_the_worker_within_2s_with_the_new_code(
     assert len({e["pid"] for e in project.started()}) == 4, ids  # a fresh process each time
     stopped = [e["worker_id"] for e in process.events("worker.stopped")]
     assert stopped == ids[:3]  # each old one drained and stopped before the next
-    process.signal(signal.SIGINT)
+    process.signal(signal.SIGHUP)  # a closed terminal: the worker drains too
     assert process.wait(20) == 0, process.output()[-3000:]
     assert [e["worker_id"] for e in process.events("worker.stopped")] == ids
 

@@ -23,8 +23,8 @@ import and the broker connection, not the interpreter's start-up. A standby
 that has imported a file changed since it started re-executes itself cold.
 
 A worker that exits on its own (the edit broke the import: exit 2) is not
-restarted until the next change. SIGINT / SIGTERM to the reloader go to the
-worker, once (not while it drains for a restart, which it does already: a
+restarted until the next change. SIGINT / SIGTERM (and SIGHUP, as SIGTERM)
+to the reloader go to the worker, once (not while it drains for a restart, which it does already: a
 second signal forces its exit); no new worker starts then, and the reloader
 exits with the worker's status. The worker runs
 in its own process group, so the terminal's Ctrl-C reaches it only through
@@ -111,8 +111,10 @@ class Reloader:
         self._draining = False  # the worker was sent SIGTERM for a restart
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        # SIGHUP too: the worker is in its own process group, so a closed
+        # terminal would not reach it; it would outlive the reloader.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
         shown = ", ".join(str(f) for f in self.folders)
         self._say(f"watching {shown} for Python file changes (development only)")
         watcher = threading.Thread(target=self._watch, name="reload-watch", daemon=True)
@@ -219,7 +221,7 @@ class Reloader:
             return
         if first and self._draining:
             return  # draining for a restart already; a second signal forces its exit
-        child.send_signal(signum)
+        child.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
     def _finish(self) -> int:
         self._end_standby()
