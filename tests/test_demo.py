@@ -10,13 +10,22 @@ import sys
 import time
 from pathlib import Path
 
+VENV_BIN = str(Path(sys.executable).parent)
 
-def bananas(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+
+def user_env() -> dict[str, str]:
+    """A user's shell after `make demo`: the virtualenv was never activated."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("WORKER_", "BANANAS_", "LOG_")) and k != "REDIS_URL"
     }
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != VENV_BIN)
+    return env
+
+
+def bananas(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = user_env()
     return subprocess.run(
         [sys.executable, "-m", "bananas.cli", *args],
         cwd=cwd,
@@ -40,7 +49,8 @@ def test_demo_runs_to_its_summary_on_the_embedded_broker(tmp_path: Path) -> None
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert wall < 60
-    assert "fresh embedded SQLite file (sqlite:///.bananas/demo.db)" in out
+    db = tmp_path / ".bananas" / "demo.db"
+    assert f"fresh embedded SQLite file (sqlite:///{db})" in out
     assert re.search(r"\[\s*\d+\.\ds\] high \d+ queued/\d+ running", out)  # plain progress lines
     finished = re.search(r"Finished (\d+) of (\d+) jobs in ([\d.]+) s \(([\d.]+) jobs/s", out)
     assert finished, out
@@ -56,6 +66,22 @@ def test_demo_runs_to_its_summary_on_the_embedded_broker(tmp_path: Path) -> None
     assert "worker exited 0, scheduler exited 0" in out
     for command in ("bananas status", "bananas dlq list", "REDIS_URL=redis://"):
         assert command in out
+    # The "Try next" lines run as printed, from another folder, in a shell
+    # whose PATH has no bananas on it (`make demo` never activates .venv).
+    (hint,) = [line for line in out.splitlines() if " status --broker " in line]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    tried = subprocess.run(
+        hint.split("#")[0] + " --json",
+        shell=True,
+        cwd=elsewhere,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert tried.returncode == 0, (hint, tried.stdout + tried.stderr)
+    assert json.loads(tried.stdout)["dead"] == 1
 
     # The summary agrees with what the broker holds afterwards.
     url = "sqlite:///.bananas/demo.db"

@@ -208,7 +208,8 @@ def test_worker_defaults_to_the_embedded_sqlite_file(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
-    assert '"broker":"sqlite:///.bananas/queue.db"' in output.replace(" ", "")
+    # Absolute: the folder it found, not one relative to wherever it was started.
+    assert f'"broker":"sqlite:///{db}"' in output.replace(" ", "")
     assert "Redis is the production broker" in output
 
 

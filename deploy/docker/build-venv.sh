@@ -5,8 +5,8 @@
 #   build-venv.sh SOURCE_DIR VENV_DIR [APP_DIR]
 #
 # 1. builds the Bananas wheel from SOURCE_DIR (a checkout: pyproject.toml, src/),
-# 2. creates VENV_DIR and installs the wheel (with the extras in BANANAS_EXTRAS,
-#    default "fast" = uvloop) and its dependencies into it,
+# 2. creates VENV_DIR and installs the wheel (with the extras named in
+#    BANANAS_EXTRAS, comma-separated, default none) and its dependencies into it,
 # 3. installs APP_DIR/requirements.txt when there is one (the user's app's deps).
 # PYTHON names the interpreter (default python3); PIP_* variables are honoured.
 set -eu
@@ -18,7 +18,7 @@ SRC=$1
 VENV=$2
 APP=${3:-}
 PYTHON=${PYTHON:-python3}
-EXTRAS=${BANANAS_EXTRAS-fast}
+EXTRAS=${BANANAS_EXTRAS-}
 WHEELS=$(mktemp -d)
 trap 'rm -rf "$WHEELS"' EXIT
 

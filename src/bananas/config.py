@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from .durations import parse_duration
 from .errors import ConfigError
+from .project import default_sqlite_url
 from .redact import redact_url
 from .vocabulary import DEFAULT_PRIORITY_WEIGHTS, PRIORITIES, Mode
 from .vocabulary import MODES as MODES  # re-exported: config is where users look
@@ -25,7 +26,6 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 # What every boolean setting accepts (any case), said in its error message.
 BOOLEAN_ALLOWED = f"{', '.join(_TRUE)} (true) or {', '.join(_FALSE)} (false)"
-DEFAULT_SQLITE_URL = "sqlite:///.bananas/queue.db"
 # A registry entry not refreshed for this long is pruned (the workers page and
 # `bananas status` list only fresher ones).
 REGISTRY_EXPIRY = 10.0
@@ -66,6 +66,7 @@ class Settings:
     liveness_loop_stall: float = 10.0
     registry_heartbeat: float = 2.0
     registry_expiry: float = REGISTRY_EXPIRY
+    burst: bool = False  # `bananas worker --burst`: exit once its queues are empty (burst.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,7 +91,8 @@ class Settings:
 
     @property
     def effective_broker_url(self) -> str:
-        return self.broker_url or DEFAULT_SQLITE_URL
+        """The broker URL, or the project's embedded file (see project.py)."""
+        return self.broker_url or default_sqlite_url()
 
 
 def _get(source: Mapping[str, Any], name: str) -> Any | None:

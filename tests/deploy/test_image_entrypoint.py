@@ -68,7 +68,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
     root = tmp_path_factory.mktemp("image")
     context = root / "src"  # the files the build stage COPYs, not the working tree
     context.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, context / name)
     shutil.copytree(
         ROOT / "src",

@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 import click
 
@@ -40,6 +41,16 @@ from .common import broker_option, fail, load_settings, main
     show_default=True,
     help="Start this many worker processes sharing this configuration.",
 )
+@click.option(
+    "--reload",
+    is_flag=True,
+    help="Development only: restart the worker when a Python file changes (needs bananas[reload]).",
+)
+@click.option(
+    "--burst",
+    is_flag=True,
+    help="Exit 0 once the queues this worker serves are empty (CI, batch jobs).",
+)
 def worker(
     app_target: str | None,
     broker: str | None,
@@ -51,6 +62,8 @@ def worker(
     scheduler: bool | None,
     log_level: str | None,
     processes: int,
+    reload: bool,
+    burst: bool,
 ) -> None:
     """Run a worker process (configured by the environment; flags override)."""
     settings = load_settings(
@@ -64,12 +77,37 @@ def worker(
         ENABLE_SCHEDULER=scheduler,
         LOG_LEVEL=log_level,
     )
+    if reload:
+        sys.exit(_run_reloader(settings, processes, burst))
+    if burst:
+        if not settings.mode.takes_jobs:
+            fail(f"--burst needs a worker that takes jobs, not WORKER_MODE={settings.mode}", 2)
+        settings = replace(settings, burst=True)
     if processes > 1:
         from ..worker.supervisor import supervise
 
         args = sys.argv[sys.argv.index("worker") + 1 :]
-        sys.exit(supervise(processes, _without_processes(args), settings.health_port))
+        # A burst child that exits 0 has emptied its queues: done, not restarted.
+        code = supervise(
+            processes, _without_processes(args), settings.health_port, restart_done=not burst
+        )
+        sys.exit(code)
     sys.exit(_run_worker(settings))
+
+
+def _run_reloader(settings: Settings, processes: int, burst: bool) -> int:
+    from ..reload import Reloader, watched_folders, without_reload
+
+    if processes > 1 or burst:
+        flag = "--processes" if processes > 1 else "--burst"
+        fail(f"--reload runs one worker that restarts on changes: drop {flag}", 2)
+    if settings.mode.takes_jobs and not settings.app:  # no edit could fix that
+        fail("no app given: use --app module:attr or set BANANAS_APP", 2)
+    args = without_reload(sys.argv[sys.argv.index("worker") + 1 :])
+    try:
+        return Reloader(args, watched_folders(settings.app)).run()
+    except ConfigError as exc:
+        fail(str(exc), 2)
 
 
 def _without_processes(args: list[str]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -29,11 +30,24 @@ def broker_url(settings: Settings) -> tuple[str, bool]:
     url = settings.broker_url
     if url and (os.environ.get("BANANAS_BROKER_URL") or url != os.environ.get("REDIS_URL")):
         return url, False
-    db = DEMO_DIR / "demo.db"
+    db = (DEMO_DIR / "demo.db").resolve()  # absolute: the hints work from any folder
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             Path(f"{db}{suffix}").unlink()
     return f"sqlite:///{db}", True
+
+
+def cli_command() -> str:
+    """How to call `bananas` from this shell: after `make demo` the script is
+    in .venv/bin, which is not on PATH (the venv is never activated)."""
+    script = Path(sys.executable).parent / "bananas"
+    found = shutil.which("bananas")
+    if found is not None and (not script.exists() or Path(found).samefile(script)):
+        return "bananas"
+    if not script.exists():
+        return f"{sys.executable} -m bananas.cli"
+    relative = os.path.relpath(script)
+    return relative if not relative.startswith("..") else str(script)
 
 
 def work_ms(jobs: int) -> float:
@@ -155,10 +169,11 @@ class Demo:
 
     def _next_steps(self) -> None:
         flag = f" --broker {redact_url(self.url)}"
+        cli = cli_command()
         self.say("\nTry next:")
-        self.say(f"  bananas status{flag}            # queue depths, in flight, dead")
-        self.say(f"  bananas dlq list{flag}          # the dead letter, with its error")
-        self.say(f"  bananas dashboard{flag}         # the web dashboard")
+        self.say(f"  {cli} status{flag}            # queue depths, in flight, dead")
+        self.say(f"  {cli} dlq list{flag}          # the dead letter, with its error")
+        self.say(f"  {cli} dashboard{flag}         # the web dashboard")
         if self.url.startswith("sqlite:"):
             self.say("  With Redis, the production broker (redis-server 7+ running):")
-            self.say(f"    REDIS_URL=redis://localhost:6379/0 bananas worker --app {APP}")
+            self.say(f"    REDIS_URL=redis://localhost:6379/0 {cli} worker --app {APP}")

@@ -94,6 +94,11 @@ class Fetcher:
         """Jobs leased ahead of a free slot, not started (the broker counts them active)."""
         return len(self._buffer)
 
+    @property
+    def dequeuing(self) -> bool:
+        """A dequeue is in flight (or failed and is to be sent again)."""
+        return self._unanswered is not None
+
     def start(self) -> None:
         if self.p.orders:
             self._loop = asyncio.create_task(self._fetch_loop(), name="fetch")

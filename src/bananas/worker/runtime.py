@@ -12,17 +12,19 @@ snapshot (`status()`) from the parts' read-only fields.
   monitor      observe/monitor.py     loop ticker, broker snapshot, registry
                                       heartbeat, metrics log, log flush
   health       observe/health.py      /livez /readyz /drainz /metrics thread
+  burst        worker/burst.py        only with --burst: stops the worker once the
+                                      queues it serves are empty
 Helpers (no loop of their own): runner.py runs one job, drain.py is the
 drain's job side, checks.py the start-up checks, shutdown.py bounds a stop
 step; observe/status.py holds the status snapshot and identity types.
 
 Start order: health -> monitor -> connect (broker ping, register job types)
 -> start-up checks (clock skew, durability) -> leases -> maintenance ->
-fetcher -> router.
+fetcher -> router -> burst.
 
 Stop order (SIGTERM / SIGINT, or request_stop()); each step begins once the
 one before has ended:
-  1. fetcher and router: stop fetching and routing (a dequeue in flight
+  1. fetcher, router, burst: stop fetching and routing (a dequeue in flight
      finishes; its jobs join the buffer)
   2. put the prefetched (never started) jobs back, uncharged
   3. wait for in-flight jobs up to SHUTDOWN_TIMEOUT; the leases part keeps
@@ -62,6 +64,7 @@ from ..observe.monitor import Monitor, MonitorParams
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink, WorkerIdentity, WorkerState, WorkerStatus
 from ..vocabulary import PRIORITIES, Mode
+from .burst import Burst, BurstParams
 from .checks import check_access, startup_checks, watch_keyspace
 from .drain import drain_jobs
 from .executors import Executors
@@ -157,6 +160,7 @@ class Worker:
         )
         self.metrics = WorkerMetrics(self.stats, self.status, self.identity)
         self.health: HealthServer | None = None
+        self.burst = self._burst() if settings.burst else None
 
     def _select_types(self) -> tuple[str, ...]:
         if not self.mode.takes_jobs:
@@ -169,6 +173,22 @@ class Worker:
         if not self.mode.takes_jobs:
             return ()
         return PRIORITIES if self.mode.takes_all_priorities else self.settings.priorities
+
+    def _burst(self) -> Burst:
+        return Burst(
+            BurstParams(
+                self.broker,
+                self.log,
+                self.stats,
+                self.fetcher,
+                self.priorities,
+                self.types,
+                scheduled=self.settings.enable_scheduler,
+                unrouted=self.router is not None,
+                stop=self._stop,
+                on_empty=self.request_stop,
+            )
+        )
 
     def _fetcher_params(self) -> FetcherParams:
         s = self.settings
@@ -265,6 +285,8 @@ class Worker:
         self.fetcher.start()
         if self.router is not None:
             self.router.start()
+        if self.burst is not None:
+            self.burst.start()
         await self._stop.wait()
         await self._drain()
         if self.hooks is not None:
@@ -363,6 +385,7 @@ class Worker:
         """Steps 1-4 of the stop order."""
         self._begin_drain()
         stopping = [self.fetcher.stop()] + ([self.router.stop()] if self.router else [])
+        stopping += [self.burst.stop()] if self.burst else []
         await bounded(self.log, "fetchers", asyncio.gather(*stopping, return_exceptions=True))
         drained = await drain_jobs(
             self.fetcher, self.broker, self.log, self.settings.shutdown_timeout

@@ -3,7 +3,8 @@ so one command uses a host's cores without an external supervisor.
 
 The parent runs no jobs. It forwards SIGTERM/SIGINT to every child (each
 drains as usual) and restarts a child that dies on its own (with back-off, so a
-crash loop does not spin). A child that exits 2 (bad configuration, an app
+crash loop does not spin), except, in a `--burst` pool, a child that exits 0:
+it found its queues empty. A child that exits 2 (bad configuration, an app
 that cannot be imported) stops them all: restarting cannot help. Child i
 serves health on HEALTH_PORT + i.
 
@@ -54,7 +55,11 @@ def pool_status(last: Sequence[int]) -> int:
     return max((exit_status(code) for code in last), default=0)
 
 
-def supervise(count: int, args: Sequence[str], health_port: int) -> int:
+def supervise(
+    count: int, args: Sequence[str], health_port: int, *, restart_done: bool = True
+) -> int:
+    """Run `count` children until they all stop; `restart_done=False` (a burst
+    pool) leaves a child that exited 0 on its own stopped: its work is done."""
     stopping = False
     children: list[subprocess.Popen[bytes] | None] = [None] * count
     restarts = [0] * count
@@ -84,9 +89,12 @@ def supervise(count: int, args: Sequence[str], health_port: int) -> int:
         children[i] = start(i)
     last = [0] * count
     next_start = [0.0] * count
+    finished = [False] * count
     while True:
         alive = False
         for i, child in enumerate(children):
+            if child is None and finished[i]:
+                continue
             if child is None:
                 if not stopping and time.monotonic() >= next_start[i]:
                     children[i] = start(i)
@@ -99,6 +107,10 @@ def supervise(count: int, args: Sequence[str], health_port: int) -> int:
             last[i] = code
             if code == CONFIG_ERROR and not stopping:  # restarting cannot help
                 forward(signal.SIGTERM, None)
+            if code == 0 and not restart_done:
+                children[i] = None
+                finished[i] = True
+                continue
             if stopping:
                 # Siblings stopped because of a configuration error are no news.
                 if code < 0 and CONFIG_ERROR not in last:
