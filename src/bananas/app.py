@@ -17,6 +17,7 @@ from .definitions import EXECUTORS, JobDefinition, define
 from .durations import parse_duration
 from .errors import BananasError
 from .handle import JobHandle
+from .hooks import Hook, Hooks
 from .schedules import Schedule, zone
 from .specs import JobSpec, encode_specs, make_spec
 from .vocabulary import Priority
@@ -64,10 +65,12 @@ class Bananas:
         *,
         prefix: str | None = None,
         settings: Settings | None = None,
+        hooks: Iterable[Hook] = (),
     ) -> None:
         self._broker_url = broker_url
         self._prefix = prefix
         self._settings = settings
+        self.hooks = Hooks(hooks)  # lifecycle hooks (hooks.py, docs/hooks.md)
         self.handlers: dict[str, JobDefinition] = {}
         self.schedules: dict[str, Schedule] = {}
         self._brokers = BrokerCache(self.new_broker)
@@ -215,6 +218,11 @@ class Bananas:
             self.handlers[name] = definition
         self.schedules.update(other.schedules)
 
+    def add_hook(self, hook: Hook) -> Hook:
+        """Register a lifecycle hook (after those given as `Bananas(hooks=[...])`)."""
+        self.hooks.add(hook)
+        return hook
+
     # -- enqueue ------------------------------------------------------------
     def spec(
         self, name: str, payload: dict[str, Any] | None = None, /, **kwargs: Any
@@ -245,7 +253,9 @@ class Bananas:
     ) -> list[JobHandle]:
         """Enqueue a batch in one round trip (chunked for very large batches)."""
         jobs = self.build_jobs(specs)
-        if jobs:
+        if jobs and self.hooks.enqueue:
+            self.hooks.enqueue_sync(specs, jobs, self.broker.sync.enqueue)
+        elif jobs:
             self.broker.sync.enqueue(jobs)
         return [JobHandle(self, job.id) for job in jobs]
 
@@ -253,7 +263,9 @@ class Bananas:
         self, specs: Sequence[JobSpec | tuple[str, dict[str, Any]]]
     ) -> list[JobHandle]:
         jobs = self.build_jobs(specs)
-        if jobs:
+        if jobs and self.hooks.enqueue:
+            await self.hooks.enqueue_async(specs, jobs, self.async_broker().enqueue)
+        elif jobs:
             await self.async_broker().enqueue(jobs)
         return [JobHandle(self, job.id) for job in jobs]
 

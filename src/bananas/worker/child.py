@@ -17,6 +17,7 @@ and in which process (see executors.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import pickle
@@ -25,6 +26,8 @@ import traceback
 from typing import Any
 
 from ..errors import BananasError
+from ..hooks import ChildScope
+from .job_hooks import child_scopes
 
 _PIDS: Any = None  # the pool's shared pid array, set by init_child
 _STARTED: Any = None  # and its start times (CLOCK_MONOTONIC is system-wide)
@@ -52,9 +55,15 @@ def init_child(pids: Any, started: Any) -> None:
 
 
 def call_in_child(
-    slot: int, module: str, qualname: str, kwargs: dict[str, Any]
+    slot: int,
+    module: str,
+    qualname: str,
+    kwargs: dict[str, Any],
+    scopes: list[ChildScope] | None = None,
 ) -> tuple[bool, bytes]:
-    """Run the handler; (True, pickled result) or (False, pickled error fields)."""
+    """Run the handler; (True, pickled result) or (False, pickled error fields).
+    `scopes` (from hooks) are entered around it, after its module is imported
+    (where an app sets up what they use, e.g. its tracer provider)."""
     if _PIDS is not None and slot >= 0:
         _STARTED[slot] = time.monotonic()
         _PIDS[slot] = os.getpid()
@@ -63,9 +72,10 @@ def call_in_child(
         for part in qualname.split("."):
             target = getattr(target, part)
         fn = getattr(target, "__wrapped__", target)
-        result = fn(**kwargs)
-        if asyncio.iscoroutine(result):
-            result = asyncio.run(result)
+        with child_scopes(scopes) if scopes else contextlib.nullcontext():
+            result = fn(**kwargs)
+            if asyncio.iscoroutine(result):
+                result = asyncio.run(result)
     except BaseException as exc:  # SystemExit too: reported, not raised
         return False, _error_fields(exc, traceback.format_exc())
     try:

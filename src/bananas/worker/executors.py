@@ -36,6 +36,7 @@ from typing import Any
 
 from ..app import JobDefinition
 from ..errors import BananasError, JobTimeout
+from ..hooks import ChildScope
 from .child import call_in_child, init_child, outcome
 
 
@@ -57,13 +58,21 @@ class Executors:
         self._processes: _Pool | None = None
         self._generation = 0
 
-    async def run(self, definition: JobDefinition, kwargs: dict[str, Any], timeout: float) -> Any:
+    async def run(
+        self,
+        definition: JobDefinition,
+        kwargs: dict[str, Any],
+        timeout: float,
+        scopes: list[ChildScope] | None = None,
+    ) -> Any:
+        """`scopes` (from hooks) are entered around a process job in its child;
+        async and thread jobs see the caller's contextvars instead."""
         kind = definition.executor
         if kind == "async":
             return await self._run_async(definition, kwargs, timeout)
         if kind == "thread":
             return await self._run_thread(definition, kwargs, timeout)
-        return await self._run_process(definition, kwargs, timeout)
+        return await self._run_process(definition, kwargs, timeout, scopes)
 
     @staticmethod
     async def _run_async(definition: JobDefinition, kwargs: dict[str, Any], timeout: float) -> Any:
@@ -132,12 +141,16 @@ class Executors:
         return self._processes
 
     async def _run_process(
-        self, definition: JobDefinition, kwargs: dict[str, Any], timeout: float
+        self,
+        definition: JobDefinition,
+        kwargs: dict[str, Any],
+        timeout: float,
+        scopes: list[ChildScope] | None = None,
     ) -> Any:
         while True:  # again only when the pool broke before the job started
             slot = self._free_slots.pop() if self._free_slots else -1
             try:
-                return await self._once_in_process(definition, kwargs, timeout, slot)
+                return await self._once_in_process(definition, kwargs, timeout, slot, scopes)
             except _NotStarted:
                 continue
             finally:
@@ -145,7 +158,12 @@ class Executors:
                     self._free_slots.append(slot)
 
     async def _once_in_process(
-        self, definition: JobDefinition, kwargs: dict[str, Any], timeout: float, slot: int
+        self,
+        definition: JobDefinition,
+        kwargs: dict[str, Any],
+        timeout: float,
+        slot: int,
+        scopes: list[ChildScope] | None = None,
     ) -> Any:
         fn = definition.fn
         loop = asyncio.get_running_loop()
@@ -154,7 +172,7 @@ class Executors:
             pool.pids[slot] = 0
             pool.started[slot] = 0.0
         future = loop.run_in_executor(
-            pool.executor, call_in_child, slot, fn.__module__, fn.__qualname__, kwargs
+            pool.executor, call_in_child, slot, fn.__module__, fn.__qualname__, kwargs, scopes
         )
         try:
             ok, data = await _from_start(future, timeout, pool, slot)

@@ -28,12 +28,15 @@ from ..brokers.base import Broker, DeadInfo, Delivery
 from ..config import Settings
 from ..context import JobContext, set_current
 from ..errors import BrokerRefusesWrites, BrokerUnavailable, InvalidRecord, JobTimeout
+from ..hooks import COMPLETED as RUN_COMPLETED
+from ..hooks import DEAD, INTERRUPTED, RETRYING, Hooks, Outcome
 from ..job import JobRecord, decode_record, iso_from_unix
 from ..logs import EventLog
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink
 from ..vocabulary import DeadReason, Status
 from .executors import Executors, Requeue
+from .job_hooks import JobHooks, rejected, run_started
 
 MAX_TRACEBACK = 16_000
 # Plain strings for the records written on the hot path (an enum member costs
@@ -66,6 +69,7 @@ class JobRunner:
         release_slot: Callable[[Delivery], None] = lambda _: None,
     ) -> None:
         self.release_slot = release_slot
+        self.hooks: Hooks | None = None  # set by the runtime when the app has run hooks
         self.link = BrokerLink()  # the worker's, set by the runtime
         self.log_jobs = log.enabled("info")
         self.handlers = handlers
@@ -120,23 +124,29 @@ class JobRunner:
                 attempt=attempt,
             )
         set_current(JobContext(delivery.id, record.name, record.priority, attempt))
+        tracked = scopes = None
+        if self.hooks is not None:
+            tracked = run_started(self.hooks, delivery.id, record, attempt)
+            scopes = tracked.scopes() if definition.executor == "process" else None
         try:
-            value = await self.executors.run(definition, record.payload, timeout)
-        except (asyncio.CancelledError, Requeue):
+            value = await self.executors.run(definition, record.payload, timeout, scopes)
+        except (asyncio.CancelledError, Requeue) as exc:
+            if tracked is not None:
+                tracked.interrupted("requeued" if isinstance(exc, Requeue) else "cancelled", exc)
             raise
         except Exception as exc:
-            await self._failed(delivery, record, definition, attempt, exc, started)
+            await self._failed(delivery, record, definition, attempt, exc, started, tracked)
             return
         duration_ms = (time.perf_counter() - started) * 1000
         try:
             result = None if value is None else orjson.dumps(value)
         except TypeError as exc:
             await self._reject(
-                delivery, record, f"result is not JSON-serializable: {exc}", attempt=attempt
+                delivery, record, f"result is not JSON-serializable: {exc}", attempt, tracked
             )
             return
         if result is not None and len(result) > self.settings.max_result_bytes:
-            await self._reject(delivery, record, self._too_big(result), attempt=attempt)
+            await self._reject(delivery, record, self._too_big(result), attempt, tracked)
             return
         outcome = await self._settle(
             delivery,
@@ -160,6 +170,8 @@ class JobRunner:
             )
         elif outcome is Settle.REFUSED:
             self._stale(delivery, record, COMPLETED)
+        if tracked is not None:
+            _report(tracked, outcome, Outcome(RUN_COMPLETED, duration_ms))
 
     async def _failed(
         self,
@@ -169,6 +181,7 @@ class JobRunner:
         attempt: int,
         exc: Exception,
         started: float,
+        tracked: JobHooks | None = None,
     ) -> None:
         duration_ms = (time.perf_counter() - started) * 1000
         error = str(exc) if isinstance(exc, JobTimeout) else f"{type(exc).__name__}: {exc}"
@@ -202,6 +215,8 @@ class JobRunner:
             if outcome is Settle.DONE:
                 self.stats.dead_lettered += 1
                 self.log.warning("job.dead_lettered", reason=info.reason, **fields)
+            if tracked is not None:
+                _report(tracked, outcome, Outcome(DEAD, duration_ms, error, exc, None, info.reason))
         else:
             delay = self.backoff(attempt)
             due = time.time() + delay
@@ -217,6 +232,8 @@ class JobRunner:
             if outcome is Settle.DONE:
                 self.stats.retried += 1
                 self.log.info("job.retried", retry_in_s=round(delay, 3), **fields)
+            if tracked is not None:
+                _report(tracked, outcome, Outcome(RETRYING, duration_ms, error, exc, delay))
         if outcome is Settle.DONE:  # counted only once the broker accepted it
             self.stats.finished(record.name, duration_ms, ok=False)
         elif outcome is Settle.REFUSED:
@@ -238,7 +255,12 @@ class JobRunner:
         return float(ceiling * (0.5 + random.random() / 2))
 
     async def _reject(
-        self, delivery: Delivery, record: JobRecord | None, reason: str, attempt: int | None = None
+        self,
+        delivery: Delivery,
+        record: JobRecord | None,
+        reason: str,
+        attempt: int | None = None,
+        tracked: JobHooks | None = None,
     ) -> None:
         """Bury a job that can never succeed as it is (bad input), with the reason."""
         name = record.name if record else ""
@@ -261,6 +283,11 @@ class JobRunner:
                 priority=priority or None,
                 reason=reason,
             )
+        if tracked is not None:  # after a run: the attempt's end
+            duration_ms = (time.perf_counter() - tracked.started) * 1000
+            _report(tracked, outcome, Outcome(DEAD, duration_ms, reason, reason=reason))
+        elif self.hooks is not None and outcome is Settle.DONE:
+            rejected(self.hooks, delivery.id, record, reason)
 
     def _stale(self, delivery: Delivery, record: JobRecord, outcome: str) -> None:
         self.log.warning(
@@ -305,3 +332,11 @@ class JobRunner:
                     return Settle.UNREACHABLE
                 await asyncio.sleep(pause)
                 pause = min(max(pause * 2, 0.05), 1.0)
+
+
+def _report(tracked: JobHooks, settle: Settle, outcome: Outcome) -> None:
+    """An attempt's end to its hooks: the outcome once the broker took it; an
+    interruption when it refused the token or could not be reached."""
+    if settle is not Settle.DONE:
+        outcome = Outcome(INTERRUPTED, outcome.duration_ms, outcome.error, reason=settle.value)
+    tracked.settled(outcome)

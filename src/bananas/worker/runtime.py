@@ -117,6 +117,9 @@ class Worker:
         # next job starts while the ack is in flight; the slots are the fetcher's.
         self.runner.release_slot = self.fetcher.release_slot
         self.runner.link = self.link
+        self.hooks = app.hooks.for_worker(log, self.id) if app.hooks else None
+        if self.hooks is not None and self.hooks.runs():  # else no per-job hook work
+            self.runner.hooks = self.hooks
         watch_keyspace(self.broker, log)
         self.leases = Leases(
             LeasesParams(self.broker, log, self.link, settings.lease_timeout, self.fetcher.leased)
@@ -252,6 +255,8 @@ class Worker:
             health_port=self.health.port if self.health else None,
         )
         await startup_checks(self.broker, self.log)
+        if self.hooks is not None:
+            self.hooks.emit("on_worker_start", self.identity)
         self._state = WorkerState.RUNNING
         self.leases.start()
         self.maintenance.start()
@@ -260,6 +265,8 @@ class Worker:
             self.router.start()
         await self._stop.wait()
         await self._drain()
+        if self.hooks is not None:
+            self.hooks.emit("on_worker_stop", self.identity)
         return await self._stop_parts()
 
     async def _stop_parts(self) -> int:
