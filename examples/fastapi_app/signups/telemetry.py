@@ -8,7 +8,8 @@ production keep the wiring and swap the exporter for OTLP
 (opentelemetry-exporter-otlp) pointed at your collector.
 
 OTEL_SERVICE_NAME names the process in the spans (standard OpenTelemetry
-variable), e.g. signups-web and signups-worker.
+variable), e.g. signups-web and signups-worker. Needs `bananas[otel]` and
+opentelemetry-instrumentation-fastapi.
 """
 
 from __future__ import annotations
@@ -56,7 +57,12 @@ def configure(app: Bananas) -> None:
     if not enabled():
         return
     _setup_provider()
-    # Bananas' own instrumentation (bananas[otel]) is registered here once it exists.
+    from bananas.otel import instrument
+
+    # parent=True: the worker's `process` span is a child of the `send` span
+    # the request made, so request, enqueue and run are one trace (the
+    # default links them instead, each run a trace of its own).
+    instrument(app, parent=True)
 
 
 def instrument_web(api: FastAPI) -> None:
