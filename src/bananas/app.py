@@ -237,21 +237,27 @@ class Bananas:
         return hook
 
     # -- enqueue ------------------------------------------------------------
-    def spec(self, name: str, payload: dict[str, Any] | None = None, **kwargs: Any) -> JobSpec:
+    def spec(
+        self, name: str, payload: dict[str, Any] | None = None, /, **kwargs: Any
+    ) -> JobSpec:
         """Describe a job: keyword arguments are the payload, `_delay`, `_at`,
-        `_priority`, `_job_id`, `_description`, `_max_retries` are options."""
+        `_priority`, `_job_id`, `_description`, `_max_retries` are options.
+        `name` and `payload` are positional-only, so a handler may have
+        parameters of those names (`send_welcome.enqueue(name="Ada")`)."""
         return make_spec(self.handlers.get(name), name, payload, kwargs)
 
     def build_jobs(self, specs: Iterable[JobSpec | tuple[str, dict[str, Any]]]) -> list[NewJob]:
         """Encode specs into records ready for `Broker.enqueue` (no I/O)."""
         return encode_specs(specs, self.settings.max_payload_bytes, self.spec)
 
-    def enqueue(self, name: str, payload: dict[str, Any] | None = None, **kwargs: Any) -> JobHandle:
+    def enqueue(
+        self, name: str, payload: dict[str, Any] | None = None, /, **kwargs: Any
+    ) -> JobHandle:
         """Enqueue one job by type name (sync)."""
         return self.enqueue_many([self.spec(name, payload, **kwargs)])[0]
 
     async def enqueue_async(
-        self, name: str, payload: dict[str, Any] | None = None, **kwargs: Any
+        self, name: str, payload: dict[str, Any] | None = None, /, **kwargs: Any
     ) -> JobHandle:
         return (await self.enqueue_many_async([self.spec(name, payload, **kwargs)]))[0]
 

@@ -1,0 +1,1 @@
+"""FastAPI + Bananas example: a sign-up endpoint enqueues the welcome email."""
