@@ -9,17 +9,25 @@ import json
 import time
 from typing import Any
 
+import pytest
 import redis
 
 from bananas import Bananas, JobSpec
 from bananas.brokers.base import NewJob
 from bananas.brokers.records import DeadInfo
-from bananas.brokers.redis import RedisBroker
+from bananas.brokers.redis import RedisBroker, ready_index
 from bananas.config import Settings
 
 CLIENT = Bananas(settings=Settings())  # encodes records as enqueue does, no broker
 TYPES = [f"t{i:03d}" for i in range(300)]
 ORDER = [(p, name) for p in ("high", "normal", "low") for name in TYPES]
+
+
+@pytest.fixture(autouse=True)
+def no_periodic_full_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The once-a-second whole-order dequeue would add calls these tests count;
+    the test of it sets its own period."""
+    monkeypatch.setattr(ready_index, "FULL_EVERY", 3600.0)
 
 
 def job(i: int, name: str = "t000", priority: str = "normal", **kw: Any) -> NewJob:
@@ -227,3 +235,32 @@ def test_a_large_index_falls_back_to_the_whole_order(redis_url: str, r: redis.Re
 
     calls = run(main())
     assert [len(c) for c in calls] == [900, 900, 900, 900, 200, 100, 0]
+
+
+def test_a_list_filled_without_the_index_is_found_within_the_period(
+    redis_url: str, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that does not keep the index (a Bananas from before it during a
+    rolling upgrade, an operator's LPUSH) pushes onto a list the copy lacks:
+    the periodic whole-order dequeue takes the job and names the list."""
+    monkeypatch.setattr(ready_index, "FULL_EVERY", 0.3)
+
+    async def main() -> None:
+        b = RedisBroker(redis_url)
+        await b.enqueue([job(0)])
+        assert [d.id for d in await b.dequeue(ORDER, 5, 30, token())] == ["t000-normal-0"]
+        raw = [job(i, "t222", "low") for i in (1, 2)]
+        for new in raw:
+            r.set(f"bananas:job:{new.id}", new.record)
+            r.lpush("bananas:ready:low:t222", new.id)
+        deadline = time.monotonic() + 5
+        got: list[str] = []
+        while not got and time.monotonic() < deadline:
+            got = [d.id for d in await b.dequeue(ORDER, 1, 30, token())]
+            await asyncio.sleep(0.05)
+        assert got == ["t222-low-1"]
+        assert "low:t222" in index(r)  # left non-empty: named for every worker
+        assert [d.id for d in await b.dequeue(ORDER, 1, 30, token())] == ["t222-low-2"]
+        await b.close()
+
+    run(main())

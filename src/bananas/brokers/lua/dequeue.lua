@@ -25,7 +25,8 @@
 --          its key without it)
 --
 -- The caller sends only the lists of its order that its copy of the index
--- names (all of them while it has none): see _index.lua. A list popped empty
+-- names (all of them while it has none, and once a second, which finds
+-- lists filled without the index): see _index.lua. A list popped empty
 -- leaves the index; so do the lists found empty on the way when the call
 -- names at most PRUNE lists (a caller sending its whole order would pay one
 -- HDEL per empty list on every call).
@@ -125,6 +126,9 @@ while #ids < count and first <= final do
     end
     if redis.call('LLEN', key) > 0 then
       redis.call('ZADD', KEYS[first + n], 0, '1')
+      -- A list filled by a writer that does not keep the index (a Bananas
+      -- before it, during a rolling upgrade) is named from now on.
+      index_add(KEYS[4], string.sub(key, ready_prefix_len + 1))
     else
       index_remove(KEYS[4], string.sub(key, ready_prefix_len + 1))
     end

@@ -14,10 +14,16 @@ woke an idle worker is named whatever the copy says (`woke`), so no wake-up
 is spent on a call that leaves the job where it is. Without a copy (a fresh
 worker, after a broker error, or more members than INDEX_LIMIT), the whole
 order is sent, as before the index.
+
+Once every FULL_EVERY seconds a dequeue sends the whole order anyway: jobs
+pushed by a writer that does not keep the index (a Bananas from before it,
+still running during a rolling upgrade; an operator's LPUSH) are then found,
+and the dequeue that finds such a list adds it to the index.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from ..records import QueueRef
@@ -26,16 +32,23 @@ from ..records import QueueRef
 # order: the index then changes rarely relative to calls but would cost its
 # size on every change.
 INDEX_LIMIT = 256
+# The longest a list filled without the index waits to be named (seconds).
+FULL_EVERY = 1.0
 
 
 class ReadyIndex:
     def __init__(self) -> None:
         self.version = ""
         self._members: set[QueueRef] | None = None
+        self._full_at = 0.0
 
     def select(self, queues: Sequence[QueueRef]) -> Sequence[QueueRef]:
         members = self._members
         if members is None:
+            return queues
+        now = time.monotonic()
+        if now >= self._full_at:
+            self._full_at = now + FULL_EVERY
             return queues
         return [q for q in queues if q in members]
 
@@ -46,6 +59,8 @@ class ReadyIndex:
             return False
         self.version = version
         if isinstance(index, list):
+            if self._members is None:  # the call that brought it named every list
+                self._full_at = time.monotonic() + FULL_EVERY
             self._members = {parse_member(m) for m in index}
         else:  # 'many', or a version moved without members (not sent by the script)
             self._members = None
