@@ -254,3 +254,18 @@ def test_the_sync_api_inside_a_running_loop() -> None:
             return await handle.wait()
 
     assert asyncio.run(main()) == {"sent": True, "to": "a@b.c"}
+
+
+def test_progress_reported_in_test_mode_is_read_through_the_handle(
+    bananas_test_mode: StartTestMode,
+) -> None:
+    from apps.testmode import long_task
+
+    jobs = bananas_test_mode(app)
+    handle = long_task.enqueue(steps=4)
+    assert handle.progress() is None
+    jobs.drain()
+    assert handle.result() == 4
+    progress = handle.progress()
+    assert progress is not None
+    assert (progress.fraction, progress.message, progress.attempt) == (1.0, "step 4 of 4", 1)

@@ -72,3 +72,12 @@ def report(report_id: int) -> dict[str, Any]:
 def note(text: str) -> str:
     RUNS.append(("note", text))
     return text
+
+
+@app.job(executor="thread")
+def long_task(steps: int) -> int:
+    job = current_job()
+    assert job is not None
+    for i in range(1, steps + 1):
+        job.set_progress(i / steps, f"step {i} of {steps}")
+    return steps
