@@ -237,9 +237,7 @@ class Bananas:
         return hook
 
     # -- enqueue ------------------------------------------------------------
-    def spec(
-        self, name: str, payload: dict[str, Any] | None = None, /, **kwargs: Any
-    ) -> JobSpec:
+    def spec(self, name: str, payload: dict[str, Any] | None = None, /, **kwargs: Any) -> JobSpec:
         """Describe a job: keyword arguments are the payload, `_delay`, `_at`,
         `_priority`, `_job_id`, `_description`, `_max_retries` are options.
         `name` and `payload` are positional-only, so a handler may have

@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 from .durations import parse_duration
 from .errors import ConfigError
-from .project import default_sqlite_url
 from .redact import redact_url
 from .vocabulary import DEFAULT_PRIORITY_WEIGHTS, PRIORITIES, Mode
 from .vocabulary import MODES as MODES  # re-exported: config is where users look
@@ -92,7 +91,11 @@ class Settings:
     @property
     def effective_broker_url(self) -> str:
         """The broker URL, or the project's embedded file (see project.py)."""
-        return self.broker_url or default_sqlite_url()
+        if self.broker_url:
+            return self.broker_url
+        from .project import default_sqlite_url  # pathlib: only without a broker URL
+
+        return default_sqlite_url()
 
 
 def _get(source: Mapping[str, Any], name: str) -> Any | None:

@@ -3,7 +3,6 @@ that a mistake in a handler's declaration fails the app's import, not a job."""
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +57,8 @@ class JobDefinition:
             for name in sorted(required - payload.keys())
             if name in names
         ]
+        import difflib  # only on this error path: it costs start-up otherwise
+
         for name in sorted(() if open_ended else payload.keys() - names):
             close = difflib.get_close_matches(name, sorted(names), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
