@@ -55,8 +55,8 @@ def test_sdk_job_runs_and_result_matches_format(workers: WorkerFactory, r: redis
     result = r.hgetall(f"bananas:result:{job_id}")
     assert result["status"] == "completed"
     assert json.loads(result["result"]) == 42
-    assert float(result["duration_ms"]) >= 0
-    datetime.fromisoformat(result["completed_at"])
+    assert int(result["duration_ms"]) >= 0  # as the SDKs parse it: int() / ParseInt
+    datetime.fromisoformat(result["completed_at"].replace("Z", "+00:00"))
     assert 0 < r.ttl(f"bananas:result:{job_id}") <= 86400
     record = json.loads(r.get(f"bananas:job:{job_id}"))
     assert record["status"] == "completed" and record["attempts"] == 1

@@ -29,6 +29,17 @@ def now_iso() -> str:
     return _last_iso[1]
 
 
+def wire_durations(duration_ms: float) -> tuple[str, str]:
+    """A run time as the result hash stores it: (`duration_ms`, `duration_us`).
+
+    `duration_ms` is whole milliseconds, truncated as Go's
+    Duration.Milliseconds() is: the SDKs parse it with int() / ParseInt /
+    parseInt. `duration_us` is Bananas' own, whole microseconds, for runs
+    shorter than a millisecond (docs/wire-format.md)."""
+    us = max(0, round(duration_ms * 1000))
+    return str(us // 1000), str(us)
+
+
 def iso_from_unix(seconds: float) -> str:
     return (
         datetime.fromtimestamp(seconds, UTC)

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from ..job import wire_durations
 from .records import DeadInfo, Delivery, NewJob, QueueRef
 from .sqlite_db import Store, Tables
 
@@ -111,8 +112,8 @@ def _set_result(
             job_id,
             outcome.status,
             clock.iso,
-            # Redis stores "%.3f" text; round the same way so both read back equal.
-            float(f"{outcome.duration_ms:.3f}"),
+            # Whole microseconds, as Redis' duration_us: both read back equal.
+            int(wire_durations(outcome.duration_ms)[1]) / 1000,
             outcome.result,
             outcome.error,
             clock.now + outcome.ttl,

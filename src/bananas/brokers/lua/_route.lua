@@ -23,7 +23,7 @@ local function bury(ctx, id, reason, priority, name)
   local result_key = ctx.result_prefix .. id
   redis.call('DEL', result_key)
   redis.call('HSET', result_key, 'status', 'failed', 'completed_at', ctx.now_iso,
-    'duration_ms', '0', 'error', reason)
+    'duration_ms', '0', 'duration_us', '0', 'error', reason)
   redis.call('EXPIRE', result_key, ctx.result_ttl)
   redis.pcall('PUBLISH', ctx.notify_prefix .. id, 'failed') -- best effort, as in bury.lua
   return false

@@ -15,11 +15,12 @@
 -- ARGV[4]  info: dead info JSON {reason, error, traceback, failed_at, priority, name}
 -- ARGV[5]  ttl: result TTL (seconds)
 -- ARGV[6]  completed_at: ISO 8601, for the result
--- ARGV[7]  duration_ms
--- ARGV[8]  error: error text for the result hash
--- ARGV[9]  notify: the channel to PUBLISH the outcome on
--- ARGV[10] throughput_prefix: minute counter key prefix (counts the failed attempt)
--- ARGV[11] throughput_keep: seconds a minute's counters are kept
+-- ARGV[7]  duration_ms: whole milliseconds (the SDKs parse an integer)
+-- ARGV[8]  duration_us: whole microseconds (Bananas' own)
+-- ARGV[9]  error: error text for the result hash
+-- ARGV[10] notify: the channel to PUBLISH the outcome on
+-- ARGV[11] throughput_prefix: minute counter key prefix (counts the failed attempt)
+-- ARGV[12] throughput_keep: seconds a minute's counters are kept
 --
 -- The PUBLISH is best effort (pcall), as in complete.lua: a refused publish
 -- cannot leave the dead letter half written. The result hash keeps the
@@ -44,8 +45,8 @@ redis.call('ZADD', KEYS[6], now, id)
 redis.call('HSET', KEYS[7], id, ARGV[4])
 redis.call('DEL', KEYS[5])
 redis.call('HSET', KEYS[5], 'status', 'failed', 'completed_at', ARGV[6],
-  'duration_ms', ARGV[7], 'error', ARGV[8], 'lease', ARGV[2])
+  'duration_ms', ARGV[7], 'duration_us', ARGV[8], 'error', ARGV[9], 'lease', ARGV[2])
 redis.call('EXPIRE', KEYS[5], ARGV[5])
-count_attempts(ARGV[10], now, 'failed', 1, ARGV[11])
-redis.pcall('PUBLISH', ARGV[9], 'failed') -- best effort: see the header
+count_attempts(ARGV[11], now, 'failed', 1, ARGV[12])
+redis.pcall('PUBLISH', ARGV[10], 'failed') -- best effort: see the header
 return 1

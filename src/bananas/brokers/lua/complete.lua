@@ -10,11 +10,13 @@
 -- ARGV[1]  ttl: result TTL (seconds)
 -- ARGV[2]  throughput_prefix: minute counter key prefix (minute from TIME)
 -- ARGV[3]  throughput_keep: seconds a minute's counters are kept
--- ARGV[4..] per job: id, token, record, completed_at, duration_ms, result, notify
+-- ARGV[4..] per job: id, token, record, completed_at, duration_ms, duration_us, result,
+--           notify
 --
 -- Per job: its updated record JSON (status completed), completed_at (ISO
--- 8601), duration_ms, the result JSON text ('' when the handler returned
--- None) and the channel to PUBLISH on.
+-- 8601), duration_ms (whole milliseconds: the SDKs parse it as an integer),
+-- duration_us (whole microseconds, Bananas' own), the result JSON text (''
+-- when the handler returned None) and the channel to PUBLISH on.
 -- No DEL of the result first: only bury writes an `error` field, and only
 -- replay (which deletes the result) can bring a buried job back.
 --
@@ -42,7 +44,7 @@ local ttl = ARGV[1]
 local njobs = (#KEYS - 4) / 2
 local ids = {}
 for i = 0, njobs - 1 do
-  ids[i + 1] = ARGV[4 + 7 * i]
+  ids[i + 1] = ARGV[4 + 8 * i]
 end
 local held = redis.call('HMGET', KEYS[2], unpack(ids))
 
@@ -54,7 +56,7 @@ end
 local now = now_ms()
 local out, done, scored, seen = {}, {}, {}, {}
 for i = 0, njobs - 1 do
-  local a = 4 + 7 * i
+  local a = 4 + 8 * i
   local id = ARGV[a]
   if not seen[id] and lease_list(held[i + 1], ARGV[a + 1]) then
     seen[id] = true
@@ -64,20 +66,21 @@ for i = 0, njobs - 1 do
     local err = failed(redis.pcall('SET', KEYS[k], ARGV[a + 2], 'EX', ttl))
     if not err then
       local stored
-      if ARGV[a + 5] ~= '' then
+      if ARGV[a + 6] ~= '' then
         stored = redis.pcall('HSET', KEYS[k + 1], 'status', 'completed',
-          'completed_at', ARGV[a + 3], 'duration_ms', ARGV[a + 4], 'result', ARGV[a + 5],
-          'lease', ARGV[a + 1])
+          'completed_at', ARGV[a + 3], 'duration_ms', ARGV[a + 4], 'duration_us', ARGV[a + 5],
+          'result', ARGV[a + 6], 'lease', ARGV[a + 1])
       else
         stored = redis.pcall('HSET', KEYS[k + 1], 'status', 'completed',
-          'completed_at', ARGV[a + 3], 'duration_ms', ARGV[a + 4], 'lease', ARGV[a + 1])
+          'completed_at', ARGV[a + 3], 'duration_ms', ARGV[a + 4], 'duration_us', ARGV[a + 5],
+          'lease', ARGV[a + 1])
       end
       err = failed(stored) or failed(redis.pcall('EXPIRE', KEYS[k + 1], ttl))
     end
     if err then
       out[i + 1] = 'error: ' .. err -- the lease stays: the job comes back by recovery
     else
-      redis.pcall('PUBLISH', ARGV[a + 6], 'completed') -- best effort: see below
+      redis.pcall('PUBLISH', ARGV[a + 7], 'completed') -- best effort: see below
       done[#done + 1] = id
       scored[#scored + 1] = now
       scored[#scored + 1] = id

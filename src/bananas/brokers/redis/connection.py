@@ -107,8 +107,13 @@ def text(value: Any) -> str:
 def parse_result(data: dict[bytes, bytes]) -> JobResult | None:
     if not data:
         return None
+    # Bananas' own duration_us first (microseconds); a hash an SDK or an
+    # older Bananas wrote has only duration_ms (integer, or "12.346").
     try:
-        duration = float(data.get(b"duration_ms", b"0"))
+        if b"duration_us" in data:
+            duration = int(data[b"duration_us"]) / 1000
+        else:
+            duration = float(data.get(b"duration_ms", b"0"))
     except ValueError:
         duration = 0.0
     return JobResult(

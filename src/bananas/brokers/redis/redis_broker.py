@@ -11,7 +11,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from ...errors import BrokerError
-from ...job import now_iso
+from ...job import now_iso, wire_durations
 from ...keys import Keys
 from ..base import Broker
 from ..records import (
@@ -293,7 +293,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
             delivery.token,
             record,
             now_iso(),
-            f"{duration_ms:.3f}",
+            *wire_durations(duration_ms),
             result if result is not None else b"",
             k.notify_channel(job_id),
         )
@@ -324,6 +324,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
     ) -> bool:
         k = self.keys
         job_id = delivery.id
+        whole_ms, us = wire_durations(duration_ms)
         call = scripts.bury(
             active=k.active,
             leases=k.leases,
@@ -334,7 +335,8 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
             info=info.encode(),
             ttl=self._ttl,
             completed_at=info.failed_at,
-            duration_ms=f"{duration_ms:.3f}",
+            duration_ms=whole_ms,
+            duration_us=us,
             error=info.result_error,
             notify=k.notify_channel(job_id),
             throughput_prefix=k.throughput_prefix,

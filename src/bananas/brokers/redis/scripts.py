@@ -103,11 +103,21 @@ def complete_job(
     record: bytes,
     completed_at: str,
     duration_ms: str,
+    duration_us: str,
     result: bytes,
     notify: str,
 ) -> tuple[tuple[str, str], tuple[Any, ...]]:
     """One job's KEYS / ARGV of a merged complete call."""
-    return (record_key, result_key), (id, token, record, completed_at, duration_ms, result, notify)
+    return (record_key, result_key), (
+        id,
+        token,
+        record,
+        completed_at,
+        duration_ms,
+        duration_us,
+        result,
+        notify,
+    )
 
 
 def complete(
@@ -175,6 +185,7 @@ def bury(
     ttl: str,
     completed_at: str,
     duration_ms: str,
+    duration_us: str,
     error: str,
     notify: str,
     throughput_prefix: str,
@@ -191,6 +202,7 @@ def bury(
             ttl,
             completed_at,
             duration_ms,
+            duration_us,
             error,
             notify,
             throughput_prefix,
