@@ -11,6 +11,7 @@ import time
 from collections.abc import Collection, Sequence
 
 from ..job import decode_record
+from ..keys import lane
 from ..redact import redact_url
 from ..vocabulary import JOB_STATES, JobState, WorkerInfo, check_state
 from .records import (
@@ -362,7 +363,7 @@ class Administration(abc.ABC):
         for key in ("error", "traceback", "dead_reason", "scheduled_for"):
             fields.pop(key, None)
         record = rec.updated(attempts=0, status="pending")
-        return await self._replay(job_id, record, rec.priority, rec.name)
+        return await self._replay(job_id, record, lane(rec.route, rec.priority), rec.name)
 
 
 class ForeignRouting(abc.ABC):

@@ -17,7 +17,8 @@ from ..vocabulary import Status, WorkerInfo
 T = TypeVar("T")
 
 QueueRef = tuple[str, str]
-"""A routed ready queue: (priority, job type)."""
+"""A routed ready queue: (lane, job type); a lane is the priority on the
+default route and "route:priority" on another (keys.lane)."""
 
 # Enqueue batches are split so that one script / transaction never holds the
 # broker for long; each job is still written atomically.
@@ -44,6 +45,7 @@ class NewJob:
     record: bytes
     due: float | None = None
     delay: float | None = None
+    route: str | None = None  # None: the default route (nothing to look up)
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from .common import broker_option, fail, load_settings, main, run_with_broker
 @click.option("--json", "payload", default="{}", help="Payload: a JSON object.")
 @click.option("--priority", type=click.Choice(PRIORITIES), default=None)
 @click.option("--delay", default=None, help="Run after this long, e.g. 10s, 5m.")
+@click.option("--route", default=None, help="The route (named pool of workers), e.g. gpu.")
 @click.option(
     "--wait",
     "wait",
@@ -36,6 +37,7 @@ def enqueue(
     payload: str,
     priority: str | None,
     delay: str | None,
+    route: str | None,
     wait: float | None,
     broker: str | None,
 ) -> None:
@@ -53,6 +55,8 @@ def enqueue(
         options["_priority"] = priority
     if delay:
         options["_delay"] = delay
+    if route is not None:
+        options["_route"] = route  # checked by the spec: a bad name exits 2
 
     expiry = settings.registry_expiry
 

@@ -187,13 +187,18 @@ class Worker:
                 unrouted=self.router is not None,
                 stop=self._stop,
                 on_empty=self.request_stop,
+                routes=self.settings.routing_keys,
             )
         )
 
     def _fetcher_params(self) -> FetcherParams:
         s = self.settings
         orders = FetchOrders(
-            self.priorities, self.types, s.priority_policy, dict(s.priority_weights)
+            self.priorities,
+            self.types,
+            s.priority_policy,
+            dict(s.priority_weights),
+            s.routing_keys,
         )
         return FetcherParams(
             broker=self.broker,

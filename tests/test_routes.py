@@ -1,0 +1,94 @@
+"""Named routes: a route is a pool of work a worker serves only when it lists
+the route in WORKER_ROUTING_KEYS. Real redis-server (and a SQLite file where
+`both_brokers`), real worker processes; the test app records which pool ran
+each job (apps/routed.py)."""
+
+from __future__ import annotations
+
+import pytest
+from apps.routed import app, work
+from support import Backend, WorkerFactory, wait_for
+
+from bananas import Bananas
+from bananas.config import Settings
+from bananas.errors import BananasError, ConfigError
+
+APP = "apps.routed:app"
+redis_now = pytest.mark.parametrize("backend", ["redis"], indirect=True)
+
+
+def enqueue(specs: list[tuple[str, dict[str, object], dict[str, object]]]) -> list[str]:
+    app.configure(Settings.load())
+    return [h.id for h in app.enqueue_many([app.spec(n, p, **o) for n, p, o in specs])]
+
+
+def test_route_names_are_checked_where_they_enter() -> None:
+    other = Bananas()
+    with pytest.raises(BananasError, match=r"invalid route name 'g pu'.*letters, digits"):
+        other.job(route="g pu")(lambda: None)
+    with pytest.raises(BananasError, match="is a priority, not a route name"):
+        other.job(route="high")(lambda: None)
+    with pytest.raises(BananasError, match=r"_route: invalid route name 'x/y'"):
+        app.spec("work", {"k": "1"}, _route="x/y")
+    with pytest.raises(BananasError, match="invalid route name"):
+        app.spec("work", {"k": "1"}, _route="r" * 65)
+    with pytest.raises(ConfigError, match=r"WORKER_ROUTING_KEYS='gpu,a:b' is invalid"):
+        Settings.load({"WORKER_ROUTING_KEYS": "gpu,a:b"})
+    with pytest.raises(ConfigError, match="listed twice"):
+        Settings.load({"WORKER_ROUTING_KEYS": "gpu,gpu"})
+    assert Settings.load({}).routing_keys == ("default",)
+    assert Settings.load({"WORKER_ROUTING_KEYS": " gpu , default"}).routing_keys == (
+        "gpu",
+        "default",
+    )
+    assert app.handlers["work"].route is None and app.handlers["render"].route == "gpu"
+    assert work.options(route="gpu").spec(k="1").route == "gpu"
+    assert work.options(route="default").spec(k="1").route is None  # default: no field
+    with pytest.raises(BananasError, match="invalid route name"):
+        work.options(route="").spec(k="1")
+
+
+@redis_now
+def test_each_job_runs_once_on_a_worker_of_its_route(
+    workers: WorkerFactory, target: Backend
+) -> None:
+    gpu = [(f"render-{i}", "render", {}) for i in range(500)]
+    gpu += [(f"work-gpu-{i}", "work", {"_route": "gpu"}) for i in range(500)]
+    plain = [(f"work-{i}", "work", {}) for i in range(500)]
+    plain += [(f"work-default-{i}", "work", {"_route": "default"}) for i in range(500)]
+    reports = [
+        (f"report-{i}", "work", {"_route": "reports", "_priority": "high"}) for i in range(20)
+    ]
+    enqueue([(n, {"k": k}, o) for k, n, o in gpu + plain + reports])
+    workers.start(APP, WORKER_ROUTING_KEYS="gpu", TEST_POOL="gpu")
+    workers.start(APP, TEST_POOL="default")
+    wanted = len(gpu) + len(plain)
+    wait_for(lambda: target.sink.hlen("test:runs") >= wanted, 60, message="2,000 jobs")
+    pools = target.sink.hgetall("test:pool")
+    assert {pools[k] for k, _, _ in gpu} == {"gpu"}
+    assert {pools[k] for k, _, _ in plain} == {"default"}
+    # The route no worker serves waits, visible as its own queue.
+    assert not any(k.startswith("report-") for k in pools)
+    assert target.view.ready("reports:high", "work") == 20
+    assert target.view.count("dead") == 0
+    workers.start(APP, WORKER_ROUTING_KEYS="reports", TEST_POOL="reports")
+    wait_for(lambda: target.sink.hlen("test:runs") >= wanted + 20, 30, message="reports")
+    pools = target.sink.hgetall("test:pool")
+    assert {pools[k] for k, _, _ in reports} == {"reports"}
+    runs = target.sink.hgetall("test:runs")
+    assert set(runs.values()) == {"1"}, workers.repeat_causes()
+    assert len(runs) == wanted + 20
+
+
+@redis_now
+def test_routes_in_order_of_preference_then_priorities(
+    workers: WorkerFactory, target: Backend
+) -> None:
+    jobs = [(f"d-{i}", "work", {}) for i in range(30)]
+    jobs += [(f"gl-{i}", "work", {"_route": "gpu", "_priority": "low"}) for i in range(30)]
+    jobs += [(f"gh-{i}", "render", {"_priority": "high"}) for i in range(30)]
+    enqueue([(n, {"k": k}, o) for k, n, o in jobs])
+    workers.start(APP, "--concurrency", "1", WORKER_ROUTING_KEYS="gpu,default", WORKER_PREFETCH="0")
+    wait_for(lambda: len(target.sink.lrange("test:order")) >= 90, 30, message="90 jobs")
+    order = [k.split("-")[0] for k in target.sink.lrange("test:order")]
+    assert order == ["gh"] * 30 + ["gl"] * 30 + ["d"] * 30
