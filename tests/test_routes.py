@@ -5,16 +5,18 @@ each job (apps/routed.py)."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 from apps.routed import app, work
-from support import Backend, WorkerFactory, wait_for
+from support import Backend, BrokerView, WorkerFactory, both_brokers, wait_for
 
 from bananas import Bananas
 from bananas.config import Settings
 from bananas.errors import BananasError, ConfigError
 
 APP = "apps.routed:app"
-redis_now = pytest.mark.parametrize("backend", ["redis"], indirect=True)
 
 
 def enqueue(specs: list[tuple[str, dict[str, object], dict[str, object]]]) -> list[str]:
@@ -48,7 +50,7 @@ def test_route_names_are_checked_where_they_enter() -> None:
         work.options(route="").spec(k="1")
 
 
-@redis_now
+@both_brokers
 def test_each_job_runs_once_on_a_worker_of_its_route(
     workers: WorkerFactory, target: Backend
 ) -> None:
@@ -80,7 +82,7 @@ def test_each_job_runs_once_on_a_worker_of_its_route(
     assert len(runs) == wanted + 20
 
 
-@redis_now
+@both_brokers
 def test_routes_in_order_of_preference_then_priorities(
     workers: WorkerFactory, target: Backend
 ) -> None:
@@ -92,3 +94,39 @@ def test_routes_in_order_of_preference_then_priorities(
     wait_for(lambda: len(target.sink.lrange("test:order")) >= 90, 30, message="90 jobs")
     order = [k.split("-")[0] for k in target.sink.lrange("test:order")]
     assert order == ["gh"] * 30 + ["gl"] * 30 + ["d"] * 30
+
+
+def test_a_version_1_sqlite_file_is_upgraded_with_its_jobs_on_default(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    url = f"sqlite:///{db}"
+    app.configure(Settings.load({"BANANAS_BROKER_URL": url}))
+    ids = [app.enqueue("work", {"k": str(i)}).id for i in range(3)]
+    app.close()
+    # Back to the version-1 layout: no route column, queues keyed by (priority, name).
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.executescript(
+        """DROP INDEX "bananas:jobs:ready";
+        ALTER TABLE "bananas:jobs" DROP COLUMN route;
+        CREATE INDEX "bananas:jobs:ready" ON "bananas:jobs" (priority, name, at, id)
+            WHERE state = 'queued';
+        CREATE TABLE q1 (priority TEXT NOT NULL, name TEXT NOT NULL,
+            PRIMARY KEY (priority, name)) WITHOUT ROWID;
+        INSERT INTO q1 SELECT priority, name FROM "bananas:queues";
+        DROP TABLE "bananas:queues";
+        ALTER TABLE q1 RENAME TO "bananas:queues";
+        PRAGMA user_version = 1;"""
+    )
+    conn.close()
+    view = BrokerView(url)
+    try:
+        assert view.run(view.broker.stats()).ready == {("normal", "work"): 3}
+        got = view.run(view.broker.dequeue([("normal", "work")], 10, 30, "w:1:"))
+        assert [d.id for d in got] == ids
+    finally:
+        view.close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute('SELECT route, priority, name FROM "bananas:queues"').fetchall() == [
+        ("default", "normal", "work")
+    ]
+    conn.close()
