@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from bananas import JobSpec
 from bananas.brokers import Broker
-from bananas.brokers.base import NewJob
-
-from bananas.brokers.base import DeadInfo
+from bananas.brokers.base import DeadInfo, NewJob
 
 from .kit import _CLIENT, drain_ids, lease_one, take, until
 
