@@ -6,11 +6,14 @@ each job (apps/routed.py)."""
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 from apps.routed import app, work
 from support import Backend, BrokerView, WorkerFactory, both_brokers, wait_for
+from test_wire_format import sdk_record
 
 from bananas import Bananas
 from bananas.config import Settings
@@ -22,6 +25,25 @@ APP = "apps.routed:app"
 def enqueue(specs: list[tuple[str, dict[str, object], dict[str, object]]]) -> list[str]:
     app.configure(Settings.load())
     return [h.id for h in app.enqueue_many([app.spec(n, p, **o) for n, p, o in specs])]
+
+
+def push_sdk(url: str, route: str) -> list[tuple[str, str, dict[str, object]]]:
+    """300 SDK-format records of `route` ('' for none): half LPUSHed onto the
+    plain list (submit_job_with_route), half onto the list the Go scheduler
+    moves due jobs of the route to (bananas:route:{key}:queue:{priority})."""
+    r = redis.Redis.from_url(url)
+    out: list[tuple[str, str, dict[str, object]]] = []
+    for i in range(300):
+        job_id = str(uuid.uuid4())
+        k = f"sdk-{route or 'none'}-{i}"
+        r.set(f"bananas:job:{job_id}", sdk_record(job_id, "work", {"k": k}, routing_key=route))
+        if i % 2:
+            r.lpush("bananas:queue:normal", job_id)
+        else:
+            r.lpush(f"bananas:route:{route or 'default'}:queue:normal", job_id)
+        out.append((k, "work", {}))
+    r.close()
+    return out
 
 
 def test_route_names_are_checked_where_they_enter() -> None:
@@ -54,14 +76,22 @@ def test_route_names_are_checked_where_they_enter() -> None:
 def test_each_job_runs_once_on_a_worker_of_its_route(
     workers: WorkerFactory, target: Backend
 ) -> None:
-    gpu = [(f"render-{i}", "render", {}) for i in range(500)]
-    gpu += [(f"work-gpu-{i}", "work", {"_route": "gpu"}) for i in range(500)]
-    plain = [(f"work-{i}", "work", {}) for i in range(500)]
-    plain += [(f"work-default-{i}", "work", {"_route": "default"}) for i in range(500)]
+    gpu = [(f"render-{i}", "render", {}) for i in range(400)]
+    gpu += [(f"work-gpu-{i}", "work", {"_route": "gpu"}) for i in range(300)]
+    plain = [(f"work-{i}", "work", {}) for i in range(400)]
+    plain += [(f"work-default-{i}", "work", {"_route": "default"}) for i in range(300)]
     reports = [
         (f"report-{i}", "work", {"_route": "reports", "_priority": "high"}) for i in range(20)
     ]
     enqueue([(n, {"k": k}, o) for k, n, o in gpu + plain + reports])
+    if target.name == "redis":  # SDK records: plain lists and the Go scheduler's route lists
+        sdk_gpu, sdk_plain = push_sdk(target.url, "gpu"), push_sdk(target.url, "")
+    else:  # nothing foreign reaches a SQLite file: the same numbers natively
+        sdk_gpu = [(f"native-gpu-{i}", "work", {"_route": "gpu"}) for i in range(300)]
+        sdk_plain = [(f"native-{i}", "work", {}) for i in range(300)]
+        enqueue([(n, {"k": k}, o) for k, n, o in sdk_gpu + sdk_plain])
+    gpu += sdk_gpu
+    plain += sdk_plain
     workers.start(APP, WORKER_ROUTING_KEYS="gpu", TEST_POOL="gpu")
     workers.start(APP, TEST_POOL="default")
     wanted = len(gpu) + len(plain)
@@ -130,3 +160,15 @@ def test_a_version_1_sqlite_file_is_upgraded_with_its_jobs_on_default(tmp_path: 
         ("default", "normal", "work")
     ]
     conn.close()
+
+
+def test_an_sdk_record_with_a_bad_routing_key_is_dead_lettered_with_the_reason(
+    workers: WorkerFactory, target: Backend
+) -> None:
+    workers.start(APP)
+    r = redis.Redis.from_url(target.url)
+    r.set("bananas:job:bad", sdk_record("bad", "work", {"k": "bad"}, routing_key="no way!"))
+    r.lpush("bananas:queue:normal", "bad")
+    r.close()
+    wait_for(lambda: target.view.state("bad") == "dead", 10, message="the bad record buried")
+    assert "invalid routing_key no way!" in target.view.dead_info("bad").reason

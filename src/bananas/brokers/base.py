@@ -376,8 +376,10 @@ class ForeignRouting(abc.ABC):
         """Record that a worker can run these job types (for routing foreign jobs)."""
 
     @abc.abstractmethod
-    async def pump_foreign(self, priority: str, timeout: float) -> int:
-        """Route jobs other clients pushed without routing (Redis plain lists)."""
+    async def pump_foreign(self, priority: str, timeout: float, route: str | None = None) -> int:
+        """Route jobs other clients pushed without routing: the Redis plain
+        list of `priority` (route None), or the Go scheduler's list of due
+        jobs of `route` (bananas:route:{route}:queue:{priority})."""
 
 
 class Broker(WorkerPath, Inspection, Registry, Administration):

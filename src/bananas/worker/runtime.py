@@ -129,7 +129,9 @@ class Worker:
         )
         routing = foreign_routing(self.broker)
         self.router = (
-            Router(RouterParams(routing, log, self.priorities, self._stop))
+            Router(
+                RouterParams(routing, log, self.priorities, self._stop, settings.routing_keys)
+            )
             if routing is not None and self.types
             else None
         )
