@@ -5,14 +5,16 @@ each job (apps/routed.py)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 import redis
 from apps.routed import app, work
-from support import Backend, BrokerView, WorkerFactory, both_brokers, wait_for
+from support import Backend, BrokerView, WorkerFactory, both_brokers, free_port, wait_for
 from test_wire_format import sdk_record
 
 from bananas import Bananas
@@ -25,6 +27,11 @@ APP = "apps.routed:app"
 def enqueue(specs: list[tuple[str, dict[str, object], dict[str, object]]]) -> list[str]:
     app.configure(Settings.load())
     return [h.id for h in app.enqueue_many([app.spec(n, p, **o) for n, p, o in specs])]
+
+
+def metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
 
 
 def push_sdk(url: str, route: str) -> list[tuple[str, str, dict[str, object]]]:
@@ -93,7 +100,8 @@ def test_each_job_runs_once_on_a_worker_of_its_route(
     gpu += sdk_gpu
     plain += sdk_plain
     workers.start(APP, WORKER_ROUTING_KEYS="gpu", TEST_POOL="gpu")
-    workers.start(APP, TEST_POOL="default")
+    port = free_port()
+    workers.start(APP, TEST_POOL="default", HEALTH_PORT=str(port))
     wanted = len(gpu) + len(plain)
     wait_for(lambda: target.sink.hlen("test:runs") >= wanted, 60, message="2,000 jobs")
     pools = target.sink.hgetall("test:pool")
@@ -103,6 +111,13 @@ def test_each_job_runs_once_on_a_worker_of_its_route(
     assert not any(k.startswith("report-") for k in pools)
     assert target.view.ready("reports:high", "work") == 20
     assert target.view.count("dead") == 0
+    status = workers.cli("status", "--json")
+    assert status.returncode == 0, status.stderr
+    entry = {"route": "reports", "priority": "high", "job_type": "work", "depth": 20}
+    assert entry in json.loads(status.stdout)["queues"]
+    assert "reports          high      work" in workers.cli("status").stdout
+    sample = 'bananas_queue_depth{job_type="work",priority="high",route="reports"} 20.0'
+    wait_for(lambda: sample in metrics(port), 10, message="the route's queue gauge")
     workers.start(APP, WORKER_ROUTING_KEYS="reports", TEST_POOL="reports")
     wait_for(lambda: target.sink.hlen("test:runs") >= wanted + 20, 30, message="reports")
     pools = target.sink.hgetall("test:pool")
