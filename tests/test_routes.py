@@ -118,13 +118,20 @@ def test_each_job_runs_once_on_a_worker_of_its_route(
     assert "reports          high      work" in workers.cli("status").stdout
     sample = 'bananas_queue_depth{job_type="work",priority="high",route="reports"} 20.0'
     wait_for(lambda: sample in metrics(port), 10, message="the route's queue gauge")
+    waited = workers.cli(
+        "enqueue", "work", "--json", '{"k": "cli"}', "--route", "reports", "--wait", "0.5"
+    )
+    assert waited.returncode == 1
+    assert "no live worker serves route 'reports'" in waited.stderr, waited.stderr
+    bad = workers.cli("enqueue", "work", "--json", '{"k": "x"}', "--route", "a b")
+    assert bad.returncode == 2 and "invalid route name 'a b'" in bad.stderr, bad.stderr
     workers.start(APP, WORKER_ROUTING_KEYS="reports", TEST_POOL="reports")
-    wait_for(lambda: target.sink.hlen("test:runs") >= wanted + 20, 30, message="reports")
+    wait_for(lambda: target.sink.hlen("test:runs") >= wanted + 21, 30, message="reports")
     pools = target.sink.hgetall("test:pool")
-    assert {pools[k] for k, _, _ in reports} == {"reports"}
+    assert {pools[k] for k, _, _ in reports} == {"reports"} == {pools["cli"]}
     runs = target.sink.hgetall("test:runs")
     assert set(runs.values()) == {"1"}, workers.repeat_causes()
-    assert len(runs) == wanted + 20
+    assert len(runs) == wanted + 21
 
 
 @both_brokers

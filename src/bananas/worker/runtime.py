@@ -104,6 +104,7 @@ class Worker:
             job_types=self.types,
             concurrency=self.concurrency,
             scheduler=settings.enable_scheduler,
+            routes=settings.routing_keys,
         )
         self._stop = asyncio.Event()
         self._state = WorkerState.STARTING
