@@ -194,3 +194,39 @@ def test_an_sdk_record_with_a_bad_routing_key_is_dead_lettered_with_the_reason(
     r.close()
     wait_for(lambda: target.view.state("bad") == "dead", 10, message="the bad record buried")
     assert "invalid routing_key no way!" in target.view.dead_info("bad").reason
+
+
+def test_queue_members_name_their_route_even_when_the_type_has_colons() -> None:
+    from bananas.keys import lane, parse_member, split_lane
+
+    assert lane("default", "high") == "high" and lane("gpu", "high") == "gpu:high"
+    assert split_lane("high") == ("default", "high")
+    assert split_lane("gpu:low") == ("gpu", "low")
+    assert parse_member("normal:a:b") == ("normal", "a:b")
+    assert parse_member("gpu:normal:a:b") == ("gpu:normal", "a:b")
+    assert parse_member("my-route_2:low:x") == ("my-route_2:low", "x")
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+def test_go_scheduler_jobs_of_an_unserved_route_wait_visibly_then_run(
+    workers: WorkerFactory, target: Backend
+) -> None:
+    # The route is known to the broker once a queue of it was used (its lists
+    # are looked at then: there is no index of the Go scheduler's lists).
+    enqueue([("work", {"k": "native"}, {"_route": "video", "_priority": "low"})])
+    r = redis.Redis.from_url(target.url)
+    for i in range(5):
+        record = sdk_record(f"v{i}", "work", {"k": f"v{i}"}, routing_key="video")
+        r.set(f"bananas:job:v{i}", record)
+        r.lpush("bananas:route:video:queue:low", f"v{i}")
+    r.close()
+    workers.start(APP, TEST_POOL="default")
+    status = workers.cli("status", "--json")
+    entry = {"route": "video", "priority": "low", "depth": 5}
+    assert entry in json.loads(status.stdout)["unrouted_routes"], status.stdout
+    assert "video low" in workers.cli("status").stdout
+    assert target.sink.hlen("test:runs") == 0
+    workers.start(APP, WORKER_ROUTING_KEYS="video", TEST_POOL="video")
+    wait_for(lambda: target.sink.hlen("test:runs") == 6, 20, message="the video jobs")
+    assert set(target.sink.hgetall("test:pool").values()) == {"video"}
+    assert "unrouted_routes" not in json.loads(workers.cli("status", "--json").stdout)

@@ -167,6 +167,10 @@ class DeadLetter:
 class BrokerStats:
     ready: dict[QueueRef, int] = field(default_factory=dict)
     unrouted: dict[str, int] = field(default_factory=dict)  # plain SDK lists by priority
+    # The Go scheduler's lists (bananas:route:{route}:queue:{priority}) holding
+    # jobs, by (route, priority): only a worker of the route moves them on.
+    # Redis only; the routes looked at are default and those of `ready`.
+    unrouted_routes: dict[tuple[str, str], int] = field(default_factory=dict)
     scheduled: int = 0
     active: int = 0
     dead: int = 0

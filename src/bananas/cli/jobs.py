@@ -104,6 +104,7 @@ def status(as_json: bool, broker: str | None) -> None:
             "schedulers": [e for e in fleet if e.get("kind") == "scheduler"],
             "queues": [_queue_entry(q, d) for q, d in sorted(stats.ready.items(), key=_prio_key)],
             "unrouted": stats.unrouted,
+            **(_route_lists(stats) if stats.unrouted_routes else {}),
             "scheduled": stats.scheduled,
             "in_flight": stats.active,
             "dead": stats.dead,
@@ -119,6 +120,8 @@ def status(as_json: bool, broker: str | None) -> None:
 def render_status(data: dict[str, Any], stats: Any) -> str:
     lines = [f"broker     {data['broker']}"]
     by_priority = {p: stats.unrouted.get(p, 0) for p in PRIORITIES}
+    for (_, p), depth in stats.unrouted_routes.items():
+        by_priority[p] = by_priority.get(p, 0) + depth
     for (lane, _), depth in stats.ready.items():
         p = split_lane(lane)[1]
         by_priority[p] = by_priority.get(p, 0) + depth
@@ -159,7 +162,21 @@ def render_status(data: dict[str, Any], stats: Any) -> str:
         lines.append("\nPRIORITY  JOB TYPE                        DEPTH")
         for (p, n), d in sorted(stats.ready.items(), key=_prio_key):
             lines.append(f"{p:<9} {n:<31} {d}")
+    if stats.unrouted_routes:
+        lines.append("\nROUTE LIST (Go scheduler, moved on by the route's workers)  DEPTH")
+        for (r, p), d in sorted(stats.unrouted_routes.items()):
+            lines.append(f"{r + ' ' + p:<58} {d}")
     return "\n".join(lines)
+
+
+def _route_lists(stats: Any) -> dict[str, Any]:
+    """The Go scheduler's route lists holding jobs (only that route's workers move them)."""
+    return {
+        "unrouted_routes": [
+            {"route": r, "priority": p, "depth": n}
+            for (r, p), n in sorted(stats.unrouted_routes.items())
+        ]
+    }
 
 
 def _queue_entry(queue: tuple[str, str], depth: int) -> dict[str, Any]:

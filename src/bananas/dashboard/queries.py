@@ -96,6 +96,8 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
             )
         )
     by_priority = {p: sum(r.depth[p] for r in rows) + stats.unrouted.get(p, 0) for p in PRIORITIES}
+    for (_, p), n in stats.unrouted_routes.items():  # the Go scheduler's route lists
+        by_priority[p] = by_priority.get(p, 0) + n
     fleet = [normalize_worker(w, time.time()) for w in workers]
     # The broker counts every leased job active, started or not; the workers
     # say how many of theirs wait in the prefetch buffer (a heartbeat behind).

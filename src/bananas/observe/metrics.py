@@ -99,6 +99,8 @@ class _WorkerCollector(Collector):
             depth.add_metric([*split_lane(lane), name], n)
         for priority, n in sorted(snap.stats.unrouted.items()):
             depth.add_metric(["", priority, ""], n)
+        for (route, priority), n in sorted(snap.stats.unrouted_routes.items()):
+            depth.add_metric([route, priority, ""], n)  # the Go scheduler's route lists
         yield depth
         oldest = GaugeMetricFamily(
             "bananas_oldest_job_age_seconds",

@@ -49,9 +49,14 @@ class RedisInspection:
         k = self.keys
         with redis_errors():
             members = sorted(m.decode() for m in await self.redis.smembers(k.queues))
+            refs = [parse_member(m) for m in members]
+            routes = sorted({"default", *(split_lane(lane_)[0] for lane_, _ in refs)})
+            route_lists = [(r, p) for r in routes for p in PRIORITIES]
             async with self.redis.pipeline(transaction=False) as pipe:
                 for member in members:
                     pipe.llen(f"{k.ready_prefix}{member}")
+                for r, p in route_lists:
+                    pipe.llen(k.route_queue(r, p))
                 for priority in PRIORITIES:
                     pipe.llen(k.plain_queue(priority))
                 pipe.zcard(k.scheduled)
@@ -60,9 +65,11 @@ class RedisInspection:
                 pipe.zcard(k.completed)
                 replies = await pipe.execute()
         stats = BrokerStats()
-        for member, depth in zip(members, replies, strict=False):
-            stats.ready[parse_member(member)] = int(depth)
-        rest = replies[len(members) :]
+        for ref, depth in zip(refs, replies, strict=False):
+            stats.ready[ref] = int(depth)
+        waiting = replies[len(members) : len(members) + len(route_lists)]
+        stats.unrouted_routes = {q: int(n) for q, n in zip(route_lists, waiting, strict=True) if n}
+        rest = replies[len(members) + len(route_lists) :]
         stats.unrouted = {p: int(n) for p, n in zip(PRIORITIES, rest[:3], strict=True)}
         stats.scheduled, stats.active, stats.dead, stats.completed = (int(x) for x in rest[3:7])
         self.keyspace.last_stats = stats
