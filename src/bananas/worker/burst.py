@@ -105,6 +105,11 @@ class Burst:
             return False
         if self.p.unrouted and any(stats.unrouted.get(q, 0) for q in self.p.priorities):
             return False
+        if self.p.unrouted and any(  # the Go scheduler's lists of the routes it serves
+            n and r in self.p.routes and q in self.p.priorities
+            for (r, q), n in stats.unrouted_routes.items()
+        ):
+            return False
         if self.p.scheduled and stats.scheduled and await self._due_soon():
             return False
         return not self._busy_here()  # read after the broker's reply (see above)
