@@ -143,7 +143,7 @@ def test_metrics_after_1000_jobs(workers: WorkerFactory, r: redis.Redis) -> None
                 out[key] = sample.value
         return out
 
-    depth_key = 'bananas_queue_depth{"job_type": "add", "priority": "normal"}'
+    depth_key = 'bananas_queue_depth{"job_type": "add", "priority": "normal", "route": "default"}'
 
     def settled() -> dict[str, Any] | None:
         m = scrape()  # queue gauges refresh every 2 s, counters at once

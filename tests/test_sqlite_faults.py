@@ -29,6 +29,7 @@ from support import WorkerFactory, free_port, wait_for
 
 from bananas import Bananas
 from bananas.brokers.sqlite import SQLiteBroker
+from bananas.brokers.sqlite_db import SCHEMA_VERSION
 from bananas.errors import BrokerRefusesWrites
 
 APP = "test_sqlite_faults:app"
@@ -226,7 +227,7 @@ def test_a_fresh_worker_refuses_a_newer_schema(workers: WorkerFactory, db: Path)
     assert code == 2, worker.output()
     assert lines == [
         "bananas: error: this SQLite file has schema version 99, newer than this Bananas "
-        "understands (1): upgrade Bananas or use another file"
+        f"understands ({SCHEMA_VERSION}): upgrade Bananas or use another file"
     ], worker.output()
 
 
@@ -244,15 +245,16 @@ def test_a_running_worker_stops_taking_work_on_a_newer_schema(
         client.enqueue_many([("mark", {"k": f"d{i}", "_delay": 2}) for i in range(5)])
     finally:
         client.close()
-    set_version(db, 2)
+    newer = SCHEMA_VERSION + 1
+    set_version(db, newer)
 
     def unready() -> Any:
         status, body = get(port, "/readyz")
         problems = (body or {}).get("problems", [])
-        return status == 503 and any("schema version 2" in p for p in problems) and body
+        return status == 503 and any(f"schema version {newer}" in p for p in problems) and body
 
     wait_for(unready, 20, 0.1, message="/readyz 503 naming the schema")
-    with pytest.raises(BrokerRefusesWrites, match="schema version 2"):
+    with pytest.raises(BrokerRefusesWrites, match=f"schema version {newer}"):
         enqueue(db, [("mark", {"k": "refused"})])
     time.sleep(3)  # the delayed jobs are due now: none may be taken
     conn = sqlite3.connect(db)  # this Bananas refuses to read the file now; SQL can
@@ -260,5 +262,5 @@ def test_a_running_worker_stops_taking_work_on_a_newer_schema(
     conn.close()
     assert states["completed"] == 1 and "running" not in states, states
     assert worker.proc.poll() is None
-    warned = [e for e in worker.events() if "schema version 2" in str(e.get("error", ""))]
+    warned = [e for e in worker.events() if f"schema version {newer}" in str(e.get("error", ""))]
     assert warned, worker.output()[-2000:]

@@ -132,6 +132,7 @@ class Bananas:
         timeout: str | float | None = None,
         max_retries: int | None = None,
         executor: str | None = None,
+        route: str | None = None,
     ) -> JobFunction[P, R]: ...
 
     @overload
@@ -145,6 +146,7 @@ class Bananas:
         timeout: str | float | None = None,
         max_retries: int | None = None,
         executor: str | None = None,
+        route: str | None = None,
     ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
     def job(
@@ -157,12 +159,13 @@ class Bananas:
         timeout: str | float | None = None,
         max_retries: int | None = None,
         executor: str | None = None,
+        route: str | None = None,
     ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
         """Register a job handler. Async functions run on the event loop, plain
         functions in a thread pool, `executor="process"` in a process pool."""
 
         def register(func: Callable[P, R]) -> JobFunction[P, R]:
-            definition = define(func, name, priority, timeout, max_retries, executor)
+            definition = define(func, name, priority, timeout, max_retries, executor, route)
             if definition.name in self.handlers:
                 raise BananasError(f"job type {definition.name!r} is registered twice")
             self.handlers[definition.name] = definition

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from .durations import parse_duration
 from .errors import ConfigError
 from .redact import redact_url
+from .routes import ALLOWED, DEFAULT_ROUTE, check_routes
 from .vocabulary import DEFAULT_PRIORITY_WEIGHTS, PRIORITIES, Mode
 from .vocabulary import MODES as MODES  # re-exported: config is where users look
 
@@ -42,6 +43,7 @@ class Settings:
     prefetch: int = 10  # replaced at load: = concurrency unless WORKER_PREFETCH is set
     priorities: tuple[str, ...] = PRIORITIES
     job_types: tuple[str, ...] = ()
+    routing_keys: tuple[str, ...] = (DEFAULT_ROUTE,)  # routes served, in order of preference
     group_id: str = "default"
     priority_policy: str = "strict"
     priority_weights: tuple[tuple[str, int], ...] = DEFAULT_PRIORITY_WEIGHTS
@@ -196,6 +198,11 @@ def _weights(raw: Any) -> tuple[tuple[str, int], ...]:
     return tuple((p, weights[p]) for p in PRIORITIES)
 
 
+def _routes(raw: Any) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+    return check_routes([str(i) for i in items if str(i).strip()], "route list")
+
+
 def _names(raw: Any) -> tuple[str, ...]:
     items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
     return tuple(dict.fromkeys(str(n).strip() for n in items if str(n).strip()))
@@ -251,6 +258,7 @@ def _build(source: Mapping[str, Any]) -> Settings:
         if name == "WORKER_TYPE" and _get(source, "WORKER_MODE") is None:
             values["mode"] = Mode.JOB_SPECIALIZED
     opt("GROUP_ID", "group_id", _nonempty_name, "a pool name")
+    opt("WORKER_ROUTING_KEYS", "routing_keys", _routes, f"a comma list of route names: {ALLOWED}")
     mode: Mode = values.get("mode", defaults.mode)
     if mode is Mode.SPECIALIZED and _get(source, "WORKER_PRIORITIES") is None:
         raise ConfigError(

@@ -11,6 +11,7 @@ from typing import Any
 from .durations import parse_duration
 from .errors import ArgumentsError, BananasError
 from .job import check_priority
+from .routes import DEFAULT_ROUTE, check_route
 
 EXECUTORS = ("async", "thread", "process")
 
@@ -28,6 +29,7 @@ class JobDefinition:
     signature: inspect.Signature
     # (keyword-passable names, required names, takes **kwargs), from the signature
     shape: tuple[frozenset[str], frozenset[str], bool] = (frozenset(), frozenset(), True)
+    route: str | None = None  # None: the default route
 
     def check_payload(self, payload: dict[str, Any]) -> None:
         """Raise TypeError when the payload does not fit the handler's parameters."""
@@ -100,6 +102,7 @@ def define(
     timeout: str | float | None,
     max_retries: int | None,
     executor: str | None,
+    route: str | None = None,
 ) -> JobDefinition:
     if not callable(func):
         raise BananasError(f"@app.job needs a function, got {type(func).__name__}")
@@ -118,6 +121,8 @@ def define(
     try:
         priority = check_priority(str(priority))  # plain text: Priority.HIGH -> "high"
         seconds = None if timeout is None else parse_duration(timeout)
+        if route is not None:
+            route = check_route(route, "route")
     except ValueError as exc:
         raise BananasError(f"{where}: {exc}") from None
     if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
@@ -132,6 +137,7 @@ def define(
         chosen,
         signature,
         signature_shape(signature),
+        None if route == DEFAULT_ROUTE else route,
     )
 
 

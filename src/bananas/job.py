@@ -132,6 +132,11 @@ class JobRecord:
         return str(self.fields["priority"])
 
     @property
+    def route(self) -> str:
+        """The SDKs' `routing_key`; "default" when absent."""
+        return str(self.fields.get("routing_key") or "default")
+
+    @property
     def attempts(self) -> int:
         return int(self.fields.get("attempts") or 0)
 
@@ -154,6 +159,7 @@ def record_tail(
     description: str,
     now: str,
     scheduled_for: float | None = None,
+    route: str | None = None,
 ) -> bytes:
     """A new record's fields after `id`, encoded. Ready-now jobs alike in
     these fields share one tail across a batch (see `assemble_record`)."""
@@ -170,6 +176,8 @@ def record_tail(
         head["max_retries"] = max_retries
     if scheduled_for is not None:
         head["scheduled_for"] = iso_from_unix(scheduled_for)
+    if route is not None:  # the SDKs' field; absent means the default route
+        head["routing_key"] = route
     return b"," + orjson.dumps(head)[1:-1]
 
 

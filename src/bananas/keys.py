@@ -12,9 +12,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .vocabulary import PRIORITIES
+from .routes import DEFAULT_ROUTE
+from .vocabulary import PRIORITIES, PRIORITY_NAMES
 
 PRIORITY_RANK = {p: i for i, p in enumerate(PRIORITIES)}
+
+
+def lane(route: str, priority: str) -> str:
+    """The first part of a ready queue (QueueRef[0]): the priority on the
+    default route, "route:priority" on another. Default keeps the names it
+    had before routes (ready:{priority}:{type}); others are
+    ready:{route}:{priority}:{type}. Route names are never priority names
+    (routes.check_route), so the first segment says which."""
+    return priority if route == DEFAULT_ROUTE else f"{route}:{priority}"
+
+
+def split_lane(value: str) -> tuple[str, str]:
+    """(route, priority) of a lane."""
+    route, sep, priority = value.partition(":")
+    return (route, priority) if sep else (DEFAULT_ROUTE, value)
+
+
+def parse_member(text: str) -> tuple[str, str]:
+    """A ready list's member ("lane:type", its key without the ready prefix)
+    as a QueueRef (lane, type). Job types may hold ':'; routes and
+    priorities never do."""
+    head, _, rest = text.partition(":")
+    if head in PRIORITY_NAMES:
+        return (head, rest)
+    priority, _, name = rest.partition(":")
+    return (f"{head}:{priority}", name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +84,8 @@ class Keys:
         return f"{self.prefix}:ready:"
 
     def ready(self, priority: str, name: str) -> str:
-        """Routed ready list of one (priority, job type)."""
+        """Routed ready list of one (lane, job type): `priority` is a lane
+        (see `lane`), so a named route's lists are ready:{route}:{priority}:{type}."""
         return f"{self.prefix}:ready:{priority}:{name}"
 
     @property
@@ -83,6 +111,14 @@ class Keys:
     def routing(self, priority: str) -> str:
         """Ids taken off a plain SDK list and not yet routed (crash-safe hand-over)."""
         return f"{self.prefix}:routing:{priority}"
+
+    def route_queue(self, route: str, priority: str) -> str:
+        """The Go scheduler's list of due routed SDK jobs (wire format)."""
+        return f"{self.prefix}:route:{route}:queue:{priority}"
+
+    def route_routing(self, route: str, priority: str) -> str:
+        """Ids taken off a `route_queue` and not yet routed (crash-safe hand-over)."""
+        return f"{self.prefix}:routing:{route}:{priority}"
 
     @property
     def active(self) -> str:

@@ -56,6 +56,7 @@ class EnqueueOptions(TypedDict, total=False):
     job_id: str
     description: str
     max_retries: int
+    route: str
 
 
 _NAMES = tuple(EnqueueOptions.__annotations__)

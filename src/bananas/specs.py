@@ -21,9 +21,10 @@ from .job import (
     now_iso,
     record_tail,
 )
+from .routes import DEFAULT_ROUTE, check_route
 from .vocabulary import PRIORITY_NAMES, Priority
 
-_OPTIONS = ("_delay", "_at", "_priority", "_job_id", "_description", "_max_retries")
+_OPTIONS = ("_delay", "_at", "_priority", "_job_id", "_description", "_max_retries", "_route")
 _OPTION_NAMES = frozenset(_OPTIONS)
 
 
@@ -39,6 +40,7 @@ class JobSpec:
     job_id: str | None = None
     description: str = ""
     max_retries: int | None = None
+    route: str | None = None  # None: the default route
 
 
 def make_spec(
@@ -48,7 +50,7 @@ def make_spec(
     kwargs: dict[str, Any],
 ) -> JobSpec:
     """`Bananas.spec`: keyword arguments are the payload, `_delay`, `_at`,
-    `_priority`, `_job_id`, `_description`, `_max_retries` are options; the
+    `_priority`, `_job_id`, `_description`, `_max_retries`, `_route` are options; the
     job type's definition (None for a type this client does not register)
     gives the defaults and the parameters the payload is checked against."""
     options = {k: v for k, v in kwargs.items() if k[:1] == "_"} if kwargs else kwargs
@@ -64,13 +66,14 @@ def make_spec(
     if payload is None:
         payload = kwargs
     if definition is None:
-        priority, max_retries = Priority.NORMAL.value, None
+        priority, max_retries, route = Priority.NORMAL.value, None, None
     else:
         priority, max_retries = definition.priority, definition.max_retries
+        route = definition.route
         if isinstance(payload, dict):  # anything else: encode_payload says what is wrong
             definition.check_arguments(payload)
     if not options:  # the common case
-        return JobSpec(name, payload, priority, max_retries=max_retries)
+        return JobSpec(name, payload, priority, max_retries=max_retries, route=route)
     chosen = options.get("_priority")
     if chosen is not None:
         priority = str(chosen)
@@ -81,6 +84,12 @@ def make_spec(
                 raise BananasError(str(exc)) from None
     if options.get("_max_retries") is not None:
         max_retries = options["_max_retries"]
+    if options.get("_route") is not None:
+        try:
+            route = check_route(options["_route"], "_route")
+        except ValueError as exc:
+            raise BananasError(str(exc)) from None
+        route = None if route == DEFAULT_ROUTE else route
     return JobSpec(
         name=name,
         payload=payload,
@@ -90,6 +99,7 @@ def make_spec(
         job_id=options.get("_job_id"),
         description=str(options.get("_description") or ""),
         max_retries=max_retries,
+        route=route,
     )
 
 
@@ -105,7 +115,7 @@ def encode_specs(
     now = time.time()
     stamp = now_iso()  # one created_at for the batch: they are enqueued together
     # Alike ready-now jobs share their encoded fields; only id and payload differ.
-    tails: dict[tuple[str, str, int | None, str], bytes] = {}
+    tails: dict[tuple[str, str, int | None, str, str | None], bytes] = {}
     for item, fresh_id in zip(items, new_job_ids(len(items)), strict=True):
         spec = item if isinstance(item, JobSpec) else to_spec(item[0], item[1])
         name = spec.name
@@ -117,7 +127,7 @@ def encode_specs(
         # clock decides when it is due), the record shows this host's guess.
         delay = spec.delay or None if spec.at is None else None
         due = spec.at if spec.at is not None else (now + delay if delay else None)
-        alike = (name, spec.priority, spec.max_retries, spec.description)
+        alike = (name, spec.priority, spec.max_retries, spec.description, spec.route)
         tail = tails.get(alike) if due is None else None
         if tail is None:
             tail = record_tail(
@@ -127,11 +137,12 @@ def encode_specs(
                 description=spec.description,
                 now=stamp,
                 scheduled_for=due,
+                route=spec.route,
             )
             if due is None:
                 tails[alike] = tail
         record = assemble_record(job_id, tail, payload_json)
-        jobs.append(NewJob(job_id, name, spec.priority, record, spec.at, delay))
+        jobs.append(NewJob(job_id, name, spec.priority, record, spec.at, delay, spec.route))
     return jobs
 
 

@@ -38,8 +38,16 @@ async def why_unfinished(broker: Broker, job_id: str, expiry: float) -> str:
         return ""
     name = record_field(raw, "name")
     runners = [w for w in workers if w.kind != "scheduler"]
-    if any(name in w.job_types for w in runners):
+    route = record_field(raw, "routing_key") or "default"
+    if any(name in w.job_types and route in (w.routes or ["default"]) for w in runners):
         return ""
+    if route != "default" and any(name in w.job_types for w in runners):
+        served = sorted({r for w in runners for r in (w.routes or ["default"])})
+        return (
+            f": no live worker serves route {route!r} (live workers serve "
+            f"{', '.join(map(repr, served))}); it waits, queued, until one started with "
+            f"WORKER_ROUTING_KEYS naming {route!r} runs"
+        )
     if not runners:
         return (
             f": no live worker (none heard from within {expiry:g}s) runs job type {name!r}; "

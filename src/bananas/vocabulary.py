@@ -128,6 +128,7 @@ class WorkerInfo:
     group: str = ""
     priorities: list[str] = field(default_factory=list)
     job_types: list[str] = field(default_factory=list)
+    routes: list[str] = field(default_factory=list)  # WORKER_ROUTING_KEYS; [] from older workers
     concurrency: int | None = None
     in_flight: int | None = None  # jobs running (started), settling included
     prefetched: int | None = None  # leased ahead of a free slot, not started yet
@@ -161,6 +162,7 @@ class WorkerInfo:
             group=_text(entry.get("group")),
             priorities=_texts(entry.get("priorities")),
             job_types=_texts(entry.get("job_types")),
+            routes=_texts(entry.get("routes")),
             concurrency=_int(entry.get("concurrency")),
             in_flight=_int(entry.get("in_flight")),
             prefetched=_int(entry.get("prefetched")),

@@ -23,6 +23,8 @@ import yaml
 
 from bananas.app import Bananas
 from bananas.config import Settings
+from bananas.keys import lane
+from bananas.routes import DEFAULT_ROUTE
 from bananas.vocabulary import PRIORITIES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,13 +83,27 @@ class Pool:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def takes(self, app: Bananas) -> set[tuple[str, str]]:
-        """(priority, job type) pairs this pool is handed (modes: docs/configuration.md)."""
+        """(lane, job type) queues this pool is handed (modes: docs/configuration.md;
+        a lane is the priority on the default route, "route:priority" on another)."""
         s = self.settings
         if s.mode == "scheduler-only":
             return set()
         priorities = PRIORITIES if s.mode == "thin" else s.priorities
         types = s.job_types if s.job_types else tuple(app.handlers)
-        return {(p, t) for p in priorities for t in types if t in app.handlers}
+        return {
+            (lane(r, p), t)
+            for r in s.routing_keys
+            for p in priorities
+            for t in types
+            if t in app.handlers
+        }
+
+
+def reachable(app: Bananas) -> set[tuple[str, str]]:
+    """Every queue the app's jobs can wait in: each type on its own route."""
+    return {
+        (lane(d.route or DEFAULT_ROUTE, p), t) for t, d in app.handlers.items() for p in PRIORITIES
+    }
 
 
 def check_pool_against_app(pool: Pool, app: Bananas) -> None:
@@ -108,8 +124,9 @@ def check_pool_against_app(pool: Pool, app: Bananas) -> None:
 
 
 def check_coverage(pools: list[Pool], app: Bananas, where: str) -> None:
-    """Every (priority, job type) of the app is taken by some pool: nothing stays queued."""
-    wanted = {(p, t) for p in PRIORITIES for t in app.handlers}
+    """Every queue the app's jobs wait in (route, priority, type) is taken by
+    some pool: nothing stays queued."""
+    wanted = reachable(app)
     taken: set[tuple[str, str]] = set()
     for pool in pools:
         taken |= pool.takes(app)

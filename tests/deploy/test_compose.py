@@ -23,6 +23,7 @@ from deploytools import (
     example_app,
     go_duration,
     is_bananas_service,
+    reachable,
     scheduler_runs,
 )
 
@@ -171,3 +172,20 @@ def test_job_specialized_pools(configs: dict[str, dict[str, Any]]) -> None:
     assert io.settings.concurrency > cpu.settings.concurrency
     assert general.settings.mode == "default" and not general.settings.job_types
     assert [p.extra["name"] for p in scheduler_runs(pools)] == ["scheduler"]
+
+
+@pytest.mark.parametrize("pattern", ["specialized", "job-specialized"])
+def test_a_routed_gpu_pool_alone_serves_route_gpu(
+    configs: dict[str, dict[str, Any]], pattern: str
+) -> None:
+    app = example_app()
+    pools = compose_pools(configs[pattern], pattern)
+    gpu = _pool(pools, "worker-gpu")
+    assert gpu.settings.routing_keys == ("gpu",)
+    routed = {q for q in gpu.takes(app) if q[0].startswith("gpu:")}
+    assert routed and all(app.handlers[t].route == "gpu" for _, t in routed & reachable(app))
+    for pool in pools:
+        if pool is not gpu:
+            assert "gpu" not in pool.settings.routing_keys, pool.where
+    devices = gpu.extra["service"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]

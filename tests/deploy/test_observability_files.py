@@ -87,7 +87,7 @@ def test_queue_depth_is_deduplicated_across_processes() -> None:
     multiply the backlog by the number of workers."""
     for where, expr in [(r["alert"], r["expr"]) for r in RULES] + DASHBOARD_EXPRS:
         if "bananas_queue_depth" in expr:
-            assert "max by (priority, job_type) (bananas_queue_depth" in expr, where
+            assert "max by (route, priority, job_type) (bananas_queue_depth" in expr, where
 
 
 def test_dashboard_is_well_formed() -> None:

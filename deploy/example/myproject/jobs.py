@@ -5,6 +5,8 @@ WORKER_JOB_TYPES, so the pools there are real configurations:
 
 - CPU-bound (process executor): generate_report, resize_image
 - I/O-bound (async): send_email, fetch_url
+- on route gpu (only workers with WORKER_ROUTING_KEYS naming gpu take it):
+  transcode_video
 - housekeeping on a schedule: cleanup (every 5 minutes, exactly once per firing)
 
 Build the image with your own code instead:
@@ -53,6 +55,14 @@ def generate_report(report_id: int, rounds: int = 200_000) -> str:
 def resize_image(image_id: int, width: int) -> dict[str, int]:
     pixels = sum((i * width) % 255 for i in range(width * 100))
     return {"image_id": image_id, "width": width, "checksum": pixels % 65536}
+
+
+@app.job(route="gpu", timeout="30m", max_retries=1)
+def transcode_video(video_id: int, codec: str = "h264") -> dict[str, int | str]:
+    """Stand-in for GPU work (a library call that releases the GIL): runs only
+    on the gpu pool, whose nodes have the device."""
+    frames = sum(i % 7 for i in range(video_id % 1000 * 100))
+    return {"video_id": video_id, "codec": codec, "frames": frames}
 
 
 @app.periodic(every="5m", priority="low")

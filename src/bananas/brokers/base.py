@@ -11,6 +11,7 @@ import time
 from collections.abc import Collection, Sequence
 
 from ..job import decode_record
+from ..keys import lane
 from ..redact import redact_url
 from ..vocabulary import JOB_STATES, JobState, WorkerInfo, check_state
 from .records import (
@@ -362,7 +363,7 @@ class Administration(abc.ABC):
         for key in ("error", "traceback", "dead_reason", "scheduled_for"):
             fields.pop(key, None)
         record = rec.updated(attempts=0, status="pending")
-        return await self._replay(job_id, record, rec.priority, rec.name)
+        return await self._replay(job_id, record, lane(rec.route, rec.priority), rec.name)
 
 
 class ForeignRouting(abc.ABC):
@@ -375,8 +376,10 @@ class ForeignRouting(abc.ABC):
         """Record that a worker can run these job types (for routing foreign jobs)."""
 
     @abc.abstractmethod
-    async def pump_foreign(self, priority: str, timeout: float) -> int:
-        """Route jobs other clients pushed without routing (Redis plain lists)."""
+    async def pump_foreign(self, priority: str, timeout: float, route: str | None = None) -> int:
+        """Route jobs other clients pushed without routing: the Redis plain
+        list of `priority` (route None), or the Go scheduler's list of due
+        jobs of `route` (bananas:route:{route}:queue:{priority})."""
 
 
 class Broker(WorkerPath, Inspection, Registry, Administration):

@@ -17,7 +17,8 @@ from ..vocabulary import Status, WorkerInfo
 T = TypeVar("T")
 
 QueueRef = tuple[str, str]
-"""A routed ready queue: (priority, job type)."""
+"""A routed ready queue: (lane, job type); a lane is the priority on the
+default route and "route:priority" on another (keys.lane)."""
 
 # Enqueue batches are split so that one script / transaction never holds the
 # broker for long; each job is still written atomically.
@@ -44,6 +45,7 @@ class NewJob:
     record: bytes
     due: float | None = None
     delay: float | None = None
+    route: str | None = None  # None: the default route (nothing to look up)
 
 
 @dataclass(slots=True)
@@ -165,6 +167,10 @@ class DeadLetter:
 class BrokerStats:
     ready: dict[QueueRef, int] = field(default_factory=dict)
     unrouted: dict[str, int] = field(default_factory=dict)  # plain SDK lists by priority
+    # The Go scheduler's lists (bananas:route:{route}:queue:{priority}) holding
+    # jobs, by (route, priority): only a worker of the route moves them on.
+    # Redis only; the routes looked at are default and those of `ready`.
+    unrouted_routes: dict[tuple[str, str], int] = field(default_factory=dict)
     scheduled: int = 0
     active: int = 0
     dead: int = 0

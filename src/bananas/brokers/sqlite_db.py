@@ -23,7 +23,11 @@ from ..errors import (
 )
 
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
-SCHEMA_VERSION = 1  # PRAGMA user_version of the files this code writes
+# PRAGMA user_version of the files this code writes. 2: the route column of
+# jobs and queues (named routes); a version-1 file is upgraded when opened for
+# writing (`_upgrade`), and code that knows only version 1 refuses the file
+# rather than run a route's jobs on any worker.
+SCHEMA_VERSION = 2
 
 # Error codes that mean "try again later" (another process holds the lock, the
 # file or its directory is not reachable right now), not a bug in a statement.
@@ -80,6 +84,25 @@ class Tables:
     def name(self, what: str) -> str:
         return _quote(f"{self.prefix}:{what}")
 
+    def upgrade_from_1(self) -> list[str]:
+        """Version 1 -> 2: every job and queue of a version-1 file is on the
+        default route. The queues table gets its new key by a copy (SQLite
+        cannot change a primary key in place); the ready index is made again
+        by `schema` with the route in it."""
+        t, ix = self, self.name
+        old = self.name("queues:v1")
+        return [
+            f"ALTER TABLE {t.jobs} ADD COLUMN route TEXT NOT NULL DEFAULT 'default'",
+            f"DROP INDEX IF EXISTS {ix('jobs:ready')}",
+            f"ALTER TABLE {t.queues} RENAME TO {old}",
+            f"""CREATE TABLE {t.queues} (
+                route TEXT NOT NULL DEFAULT 'default',
+                priority TEXT NOT NULL, name TEXT NOT NULL,
+                PRIMARY KEY (route, priority, name)) WITHOUT ROWID""",
+            f"INSERT INTO {t.queues} (priority, name) SELECT priority, name FROM {old}",
+            f"DROP TABLE {old}",
+        ]
+
     def schema(self) -> list[str]:
         t, ix = self, self.name
         return [
@@ -94,13 +117,14 @@ class Tables:
                 state TEXT NOT NULL,
                 priority TEXT NOT NULL,
                 name TEXT NOT NULL,
+                route TEXT NOT NULL DEFAULT 'default',
                 at REAL NOT NULL,
                 token TEXT,
                 stalls INTEGER NOT NULL DEFAULT 0,
                 dead_info BLOB,
                 expires REAL)""",
             f"""CREATE INDEX IF NOT EXISTS {ix("jobs:ready")}
-                ON {t.jobs} (priority, name, at, id) WHERE state = 'queued'""",
+                ON {t.jobs} (route, priority, name, at, id) WHERE state = 'queued'""",
             f"CREATE INDEX IF NOT EXISTS {ix('jobs:state')} ON {t.jobs} (state, at, id)",
             f"CREATE INDEX IF NOT EXISTS {ix('jobs:type')} ON {t.jobs} (name, state, at, id)",
             f"""CREATE INDEX IF NOT EXISTS {ix("jobs:expires")}
@@ -121,8 +145,9 @@ class Tables:
                 id TEXT NOT NULL UNIQUE,
                 at_ms INTEGER NOT NULL)""",
             f"""CREATE TABLE IF NOT EXISTS {t.queues} (
+                route TEXT NOT NULL DEFAULT 'default',
                 priority TEXT NOT NULL, name TEXT NOT NULL,
-                PRIMARY KEY (priority, name)) WITHOUT ROWID""",
+                PRIMARY KEY (route, priority, name)) WITHOUT ROWID""",
             f"""CREATE TABLE IF NOT EXISTS {t.workers} (
                 id TEXT PRIMARY KEY NOT NULL, info BLOB NOT NULL, seen_ms INTEGER NOT NULL)""",
             # Older files have a job-types table nothing reads (SQLite routes no
@@ -159,8 +184,19 @@ def refuse_newer(conn: sqlite3.Connection) -> int:
     return version
 
 
-def _check_version(conn: sqlite3.Connection) -> None:
-    if refuse_newer(conn) < SCHEMA_VERSION:
+def _lacks_route(conn: sqlite3.Connection, tables: Tables) -> bool:
+    """A jobs table is there without the route column (made by version 1)."""
+    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({tables.jobs})")]
+    return bool(columns) and "route" not in columns
+
+
+def _check_version(conn: sqlite3.Connection, tables: Tables) -> None:
+    version = refuse_newer(conn)
+    # By the columns, not the number: a file from before user_version was kept is 0.
+    if version < 2 and _lacks_route(conn, tables):
+        for statement in tables.upgrade_from_1():
+            conn.execute(statement)
+    if version < SCHEMA_VERSION:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -185,7 +221,7 @@ class Store:
             conn.execute("PRAGMA synchronous = NORMAL")
             store = cls(conn, tables)
             with store.write():
-                _check_version(conn)
+                _check_version(conn, tables)
                 for statement in tables.schema():
                     conn.execute(statement)
         except BaseException:

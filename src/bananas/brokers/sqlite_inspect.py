@@ -13,7 +13,7 @@ from typing import Any
 
 from ..job import created_at
 from ..job import record_field as _field
-from ..keys import PRIORITY_RANK
+from ..keys import PRIORITY_RANK, lane, split_lane
 from ..vocabulary import PRIORITIES
 from .records import (
     THROUGHPUT_KEEP_S,
@@ -26,6 +26,7 @@ from .records import (
     Throughput,
 )
 from .sqlite_db import Store
+from .sqlite_ops import where
 
 _RESULT_COLUMNS = "status, completed_at, duration_ms, result, error"
 
@@ -73,8 +74,8 @@ def has_ready(store: Store, queues: Sequence[QueueRef]) -> bool:
     for queue in queues:
         row = store.conn.execute(
             f"""SELECT 1 FROM {store.t.ready}
-                WHERE state = 'queued' AND priority = ? AND name = ? LIMIT 1""",
-            queue,
+                WHERE state = 'queued' AND route = ? AND priority = ? AND name = ? LIMIT 1""",
+            where(queue),
         ).fetchone()
         if row is not None:
             return True
@@ -100,10 +101,10 @@ def get_dead_info(store: Store, job_id: str) -> DeadInfo | None:
 # -- queue figures -----------------------------------------------------------------
 def members(conn: sqlite3.Connection, store: Store) -> list[QueueRef]:
     """Every routed queue ever used, in the order Redis lists them."""
-    rows = conn.execute(f"SELECT priority, name FROM {store.t.queues}").fetchall()
+    rows = conn.execute(f"SELECT route, priority, name FROM {store.t.queues}").fetchall()
     return sorted(
-        ((str(p), str(n)) for p, n in rows),
-        key=lambda q: (PRIORITY_RANK.get(q[0], 9), f"{q[0]}:{q[1]}"),
+        ((lane(str(r), str(p)), str(n)) for r, p, n in rows),
+        key=lambda q: (PRIORITY_RANK.get(split_lane(q[0])[1], 9), f"{q[0]}:{q[1]}"),
     )
 
 
@@ -112,9 +113,10 @@ def _grouped(conn: sqlite3.Connection, store: Store, state: str) -> dict[QueueRe
     source = store.t.ready if state == "queued" else store.t.jobs
     # A literal state: the partial ready index only matches a constant.
     rows = conn.execute(
-        f"SELECT priority, name, count(*) FROM {source} WHERE state = '{state}' GROUP BY 1, 2"
+        f"SELECT route, priority, name, count(*) FROM {source} WHERE state = '{state}' "
+        "GROUP BY 1, 2, 3"
     ).fetchall()
-    return {(str(p), str(n)): int(c) for p, n, c in rows}
+    return {(lane(str(r), str(p)), str(n)): int(c) for r, p, n, c in rows}
 
 
 def _count_state(conn: sqlite3.Connection, store: Store, state: str) -> int:
@@ -145,11 +147,13 @@ def oldest_ready_age(store: Store, now: float) -> dict[str, float]:
     """Age of the next job to run on each queue (what Redis reads at the list's end)."""
     ages = dict.fromkeys(PRIORITIES, 0.0)
     with store.snapshot() as conn:
-        for priority, name in members(conn, store):
+        for queue in members(conn, store):
+            _, priority, _ = spot = where(queue)
             row = conn.execute(
                 f"""SELECT record FROM {store.t.ready}
-                    WHERE state = 'queued' AND priority = ? AND name = ? ORDER BY at LIMIT 1""",
-                (priority, name),
+                    WHERE state = 'queued' AND route = ? AND priority = ? AND name = ?
+                    ORDER BY at LIMIT 1""",
+                spot,
             ).fetchone()
             created = created_at(row[0]) if row else None
             if created is not None:
@@ -179,12 +183,13 @@ def list_queued(store: Store, offset: int, limit: int, job_type: str | None) -> 
     skip = offset
     with store.snapshot() as conn:
         depths = _grouped(conn, store, "queued")
-        for priority, name in members(conn, store):
+        for queue in members(conn, store):
+            route, priority, name = where(queue)
             if len(out) >= limit:
                 break
             if job_type is not None and name != job_type:
                 continue
-            depth = depths.get((priority, name), 0)
+            depth = depths.get(queue, 0)
             if skip >= depth:
                 skip -= depth
                 continue
@@ -192,10 +197,10 @@ def list_queued(store: Store, offset: int, limit: int, job_type: str | None) -> 
             rows = conn.execute(
                 f"""SELECT j.id, j.record FROM (
                         SELECT id, at FROM {store.t.ready}
-                        WHERE state = 'queued' AND priority = ? AND name = ?
+                        WHERE state = 'queued' AND route = ? AND priority = ? AND name = ?
                         ORDER BY at LIMIT ? OFFSET ?) page
                     JOIN {store.t.jobs} j ON j.id = page.id ORDER BY page.at""",
-                (priority, name, limit - len(out), skip),
+                (route, priority, name, limit - len(out), skip),
             ).fetchall()
             out += [JobSummary(i, "queued", 0, rec, priority, name) for i, rec in rows]
             skip = 0

@@ -14,6 +14,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from ..job import wire_durations
+from ..keys import split_lane
+from ..routes import DEFAULT_ROUTE
 from .records import DeadInfo, Delivery, NewJob, QueueRef
 from .sqlite_db import Store, Tables
 
@@ -67,34 +69,49 @@ def _settled_by(conn: sqlite3.Connection, t: Tables, job_id: str, token: str, st
     return row is not None
 
 
-def _tail(conn: sqlite3.Connection, t: Tables, queue: QueueRef) -> float:
+Where = tuple[str, str, str]
+"""A queue as the tables name it: (route, priority, job type)."""
+
+
+def where(queue: QueueRef) -> Where:
+    """A QueueRef (lane, type) as (route, priority, type): see keys.lane."""
+    route, priority = split_lane(queue[0])
+    return (route, priority, queue[1])
+
+
+def _tail(conn: sqlite3.Connection, t: Tables, queue: Where) -> float:
     """Position behind the last queued job (LPUSH: runs after all of them)."""
     row = conn.execute(
-        f"SELECT max(at) FROM {t.ready} WHERE state = 'queued' AND priority = ? AND name = ?",
+        f"SELECT max(at) FROM {t.ready} WHERE state = 'queued' AND route = ? AND priority = ? "
+        "AND name = ?",
         queue,
     ).fetchone()
     return 0.0 if row[0] is None else float(row[0]) + 1
 
 
-def _head(conn: sqlite3.Connection, t: Tables, queue: QueueRef) -> float:
+def _head(conn: sqlite3.Connection, t: Tables, queue: Where) -> float:
     """Position before the next queued job (RPUSH: runs before all of them)."""
     row = conn.execute(
-        f"SELECT min(at) FROM {t.ready} WHERE state = 'queued' AND priority = ? AND name = ?",
+        f"SELECT min(at) FROM {t.ready} WHERE state = 'queued' AND route = ? AND priority = ? "
+        "AND name = ?",
         queue,
     ).fetchone()
     return 0.0 if row[0] is None else float(row[0]) - 1
 
 
-def _add_queue(conn: sqlite3.Connection, t: Tables, queue: QueueRef) -> None:
-    conn.execute(f"INSERT OR IGNORE INTO {t.queues} (priority, name) VALUES (?, ?)", queue)
+def _add_queue(conn: sqlite3.Connection, t: Tables, queue: Where) -> None:
+    conn.execute(
+        f"INSERT OR IGNORE INTO {t.queues} (route, priority, name) VALUES (?, ?, ?)", queue
+    )
 
 
 def _make_ready(
-    conn: sqlite3.Connection, t: Tables, job_id: str, queue: QueueRef, *, head: bool
+    conn: sqlite3.Connection, t: Tables, job_id: str, queue: Where, *, head: bool
 ) -> None:
     at = _head(conn, t, queue) if head else _tail(conn, t, queue)
     conn.execute(
-        f"""UPDATE {t.jobs} SET state = 'queued', priority = ?, name = ?, at = ?, token = NULL
+        f"""UPDATE {t.jobs} SET state = 'queued', route = ?, priority = ?, name = ?, at = ?,
+            token = NULL
             WHERE id = ?""",
         (*queue, at, job_id),
     )
@@ -142,7 +159,7 @@ def _insert(conn: sqlite3.Connection, t: Tables, job: NewJob, clock: Clock) -> b
             return False  # idempotent by id: the record still exists
         # A completed job whose record expired: the id is free again, as in Redis.
         conn.execute(f"DELETE FROM {t.jobs} WHERE id = ?", (job.id,))
-    queue = (job.priority, job.name)
+    queue = (job.route or DEFAULT_ROUTE, job.priority, job.name)
     if job.due is not None:
         state, at = "scheduled", job.due
     elif job.delay is not None:
@@ -150,9 +167,9 @@ def _insert(conn: sqlite3.Connection, t: Tables, job: NewJob, clock: Clock) -> b
     else:
         state, at = "queued", _tail(conn, t, queue)
     conn.execute(
-        f"""INSERT INTO {t.jobs} (id, record, state, priority, name, at)
-            VALUES (?, ?, ?, ?, ?, ?)""",
-        (job.id, job.record, state, job.priority, job.name, at),
+        f"""INSERT INTO {t.jobs} (id, record, state, route, priority, name, at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        (job.id, job.record, state, *queue, at),
     )
     _add_queue(conn, t, queue)
     return True
@@ -176,9 +193,9 @@ def dequeue(
                 break
             rows = conn.execute(
                 f"""SELECT id, record FROM {t.ready}
-                    WHERE state = 'queued' AND priority = ? AND name = ?
+                    WHERE state = 'queued' AND route = ? AND priority = ? AND name = ?
                     ORDER BY at LIMIT ?""",
-                (*queue, count - len(out)),
+                (*where(queue), count - len(out)),
             ).fetchall()
             for job_id, record in rows:
                 token = f"{token_prefix}{len(out) + 1}"
@@ -279,11 +296,11 @@ def requeue(store: Store, deliveries: Sequence[Delivery]) -> int:
     with store.write() as conn:
         for d in deliveries:
             row = conn.execute(
-                f"""SELECT priority, name FROM {t.jobs}
+                f"""SELECT route, priority, name FROM {t.jobs}
                     WHERE id = ? AND state = 'running' AND token IN (?, ?)""",
                 (d.id, d.token, "~" + d.token),
             ).fetchone()
             if row is not None:
-                _make_ready(conn, t, d.id, (row[0], row[1]), head=True)
+                _make_ready(conn, t, d.id, (row[0], row[1], row[2]), head=True)
                 n += 1
     return n

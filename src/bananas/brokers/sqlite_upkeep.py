@@ -9,10 +9,11 @@ import sqlite3
 
 import orjson
 
+from ..routes import DEFAULT_ROUTE, check_route
 from ..vocabulary import PRIORITY_NAMES
 from .records import THROUGHPUT_KEEP_S, DeadInfo, QueueRef, Recovered, stall_reason, stalled_record
 from .sqlite_db import Store, Tables
-from .sqlite_ops import Clock, Outcome, _make_ready, _set_result
+from .sqlite_ops import Clock, Outcome, Where, _make_ready, _set_result, where
 
 
 def _bury_lost(
@@ -22,7 +23,7 @@ def _bury_lost(
     reason: str,
     clock: Clock,
     ttl: int,
-    where: tuple[str, str] = ("", ""),
+    where: tuple[str, str, str] = ("", "", ""),
 ) -> None:
     """Dead-letter a job the broker itself gave up on (lua/_route.lua `bury`).
     The record is left as it was, for inspection."""
@@ -30,8 +31,8 @@ def _bury_lost(
         reason=reason,
         error=reason,
         failed_at=clock.iso,
-        priority=where[0],
-        name=where[1],
+        priority=where[1],
+        name=where[2],
         source="broker",
     )
     conn.execute(
@@ -69,9 +70,15 @@ def _route(
         priority = "normal"
     if not isinstance(priority, str) or priority not in PRIORITY_NAMES:
         reason = f"unknown priority {priority} (expected high, normal or low)"
-        _bury_lost(conn, t, job_id, reason, clock, ttl, ("", name))
+        _bury_lost(conn, t, job_id, reason, clock, ttl, ("", "", name))
         return False
-    _make_ready(conn, t, job_id, (priority, name), head=False)
+    route = fields.get("routing_key") or DEFAULT_ROUTE
+    try:
+        check_route(route, "field 'routing_key'")
+    except ValueError as exc:
+        _bury_lost(conn, t, job_id, str(exc), clock, ttl, (route, priority, name))
+        return False
+    _make_ready(conn, t, job_id, (str(route), priority, name), head=False)
     return True
 
 
@@ -93,7 +100,7 @@ def _bury_stalled(
     conn: sqlite3.Connection,
     t: Tables,
     job_id: str,
-    where: QueueRef,
+    where: Where,
     raw: bytes | None,
     reason: str,
     clock: Clock,
@@ -113,22 +120,23 @@ def recover(store: Store, max_stalls: int, limit: int, clock: Clock, ttl: int) -
     report = Recovered([], [])
     with store.write() as conn:
         rows = conn.execute(
-            f"""SELECT id, stalls, priority, name, record, token FROM {t.jobs}
+            f"""SELECT id, stalls, route, priority, name, record, token FROM {t.jobs}
                 WHERE state = 'running' AND at <= ? ORDER BY at, id LIMIT ?""",
             (clock.ms, limit),
         ).fetchall()
-        for job_id, stalls, priority, name, raw, token in rows:
+        for job_id, stalls, route, priority, name, raw, token in rows:
             # A stall is charged only to a job that started ("~" marks a lease
             # of a prefetched job its worker never ran).
             started = not (token or "").startswith("~")
             stalls += started
             if started and stalls >= max_stalls:
                 reason = stall_reason(stalls, max_stalls)
-                _bury_stalled(conn, t, job_id, (priority, name), raw, reason, clock, ttl)
+                queue = (route, priority, name)
+                _bury_stalled(conn, t, job_id, queue, raw, reason, clock, ttl)
                 report.buried.append(job_id)
             else:
                 conn.execute(f"UPDATE {t.jobs} SET stalls = ? WHERE id = ?", (stalls, job_id))
-                _make_ready(conn, t, job_id, (priority, name), head=True)
+                _make_ready(conn, t, job_id, (route, priority, name), head=True)
                 report.recovered.append(job_id)
     return report
 
@@ -201,7 +209,7 @@ def replay(store: Store, job_id: str, record: bytes, queue: QueueRef) -> bool:
         if cur.rowcount == 0:
             return False
         conn.execute(f"DELETE FROM {t.results} WHERE id = ?", (job_id,))
-        _make_ready(conn, t, job_id, queue, head=False)
+        _make_ready(conn, t, job_id, where(queue), head=False)
     return True
 
 

@@ -13,6 +13,8 @@ import orjson
 from ..app import Bananas
 from ..brokers import Broker
 from ..errors import BananasError, BrokerError
+from ..keys import split_lane
+from ..routes import DEFAULT_ROUTE
 from ..unserved import why_unfinished
 from ..vocabulary import PRIORITIES, Status
 from .common import broker_option, fail, load_settings, main, run_with_broker
@@ -23,6 +25,7 @@ from .common import broker_option, fail, load_settings, main, run_with_broker
 @click.option("--json", "payload", default="{}", help="Payload: a JSON object.")
 @click.option("--priority", type=click.Choice(PRIORITIES), default=None)
 @click.option("--delay", default=None, help="Run after this long, e.g. 10s, 5m.")
+@click.option("--route", default=None, help="The route (named pool of workers), e.g. gpu.")
 @click.option(
     "--wait",
     "wait",
@@ -36,6 +39,7 @@ def enqueue(
     payload: str,
     priority: str | None,
     delay: str | None,
+    route: str | None,
     wait: float | None,
     broker: str | None,
 ) -> None:
@@ -53,6 +57,8 @@ def enqueue(
         options["_priority"] = priority
     if delay:
         options["_delay"] = delay
+    if route is not None:
+        options["_route"] = route  # checked by the spec: a bad name exits 2
 
     expiry = settings.registry_expiry
 
@@ -96,11 +102,9 @@ def status(as_json: bool, broker: str | None) -> None:
             "broker": b.describe(),
             "workers": [e for e in fleet if e.get("kind") != "scheduler"],
             "schedulers": [e for e in fleet if e.get("kind") == "scheduler"],
-            "queues": [
-                {"priority": p, "job_type": n, "depth": d}
-                for (p, n), d in sorted(stats.ready.items(), key=_prio_key)
-            ],
+            "queues": [_queue_entry(q, d) for q, d in sorted(stats.ready.items(), key=_prio_key)],
             "unrouted": stats.unrouted,
+            **(_route_lists(stats) if stats.unrouted_routes else {}),
             "scheduled": stats.scheduled,
             "in_flight": stats.active,
             "dead": stats.dead,
@@ -116,7 +120,10 @@ def status(as_json: bool, broker: str | None) -> None:
 def render_status(data: dict[str, Any], stats: Any) -> str:
     lines = [f"broker     {data['broker']}"]
     by_priority = {p: stats.unrouted.get(p, 0) for p in PRIORITIES}
-    for (p, _), depth in stats.ready.items():
+    for (_, p), depth in stats.unrouted_routes.items():
+        by_priority[p] = by_priority.get(p, 0) + depth
+    for (lane, _), depth in stats.ready.items():
+        p = split_lane(lane)[1]
         by_priority[p] = by_priority.get(p, 0) + depth
     lines += [f"{p:<10} {depth}" for p, depth in by_priority.items()]
     lines += [
@@ -145,16 +152,46 @@ def render_status(data: dict[str, Any], stats: Any) -> str:
                 f"{float(e.get('utilization') or 0):>5.0%} "
                 f"{now - float(e.get('last_seen') or now):>4.0f}s {state}"
             )
-    if stats.ready:
+    routed = any(split_lane(lane)[0] != DEFAULT_ROUTE for lane, _ in stats.ready)
+    if stats.ready and routed:  # a ROUTE column only once some queue is on a named route
+        lines.append("\nROUTE            PRIORITY  JOB TYPE                        DEPTH")
+        for (lane, n), d in sorted(stats.ready.items(), key=_prio_key):
+            r, p = split_lane(lane)
+            lines.append(f"{r:<16} {p:<9} {n:<31} {d}")
+    elif stats.ready:
         lines.append("\nPRIORITY  JOB TYPE                        DEPTH")
         for (p, n), d in sorted(stats.ready.items(), key=_prio_key):
             lines.append(f"{p:<9} {n:<31} {d}")
+    if stats.unrouted_routes:
+        lines.append("\nROUTE LIST (Go scheduler, moved on by the route's workers)  DEPTH")
+        for (r, p), d in sorted(stats.unrouted_routes.items()):
+            lines.append(f"{r + ' ' + p:<58} {d}")
     return "\n".join(lines)
 
 
-def _prio_key(item: tuple[tuple[str, str], int]) -> tuple[int, str]:
-    (priority, name), _ = item
-    return (_RANK.get(priority, len(PRIORITIES)), name)
+def _route_lists(stats: Any) -> dict[str, Any]:
+    """The Go scheduler's route lists holding jobs (only that route's workers move them)."""
+    return {
+        "unrouted_routes": [
+            {"route": r, "priority": p, "depth": n}
+            for (r, p), n in sorted(stats.unrouted_routes.items())
+        ]
+    }
+
+
+def _queue_entry(queue: tuple[str, str], depth: int) -> dict[str, Any]:
+    """A queue in `status --json`; "route" only on a named route (absent: default)."""
+    route, priority = split_lane(queue[0])
+    entry: dict[str, Any] = {"priority": priority, "job_type": queue[1], "depth": depth}
+    if route != DEFAULT_ROUTE:
+        entry = {"route": route, **entry}
+    return entry
+
+
+def _prio_key(item: tuple[tuple[str, str], int]) -> tuple[bool, str, int, str]:
+    (lane, name), _ = item
+    route, priority = split_lane(lane)
+    return (route != DEFAULT_ROUTE, route, _RANK.get(priority, len(PRIORITIES)), name)
 
 
 _RANK = {p: i for i, p in enumerate(PRIORITIES)}  # high first, as workers take them

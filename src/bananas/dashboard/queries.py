@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..brokers.base import Broker, Throughput
+from ..keys import lane as lane_of
+from ..keys import split_lane
+from ..routes import DEFAULT_ROUTE
 from ..vocabulary import PRIORITIES, JobState
 from .fleet import normalize_worker
 from .records import load_fields, parse_time, preview, whole_number
@@ -27,6 +30,7 @@ class QueueRow:
     depth: dict[str, int]
     total: int
     running: int
+    route: str = "default"
 
 
 @dataclass(slots=True)
@@ -49,6 +53,7 @@ class Overview:
     capacity: int
     draining: int
     prefetched: int = 0  # leased ahead of a free slot, as the workers report it
+    routed: bool = False  # some queue is on a named route: the table shows the column
     now: float = field(default_factory=time.time)
 
     @property
@@ -71,19 +76,28 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
         broker.throughput(60),
         broker.list_workers(worker_expiry),
     )
-    types = sorted({name for _, name in stats.ready} | {name for _, name in running})
+    # One row per (route, job type): the default route's first, as before routes.
+    types = sorted(
+        {
+            (split_lane(lane)[0] != DEFAULT_ROUTE, split_lane(lane)[0], name)
+            for lane, name in (*stats.ready, *running)
+        }
+    )
     rows = []
-    for name in types:
-        depth = {p: stats.ready.get((p, name), 0) for p in PRIORITIES}
+    for _, route, name in types:
+        depth = {p: stats.ready.get((lane_of(route, p), name), 0) for p in PRIORITIES}
         rows.append(
             QueueRow(
                 name,
                 depth,
                 sum(depth.values()),
-                sum(n for (_, t), n in running.items() if t == name),
+                sum(n for (q, t), n in running.items() if t == name and split_lane(q)[0] == route),
+                route,
             )
         )
     by_priority = {p: sum(r.depth[p] for r in rows) + stats.unrouted.get(p, 0) for p in PRIORITIES}
+    for (_, p), n in stats.unrouted_routes.items():  # the Go scheduler's route lists
+        by_priority[p] = by_priority.get(p, 0) + n
     fleet = [normalize_worker(w, time.time()) for w in workers]
     # The broker counts every leased job active, started or not; the workers
     # say how many of theirs wait in the prefetch buffer (a heartbeat behind).
@@ -107,6 +121,7 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
         capacity=sum(w.concurrency or 0 for w in fleet if not w.is_scheduler),
         draining=sum(1 for w in fleet if w.draining),
         prefetched=prefetched,
+        routed=any(r.route != DEFAULT_ROUTE for r in rows),
     )
 
 

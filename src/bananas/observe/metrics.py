@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..keys import split_lane
 from .stats import WorkerStats
 from .status import WorkerIdentity, WorkerStatus
 
@@ -90,13 +91,16 @@ class _WorkerCollector(Collector):
         yield jobs
         depth = GaugeMetricFamily(
             "bananas_queue_depth",
-            "Jobs waiting, by priority and type.",
-            labels=["priority", "job_type"],
+            "Jobs waiting, by route, priority and type (route '' and type '': SDK "
+            "records not routed yet).",
+            labels=["route", "priority", "job_type"],
         )
-        for (priority, name), n in sorted(snap.stats.ready.items()):
-            depth.add_metric([priority, name], n)
+        for (lane, name), n in sorted(snap.stats.ready.items()):
+            depth.add_metric([*split_lane(lane), name], n)
         for priority, n in sorted(snap.stats.unrouted.items()):
-            depth.add_metric([priority, ""], n)
+            depth.add_metric(["", priority, ""], n)
+        for (route, priority), n in sorted(snap.stats.unrouted_routes.items()):
+            depth.add_metric([route, priority, ""], n)  # the Go scheduler's route lists
         yield depth
         oldest = GaugeMetricFamily(
             "bananas_oldest_job_age_seconds",

@@ -94,6 +94,7 @@ class WorkerIdentity:
     concurrency: int
     scheduler: bool
     host: str = field(default_factory=socket.gethostname)
+    routes: tuple[str, ...] = ("default",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,7 @@ def registry_info(identity: WorkerIdentity, status: WorkerStatus, stats: WorkerS
         group=identity.group,
         priorities=list(identity.priorities),
         job_types=list(identity.job_types),
+        routes=list(identity.routes),
         concurrency=identity.concurrency if identity.job_types else 0,
         in_flight=status.in_flight,
         prefetched=status.prefetched,

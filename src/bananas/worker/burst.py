@@ -31,9 +31,11 @@ from dataclasses import dataclass
 
 from ..brokers.base import Broker
 from ..errors import BrokerError
+from ..keys import lane
 from ..logs import EventLog
 from ..loops import until_stop
 from ..observe.stats import WorkerStats
+from ..routes import DEFAULT_ROUTE
 from .fetcher import Fetcher
 
 BURST_HORIZON = 1.0  # seconds: a scheduled job due sooner keeps the worker alive
@@ -53,6 +55,7 @@ class BurstParams:
     unrouted: bool  # this worker routes SDK jobs: wait for those of its priorities
     stop: asyncio.Event
     on_empty: Callable[[], None]  # begins the drain
+    routes: tuple[str, ...] = (DEFAULT_ROUTE,)
 
 
 class Burst:
@@ -60,7 +63,11 @@ class Burst:
 
     def __init__(self, params: BurstParams) -> None:
         self.p = params
-        self._queues = {(p, t) for p in params.priorities for t in params.types}
+        self._queues = {
+            (lane(r, p), t) for r in params.routes for p in params.priorities for t in params.types
+        }
+        # Scheduled jobs are listed without their route: any route's count.
+        self._due_queues = {(p, t) for p in params.priorities for t in params.types}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -98,6 +105,11 @@ class Burst:
             return False
         if self.p.unrouted and any(stats.unrouted.get(q, 0) for q in self.p.priorities):
             return False
+        if self.p.unrouted and any(  # the Go scheduler's lists of the routes it serves
+            n and r in self.p.routes and q in self.p.priorities
+            for (r, q), n in stats.unrouted_routes.items()
+        ):
+            return False
         if self.p.scheduled and stats.scheduled and await self._due_soon():
             return False
         return not self._busy_here()  # read after the broker's reply (see above)
@@ -112,7 +124,7 @@ class Burst:
             for job in page:
                 if job.when_ms / 1000 > limit:
                     return False  # soonest first: the rest are later still
-                if (job.priority, job.name) in self._queues:
+                if (job.priority, job.name) in self._due_queues:
                     return True
             if len(page) < _PAGE:
                 return False

@@ -8,6 +8,10 @@ weighted: each fetch starts at a priority picked by smooth weighted
           in strict order; low is never starved, high still dominates.
 Within a priority the job types are rotated one step per fetch, so a busy
 type cannot starve the others.
+Routes (WORKER_ROUTING_KEYS, in order of preference) come outermost: a
+worker serving gpu,default takes gpu work first while both have work, and
+the priority policy orders work within each route. With the one route
+`default` the orders are exactly those of a worker before routes.
 
 Fetch n uses priority sequence n mod S (S = the weighted cycle, 1 for
 strict) and type rotation n mod T. Orders are made on demand, one per fetch:
@@ -20,6 +24,8 @@ rotation is one slice and an order P slices joined (no tuple built per fetch).
 from __future__ import annotations
 
 from ..brokers.base import QueueRef
+from ..keys import lane
+from ..routes import DEFAULT_ROUTE
 
 
 def smooth_weighted(weights: dict[str, int]) -> list[str]:
@@ -48,10 +54,16 @@ class FetchOrders:
         types: tuple[str, ...],
         policy: str = "strict",
         weights: dict[str, int] | None = None,
+        routes: tuple[str, ...] = (DEFAULT_ROUTE,),
     ) -> None:
-        self._types = len(types) if priorities else 0
+        self._types = len(types) if priorities and routes else 0
         self._n = 0
-        doubled = {p: tuple((p, t) for t in types + types) for p in priorities}
+        # Per priority, its queues on every route, route by route: a
+        # sequence's slices then run routes x (priorities in sequence order).
+        doubled = {
+            p: tuple(tuple((lane(r, p), t) for t in types + types) for r in routes)
+            for p in priorities
+        }
         if policy == "strict" or len(priorities) == 1:
             picks = [priorities[0]] if priorities else []
         else:
@@ -59,7 +71,11 @@ class FetchOrders:
         # One sequence per distinct start, shared by every pick of it: the
         # doubled queue tuples of that start, then of the others in strict order.
         by_start = {
-            p: tuple(doubled[q] for q in (p, *(q for q in priorities if q != p)))
+            p: tuple(
+                doubled[q][r]
+                for r in range(len(routes))
+                for q in (p, *(q for q in priorities if q != p))
+            )
             for p in priorities
         }
         self._sequences = [by_start[first] for first in picks]
@@ -90,8 +106,9 @@ def queue_orders(
     types: tuple[str, ...],
     policy: str = "strict",
     weights: dict[str, int] | None = None,
+    routes: tuple[str, ...] = (DEFAULT_ROUTE,),
 ) -> list[list[QueueRef]]:
     """One full cycle of orders as a list (tests and tools; the worker uses
     `FetchOrders`, which makes them one at a time)."""
-    orders = FetchOrders(priorities, types, policy, weights)
+    orders = FetchOrders(priorities, types, policy, weights, routes)
     return [next(orders) for _ in range(orders.cycle_length())]

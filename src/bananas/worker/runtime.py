@@ -104,6 +104,7 @@ class Worker:
             job_types=self.types,
             concurrency=self.concurrency,
             scheduler=settings.enable_scheduler,
+            routes=settings.routing_keys,
         )
         self._stop = asyncio.Event()
         self._state = WorkerState.STARTING
@@ -129,7 +130,9 @@ class Worker:
         )
         routing = foreign_routing(self.broker)
         self.router = (
-            Router(RouterParams(routing, log, self.priorities, self._stop))
+            Router(
+                RouterParams(routing, log, self.priorities, self._stop, settings.routing_keys)
+            )
             if routing is not None and self.types
             else None
         )
@@ -187,13 +190,18 @@ class Worker:
                 unrouted=self.router is not None,
                 stop=self._stop,
                 on_empty=self.request_stop,
+                routes=self.settings.routing_keys,
             )
         )
 
     def _fetcher_params(self) -> FetcherParams:
         s = self.settings
         orders = FetchOrders(
-            self.priorities, self.types, s.priority_policy, dict(s.priority_weights)
+            self.priorities,
+            self.types,
+            s.priority_policy,
+            dict(s.priority_weights),
+            s.routing_keys,
         )
         return FetcherParams(
             broker=self.broker,

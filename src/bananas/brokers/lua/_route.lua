@@ -3,8 +3,12 @@
 -- bury(ctx, id, reason, priority, name): dead-letter `id` with a reason,
 --   record its failed result and publish it. Never touches the job record,
 --   so a record that does not parse is kept as it was for inspection.
--- route(ctx, id, priority): read the job record, take the job type from its
---   "name" and push the id onto ready:{priority}:{name} with its wake marker.
+-- route(ctx, id, priority, rk): read the job record, take the job type from its
+--   "name" and its route from "routing_key" (the SDKs' field; absent, empty
+--   or "default": the default route) and push the id onto
+--   ready:{priority}:{name}, or ready:{route}:{priority}:{name} on a named
+--   route, with its wake marker. `rk` (the Go scheduler's per-route lists)
+--   is the route when the record names none.
 --   `priority` nil means "from the record". Records that cannot be routed
 --   are buried with the reason. With ctx.types set, a type no worker ever
 --   registered is buried as unknown (foreign records only).
@@ -31,7 +35,13 @@ end
 
 local valid_priority = {high = true, normal = true, low = true}
 
-local function route(ctx, id, priority)
+-- The rule of routes.check_route: letters, digits, '_' and '-', 1..64, not a priority.
+local function valid_route(r)
+  return type(r) == 'string' and #r >= 1 and #r <= 64 and not string.find(r, '[^%w_%-]')
+    and not valid_priority[r]
+end
+
+local function route(ctx, id, priority, rk)
   local raw = redis.call('GET', ctx.job_prefix .. id)
   if not raw then
     return bury(ctx, id, 'no job record stored for this id', priority, nil)
@@ -58,7 +68,17 @@ local function route(ctx, id, priority)
     return bury(ctx, id, "unknown job type '" .. name ..
       "': no worker has registered a handler for it", priority, name)
   end
-  local member = priority .. ':' .. name
+  local lane = priority
+  local r = rec['routing_key']
+  if r == nil or r == cjson.null or r == '' then r = rk end
+  if r ~= nil and r ~= 'default' then
+    if not valid_route(r) then
+      return bury(ctx, id, 'invalid routing_key ' .. tostring(r) ..
+        " (allowed: letters, digits, '_' and '-', at most 64 characters)", priority, name)
+    end
+    lane = r .. ':' .. priority
+  end
+  local member = lane .. ':' .. name
   redis.call('LPUSH', ctx.ready_prefix .. member, id)
   redis.call('ZADD', ctx.marker_prefix .. member, 0, '1')
   redis.call('SADD', ctx.queues, member)

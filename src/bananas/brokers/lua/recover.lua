@@ -57,7 +57,11 @@ for _, id in ipairs(ids) do
     redis.call('HDEL', KEYS[3], id)
     local priority, name = nil, nil
     if queue then
-      priority, name = string.match(string.sub(queue, #ARGV[8] + 1), '^(%w+):(.*)$')
+      local member = string.sub(queue, #ARGV[8] + 1)
+      priority, name = string.match(member, '^(%w+):(.*)$')
+      if not valid_priority[priority] then -- a named route: route:priority:name
+        priority, name = string.match(member, '^[%w_%-]+:(%w+):(.*)$')
+      end
     end
     local reason = 'worker lost while running the job ' .. stalls ..
       ' times (MAX_STALLS=' .. max_stalls .. '): it may be crashing its worker'

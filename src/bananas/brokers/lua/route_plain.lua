@@ -1,10 +1,12 @@
 #!lua
 -- route_plain: route jobs that SDK clients LPUSHed onto a plain priority list
--- (bananas:queue:{priority}) to the ready list of their job type.
+-- (bananas:queue:{priority}), or the Go scheduler moved to a route's list
+-- (bananas:route:{key}:queue:{priority}), to the ready list of their route
+-- and job type.
 --
 -- KEYS[1]  routing: ids a worker BLMOVEd off the plain list and has not
 --          routed yet (a crash there loses nothing, the next call routes them)
--- KEYS[2]  plain: the list bananas:queue:{priority}
+-- KEYS[2]  plain: the list bananas:queue:{priority} or bananas:route:{key}:queue:{priority}
 -- KEYS[3]  types: hash of registered job types
 -- KEYS[4]  queues: set of queue members "priority:name"
 -- KEYS[5]  dead: sorted set id -> time of death (unix ms)
@@ -22,6 +24,8 @@
 -- ARGV[9]  marker_prefix
 -- ARGV[10] grace_ms: how long a keyspace found lost (no marker yet, or a
 --          " lost" one this young) waits for workers to register types again
+-- ARGV[11] route: the route of KEYS[2] ('' for a plain list): a record's own
+--          routing_key wins, this is the route of records naming none
 --
 -- A record of a type no worker registered is left for the next call while the
 -- keyspace was just found lost (ARGV[10]): after a flush or an empty restart the types come
@@ -45,9 +49,10 @@ local born = marker and tonumber(string.match(marker, '^%S+ (%d+)'))
 local lost = marker and string.sub(marker, -5) == ' lost'
 ctx.fresh = not born or (lost and ctx.now_ms - born < tonumber(ARGV[10]))
 local priority = ARGV[1]
+local rk = ARGV[11] ~= '' and ARGV[11] or nil
 local routed, buried, deferred = 0, 0, {}
 local function take(id)
-  local done = route(ctx, id, priority)
+  local done = route(ctx, id, priority, rk)
   if done == nil then deferred[#deferred + 1] = id
   elseif done then routed = routed + 1 else buried = buried + 1 end
 end

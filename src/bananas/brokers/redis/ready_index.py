@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from ... import keys
 from ..records import QueueRef
 
 # Members a reply may carry. More than that and the worker sends its whole
@@ -77,6 +78,4 @@ class ReadyIndex:
 
 
 def parse_member(member: bytes | str) -> QueueRef:
-    text = member.decode() if isinstance(member, bytes) else member
-    priority, _, name = text.partition(":")
-    return (priority, name)
+    return keys.parse_member(member.decode() if isinstance(member, bytes) else member)

@@ -11,7 +11,7 @@ from typing import Any
 
 from ...job import created_at
 from ...job import record_field as _field
-from ...keys import PRIORITY_RANK, Keys
+from ...keys import PRIORITY_RANK, Keys, parse_member, split_lane
 from ...vocabulary import PRIORITIES, JobState, WorkerInfo
 from ..records import (
     BrokerStats,
@@ -49,9 +49,14 @@ class RedisInspection:
         k = self.keys
         with redis_errors():
             members = sorted(m.decode() for m in await self.redis.smembers(k.queues))
+            refs = [parse_member(m) for m in members]
+            routes = sorted({"default", *(split_lane(lane_)[0] for lane_, _ in refs)})
+            route_lists = [(r, p) for r in routes for p in PRIORITIES]
             async with self.redis.pipeline(transaction=False) as pipe:
                 for member in members:
                     pipe.llen(f"{k.ready_prefix}{member}")
+                for r, p in route_lists:
+                    pipe.llen(k.route_queue(r, p))
                 for priority in PRIORITIES:
                     pipe.llen(k.plain_queue(priority))
                 pipe.zcard(k.scheduled)
@@ -60,10 +65,11 @@ class RedisInspection:
                 pipe.zcard(k.completed)
                 replies = await pipe.execute()
         stats = BrokerStats()
-        for member, depth in zip(members, replies, strict=False):
-            priority, _, name = member.partition(":")
-            stats.ready[(priority, name)] = int(depth)
-        rest = replies[len(members) :]
+        for ref, depth in zip(refs, replies, strict=False):
+            stats.ready[ref] = int(depth)
+        waiting = replies[len(members) : len(members) + len(route_lists)]
+        stats.unrouted_routes = {q: int(n) for q, n in zip(route_lists, waiting, strict=True) if n}
+        rest = replies[len(members) + len(route_lists) :]
         stats.unrouted = {p: int(n) for p, n in zip(PRIORITIES, rest[:3], strict=True)}
         stats.scheduled, stats.active, stats.dead, stats.completed = (int(x) for x in rest[3:7])
         self.keyspace.last_stats = stats
@@ -163,13 +169,13 @@ class RedisInspection:
         with redis_errors():
             return sorted(
                 (m.decode() for m in await self.redis.smembers(self.keys.queues)),
-                key=lambda m: (PRIORITY_RANK.get(m.partition(":")[0], 9), m),
+                key=lambda m: (PRIORITY_RANK.get(_priority(m), 9), m),
             )
 
     async def oldest_ready_age(self) -> dict[str, float]:
         k = self.keys
         members = await self._members()
-        lists = [(m.partition(":")[0], f"{k.ready_prefix}{m}") for m in members]
+        lists = [(_priority(m), f"{k.ready_prefix}{m}") for m in members]
         lists += [(p, k.plain_queue(p)) for p in PRIORITIES]
         with redis_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -193,8 +199,8 @@ class RedisInspection:
         cut = len(self.keys.ready_prefix)
         for raw in leases:
             queue = raw.decode().partition(" ")[2]  # "<token> <ready list>"
-            priority, _, name = queue[cut:].partition(":")
-            counts[(priority, name)] = counts.get((priority, name), 0) + 1
+            ref = parse_member(queue[cut:])
+            counts[ref] = counts.get(ref, 0) + 1
         return counts
 
     async def _get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]:
@@ -218,7 +224,8 @@ class RedisInspection:
         k = self.keys
         lists: list[tuple[str, str, str]] = []
         for member in await self._members():
-            priority, _, name = member.partition(":")
+            lane_, name = parse_member(member)
+            priority = split_lane(lane_)[1]
             if job_type is None or name == job_type:
                 lists.append((priority, name, f"{k.ready_prefix}{member}"))
         if job_type is None:
@@ -368,3 +375,8 @@ class RedisInspection:
         return [
             Throughput(m, int(c or 0), int(f or 0)) for m, (c, f) in zip(span, replies, strict=True)
         ]
+
+
+def _priority(member: str) -> str:
+    """The priority of a ready list's member, on any route."""
+    return split_lane(parse_member(member)[0])[1]

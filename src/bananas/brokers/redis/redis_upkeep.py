@@ -53,38 +53,47 @@ class RedisUpkeep(ForeignRouting):
             "prefixes": self._prefixes,
         }
 
-    async def _route_plain(self, priority: str, limit: int = 1000) -> tuple[int, bool]:
+    def _foreign_lists(self, priority: str, route: str | None) -> tuple[str, str]:
+        """(SDK list, its hand-over list): the plain list, or a route's (Go scheduler)."""
         k = self.keys
+        if route is None:
+            return k.plain_queue(priority), k.routing(priority)
+        return k.route_queue(route, priority), k.route_routing(route, priority)
+
+    async def _route_plain(
+        self, priority: str, route: str | None, limit: int = 1000
+    ) -> tuple[int, bool]:
+        k = self.keys
+        plain, routing = self._foreign_lists(priority, route)
         call = scripts.route_plain(
-            routing=k.routing(priority),
-            plain=k.plain_queue(priority),
+            routing=routing,
+            plain=plain,
             types=k.types,
             keyspace=k.keyspace,
             priority=priority,
             limit=limit,
             **self._routing(),
             grace_ms=REGISTRATION_GRACE_MS,
+            route=route or "",
         )
         routed, buried, more = await self._run(call)
         return int(routed) + int(buried), bool(more)
 
-    async def _route_all(self, priority: str) -> int:
-        total, more = await self._route_plain(priority)
+    async def _route_all(self, priority: str, route: str | None) -> int:
+        total, more = await self._route_plain(priority, route)
         while more:
-            n, more = await self._route_plain(priority)
+            n, more = await self._route_plain(priority, route)
             total += n
         return total
 
-    async def pump_foreign(self, priority: str, timeout: float) -> int:
-        total = await self._route_all(priority)
+    async def pump_foreign(self, priority: str, timeout: float, route: str | None = None) -> int:
+        total = await self._route_all(priority, route)
         if total:
             return total
-        k = self.keys
+        plain, routing = self._foreign_lists(priority, route)
         with redis_errors():
-            moved = await self.redis.blmove(
-                k.plain_queue(priority), k.routing(priority), timeout, "RIGHT", "LEFT"
-            )
-        return 0 if moved is None else await self._route_all(priority)
+            moved = await self.redis.blmove(plain, routing, timeout, "RIGHT", "LEFT")
+        return 0 if moved is None else await self._route_all(priority, route)
 
     # -- scheduler / recovery ---------------------------------------------
     async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:

@@ -324,11 +324,12 @@ def route_plain(
     ttl: str,
     prefixes: Prefixes,
     grace_ms: int,
+    route: str = "",
 ) -> Call:
     return _call(
         "route_plain",
         [routing, plain, types, queues, dead, dead_info, keyspace, index],
-        [priority, limit, now_iso, ttl, *prefixes.args(), grace_ms],
+        [priority, limit, now_iso, ttl, *prefixes.args(), grace_ms, route],
     )
 
 

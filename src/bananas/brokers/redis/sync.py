@@ -18,7 +18,7 @@ from typing import Any
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from ...errors import BrokerError
-from ...keys import Keys
+from ...keys import Keys, lane
 from ..base import SyncClient
 from ..records import JobProgress, JobResult, NewJob
 from . import acl, scripts
@@ -41,11 +41,11 @@ def enqueue_call(k: Keys, jobs: Sequence[NewJob]) -> Call:
     queue: list[tuple[str, str, str]] = []
     job: list[tuple[str, str, bytes, str, str, int]] = []
     for new in jobs:
-        ref = (new.priority, new.name)
+        ref = (new.priority if new.route is None else lane(new.route, new.priority), new.name)
         q = numbers.get(ref)
         if q is None:
             q = numbers[ref] = len(queue) + 1
-            queue.append((k.ready(*ref), k.marker(*ref), f"{new.priority}:{new.name}"))
+            queue.append((k.ready(*ref), k.marker(*ref), f"{ref[0]}:{new.name}"))
         at = "" if new.due is None else repr(new.due)
         delay = "" if new.delay is None or new.due is not None else repr(float(new.delay))
         job.append((k.job(new.id), new.id, new.record, delay, at, q))
