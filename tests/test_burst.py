@@ -61,9 +61,7 @@ def test_burst_on_empty_queues_exits_at_once(workers: WorkerFactory) -> None:
     assert worker.events("worker.burst_done")
 
 
-def test_burst_waits_for_jobs_of_its_queues_only(
-    target: Backend, workers: WorkerFactory
-) -> None:
+def test_burst_waits_for_jobs_of_its_queues_only(target: Backend, workers: WorkerFactory) -> None:
     """A job-specialized burst worker ignores other types' queues; another
     worker's jobs keep it running only while they are its own."""
     app.configure(Settings.load())

@@ -19,7 +19,7 @@ from bananas import Bananas
 
 RESTART_BOUND = 2.0  # seconds from the write to the new worker.started
 
-APP = '''
+APP = """
 import os
 import time
 from pathlib import Path
@@ -44,7 +44,7 @@ def slow(k: str, seconds: float) -> int:
     with open(OUT / (k + ".done"), "a") as f:
         f.write(f"{{os.getpid()}} v{{VERSION}}\\n")
     return VERSION
-'''
+"""
 
 
 class Project:

@@ -230,4 +230,3 @@ def test_go_scheduler_jobs_of_an_unserved_route_wait_visibly_then_run(
     wait_for(lambda: target.sink.hlen("test:runs") == 6, 20, message="the video jobs")
     assert set(target.sink.hgetall("test:pool").values()) == {"video"}
     assert "unrouted_routes" not in json.loads(workers.cli("status", "--json").stdout)
-

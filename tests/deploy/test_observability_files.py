@@ -23,7 +23,7 @@ from deploytools import (
 )
 from support import WorkerFactory, free_port, wait_for
 
-from bananas.config import MODES
+from bananas.config import MODES, Settings
 from bananas.vocabulary import PRIORITIES
 
 RULES: list[dict[str, Any]] = [
@@ -118,6 +118,7 @@ def exposition(workers: WorkerFactory, r: redis.Redis) -> Exposition:
         HEALTH_PORT=str(port),
         HEALTH_HOST="127.0.0.1",
     )
+    app.configure(Settings.load())  # this test's broker, not one an earlier test configured
     app.enqueue_many([("record", {"k": f"m{i}"}) for i in range(3)])
     app.enqueue_many([("add", {"a": 1, "b": i}) for i in range(3)])  # no worker takes add
     wait_for(lambda: r.hlen("test:runs") == 3, 20, message="3 record jobs")

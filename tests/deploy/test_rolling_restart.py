@@ -43,6 +43,9 @@ class Load(threading.Thread):
     def run(self) -> None:
         from apps.core import app
 
+        from bananas.config import Settings
+
+        app.configure(Settings.load())  # this test's broker, not one an earlier test configured
         try:
             self.started_at = time.monotonic()
             for tick in range(JOBS // BATCH):
