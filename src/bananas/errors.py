@@ -25,6 +25,13 @@ class BrokerRefusesWrites(BrokerError):
     retried as is once the broker accepts writes again."""
 
 
+class BrokerMoved(BrokerError):
+    """A Redis Cluster node answered that the call's slot is served elsewhere
+    (MOVED, ASK), is moving (TRYAGAIN) or has no primary yet (CLUSTERDOWN),
+    or a node that was a primary is a replica now (READONLY): the call was
+    not run. The cluster broker refreshes its slot map and sends it again."""
+
+
 class BrokerIncompatible(BrokerRefusesWrites):
     """The broker's data was written by a newer Bananas (a SQLite file of a
     newer schema): nothing is read or written; a worker refuses to start."""

@@ -17,7 +17,7 @@ import pytest
 
 from bananas.brokers import Broker, from_url
 
-BACKENDS = ("redis", "sqlite")
+BACKENDS = ("redis", "sqlite", "cluster")
 
 
 class Brokers:
@@ -43,7 +43,27 @@ def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "redis":
         url: str = request.getfixturevalue("redis_url")  # a flushed database
         return url
+    if request.param == "cluster":
+        cluster: str = request.getfixturevalue("cluster_url")  # every primary flushed
+        return cluster
     return f"sqlite:///{tmp_path}/queue.db"
+
+
+@pytest.fixture
+def cluster_url() -> str:
+    import os
+
+    import redis
+
+    url = os.environ.get("BANANAS_DEV_CLUSTER", "redis+cluster://127.0.0.1:7101")
+    for port in (7101, 7102, 7103, 7104, 7105, 7106):
+        c = redis.Redis(port=port)
+        try:
+            c.flushall()
+        except redis.ResponseError:
+            pass
+        c.close()
+    return url
 
 
 @pytest.fixture

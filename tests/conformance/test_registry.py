@@ -96,7 +96,9 @@ async def test_registry_is_shared_between_clients(brokers: Brokers) -> None:
 async def test_register_types_and_ping(broker: Broker) -> None:
     await broker.ping()
     router = foreign_routing(broker)
-    assert (router is None) == broker.url.startswith("sqlite")
+    # Optional: SQLite receives no foreign records; a Redis Cluster refuses the
+    # SDK lists at start instead (they carry no hash tag: docs/deployment.md).
+    assert (router is None) == (broker.url.startswith("sqlite") or "+cluster://" in broker.url)
     if router is not None:
         await router.register_types(["a", "b"])
         await router.register_types([])

@@ -15,11 +15,15 @@ def from_url(url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) 
         from .redis import RedisBroker
 
         return RedisBroker(url, prefix=prefix, result_ttl=result_ttl)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from .redis.partitioned import PartitionedBroker
+
+        return PartitionedBroker(url, prefix=prefix, result_ttl=result_ttl)
     if scheme == "sqlite":
         from .sqlite import SQLiteBroker
 
         return SQLiteBroker(url, prefix=prefix, result_ttl=result_ttl)
     raise ConfigError(
         f"broker URL {redact_url(url)!r} has an unknown scheme "
-        "(allowed: redis://, rediss://, unix://, sqlite:///path)"
+        "(allowed: redis://, rediss://, unix://, redis+cluster://, rediss+cluster://, sqlite:///path)"
     )

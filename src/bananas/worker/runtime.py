@@ -130,9 +130,7 @@ class Worker:
         )
         routing = foreign_routing(self.broker)
         self.router = (
-            Router(
-                RouterParams(routing, log, self.priorities, self._stop, settings.routing_keys)
-            )
+            Router(RouterParams(routing, log, self.priorities, self._stop, settings.routing_keys))
             if routing is not None and self.types
             else None
         )

@@ -10,12 +10,19 @@ from typing import Any
 import redis as redis_sync
 import redis.asyncio as redis_async
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from ...errors import BrokerError, BrokerRefusesWrites, BrokerUnavailable
+from ...errors import BrokerError, BrokerMoved, BrokerRefusesWrites, BrokerUnavailable
 from ..records import JobResult
 
 # Result waits wake on the job's PUBLISH; they also look every this many
@@ -50,7 +57,14 @@ def sync_client(url: str) -> Any:
     return redis_sync.Redis.from_url(url, **client_options())
 
 
+# Cluster replies that mean "not run here, ask the slot map again" (AskError
+# covers MOVED); READONLY: a primary demoted to a replica by a failover.
+REDIRECTS = (AskError, TryAgainError, ClusterDownError, ReadOnlyError)
+
+
 def wrap(exc: BaseException) -> BrokerError:
+    if isinstance(exc, REDIRECTS):
+        return BrokerMoved(f"Redis Cluster redirect: {type(exc).__name__} {exc}")
     if isinstance(exc, UNAVAILABLE):
         return BrokerUnavailable(f"Redis unreachable: {exc}")
     if isinstance(exc, OutOfMemoryError) or str(exc).startswith("OOM "):

@@ -39,12 +39,23 @@ MAX_CACHED_QUEUES = 65_536
 
 
 class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
-    def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "bananas",
+        result_ttl: float = 86400.0,
+        node: Any = None,
+    ) -> None:
+        """`node`: a Redis Cluster partition's client to the primary that
+        serves its slot (partitioned.py owns it and its sync side); None: a
+        client of `url`, owned here."""
         self.url = url
         self.keys = k = Keys(prefix)
         self.result_ttl = result_ttl
         self._ttl = str(max(1, int(result_ttl)))
-        self._async: Any = None
+        self._async: Any = node
+        self._owns_client = node is None
         self.sync = self._sync = RedisSyncClient(url, self.keys)
         # (ready list, marker) per queue: one entry per queue, not per order.
         self._queue_keys: dict[QueueRef, tuple[str, str]] = {}
@@ -73,6 +84,17 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
             self._async = async_client(self.url)
         return self._async
 
+    async def retarget(self, node: Any) -> None:
+        """A cluster partition whose slot moved to another primary (a
+        failover, a reshard): later calls go to `node`."""
+        if node is self._async:
+            return
+        self._async = node
+        if self._batcher is not None:
+            await self._batcher.close()
+            self._batcher = None
+        self._ready_index.reset()
+
     async def ping(self) -> None:
         with redis_errors():
             await self.redis.ping()
@@ -94,7 +116,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
         if self._batcher is not None:
             await self._batcher.close()
             self._batcher = None
-        if self._async is not None:
+        if self._async is not None and self._owns_client:
             await self._async.aclose()
             self._async = None
         self._sync.close()

@@ -97,6 +97,9 @@ class RedisUpkeep(ForeignRouting):
 
     # -- scheduler / recovery ---------------------------------------------
     async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
+        return await self.recover(max_stalls, limit, KEEP_COMPLETED)
+
+    async def recover(self, max_stalls: int, limit: int, keep_completed: int) -> Recovered:
         k = self.keys
         call = scripts.recover(
             active=k.active,
@@ -106,7 +109,7 @@ class RedisUpkeep(ForeignRouting):
             max_stalls=max_stalls,
             limit=limit,
             **self._routing(),
-            keep_completed=KEEP_COMPLETED,
+            keep_completed=keep_completed,
             ttl_ms=int(self.result_ttl * 1000),
         )
         recovered, buried = await self._run(call)

@@ -392,6 +392,10 @@ def prune_workers(*, workers: str, seen: str, expiry_ms: int) -> Call:
     return _call("prune_workers", [workers, seen], [expiry_ms])
 
 
+def claim(*, claim: str, owner: str, ms: int) -> Call:
+    return _call("claim", [claim], [owner, ms])
+
+
 SCRIPT_NAMES = (
     "enqueue",
     "dequeue",
@@ -409,4 +413,5 @@ SCRIPT_NAMES = (
     "delete_dead",
     "heartbeat",
     "prune_workers",
+    "claim",
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
@@ -60,9 +60,13 @@ def enqueue_call(k: Keys, jobs: Sequence[NewJob]) -> Call:
 
 
 class RedisSyncClient(SyncClient):
-    def __init__(self, url: str, keys: Keys) -> None:
+    def __init__(self, url: str, keys: Keys, node: Callable[[], Any] | None = None) -> None:
+        """`node`: where a Redis Cluster partition's client comes from (the
+        primary serving its slot, partitioned_sync.py); None: from `url`."""
         self.url = url
         self.keys = keys
+        self._node = node
+        self._generation = 0  # a held connection of an older one is dropped
         self._client: Any = None
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -75,7 +79,7 @@ class RedisSyncClient(SyncClient):
             with self._lock:
                 client = self._client
                 if client is None:
-                    client = sync_client(self.url)
+                    client = sync_client(self.url) if self._node is None else self._node()
                     # A producer's start-up check, once per process: a user
                     # missing a permission fails here, named, not midway.
                     with redis_errors():
@@ -83,9 +87,15 @@ class RedisSyncClient(SyncClient):
                     self._client = client
         return client
 
+    def retarget(self) -> None:
+        """The partition's slot moved: the next call asks `node` again."""
+        self._client = None
+        self._generation += 1
+
     def close(self) -> None:
         if self._client is not None:
-            self._client.close()
+            if self._node is None:
+                self._client.close()
             self._client = None
         held = getattr(self._local, "conn", None)
         if held is not None:
@@ -187,11 +197,14 @@ class RedisSyncClient(SyncClient):
         error) halves the cost of `fn.enqueue()`."""
         conn = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
-            return conn
+            if self._local.generation == self._generation:
+                return conn
+            conn.disconnect()
         try:
             conn = self.client().connection_pool.make_connection()
             conn.connect()
         except (RedisError, OSError):
             return None
         self._local.conn, self._local.pid = conn, os.getpid()
+        self._local.generation = self._generation
         return conn
