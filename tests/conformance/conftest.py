@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from topology import Cluster, start_cluster
+
 from bananas.brokers import Broker, from_url
 
 BACKENDS = ("redis", "sqlite", "cluster")
@@ -49,21 +51,20 @@ def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/queue.db"
 
 
+@pytest.fixture(scope="session")
+def conformance_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """3 primaries and 1 replica each, shared by the whole suite (the
+    conformance tests only read and write; each starts on flushed primaries)."""
+    with start_cluster(tmp_path_factory.mktemp("conformance-cluster")) as cluster:
+        yield cluster
+
+
 @pytest.fixture
-def cluster_url() -> str:
-    import os
-
-    import redis
-
-    url = os.environ.get("BANANAS_DEV_CLUSTER", "redis+cluster://127.0.0.1:7101")
-    for port in (7101, 7102, 7103, 7104, 7105, 7106):
-        c = redis.Redis(port=port)
-        try:
-            c.flushall()
-        except redis.ResponseError:
-            pass
-        c.close()
-    return url
+def cluster_url(conformance_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> str:
+    conformance_cluster.flushall()
+    monkeypatch.setenv("REDIS_URL", conformance_cluster.url)
+    monkeypatch.delenv("BANANAS_BROKER_URL", raising=False)
+    return conformance_cluster.url
 
 
 @pytest.fixture
