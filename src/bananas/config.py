@@ -33,6 +33,16 @@ REGISTRY_EXPIRY = 10.0
 T = TypeVar("T")
 
 
+URL_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+cluster://",
+    "rediss+cluster://",
+    "sqlite://",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     app: str | None = None
@@ -234,10 +244,10 @@ def _build(source: Mapping[str, Any]) -> Settings:
         url = _get(source, name)
         if url is None:
             continue
-        if not str(url).startswith(("redis://", "rediss://", "unix://", "sqlite://")):
+        if not str(url).startswith(URL_SCHEMES):
             raise ConfigError(
-                f"{name}={redact_url(str(url))!r} is invalid "
-                "(allowed: redis://, rediss://, unix:// or sqlite:///path)"
+                f"{name}={redact_url(str(url))!r} is invalid (allowed: redis://, rediss://, "
+                "unix://, redis+cluster://, rediss+cluster:// or sqlite:///path)"
             )
         values.setdefault("broker_url", str(url))
     opt("BANANAS_PREFIX", "prefix", _nonempty_name, "letters, digits, _ - . :")
