@@ -96,13 +96,15 @@ def parse_cluster_url(url: str) -> ClusterURL:
     return ClusterURL(tuple(seeds), username, password, scheme.lower() == "rediss+cluster")
 
 
-def parse_slots(reply: Sequence[Any]) -> list[tuple[int, int, Address]]:
-    """CLUSTER SLOTS -> [(first, last, primary address)]."""
+def parse_slots(reply: Sequence[Any], asked: Address) -> list[tuple[int, int, Address]]:
+    """CLUSTER SLOTS -> [(first, last, primary address)]. A node that never
+    learnt its own address (a one-node cluster) names itself with an empty
+    host: that is the node asked."""
     out = []
     for entry in reply:
         first, last, primary = int(entry[0]), int(entry[1]), entry[2]
         host = primary[0].decode() if isinstance(primary[0], bytes) else str(primary[0])
-        out.append((first, last, (host, int(primary[1]))))
+        out.append((first, last, (host or asked[0], int(primary[1]))))
     return out
 
 
@@ -153,7 +155,7 @@ class ClusterTopology:
                 except (RedisError, OSError) as exc:
                     errors.append(f"{address[0]}:{address[1]}: {exc}")
                     continue
-                ranges = parse_slots(reply)
+                ranges = parse_slots(reply, address)
                 if not ranges:
                     errors.append(f"{address[0]}:{address[1]}: no slots assigned yet")
                     continue
@@ -216,7 +218,7 @@ class SyncClusterTopology:
             except (RedisError, OSError) as exc:
                 errors.append(f"{address[0]}:{address[1]}: {exc}")
                 continue
-            if ranges := parse_slots(reply):
+            if ranges := parse_slots(reply, address):
                 self.map.load(ranges)
                 self._read_at = time.monotonic()
                 return

@@ -52,16 +52,16 @@ from .redis_broker import RedisBroker
 T = TypeVar("T")
 
 SWEEP_S = 1.0
-MIN_SHARE = 16
+MIN_SHARE = 64
 REDIRECT_WAIT_S = 15.0
 # A scheduler keeps a partition's upkeep while it comes back within this.
 CLAIM_MS = 1500
 
 
-def partitions_from_env() -> int:
+def partitions_from_env() -> int | None:
     raw = os.environ.get("REDIS_PARTITIONS", "").strip()
     if not raw:
-        return DEFAULT_PARTITIONS
+        return None
     try:
         value = int(raw)
     except ValueError:
@@ -83,13 +83,16 @@ class PartitionedBroker(PartitionedViews, Broker):
         self.url = url
         self.prefix = prefix
         self.result_ttl = result_ttl
-        self.count = check_partitions(partitions or partitions_from_env())
+        configured = partitions or partitions_from_env()
+        self.configured = None if configured is None else check_partitions(configured)
         self.cluster_url = parse_cluster_url(url)
         self.topology = ClusterTopology(self.cluster_url)
-        self.part_keys = partition_keys(prefix, self.count)
         self.home_keys = home_keys(prefix)
-        self.slots = [key_slot(k.prefix) for k in self.part_keys]
         self.home_slot = key_slot(self.home_keys.prefix)
+        # Known once the keyspace's partition count is read (`agree`).
+        self.count = 0
+        self.part_keys: list[Keys] = []
+        self.slots: list[int] = []
         self._parts: list[RedisBroker] | None = None
         self._home: RedisBroker | None = None
         self._setup = asyncio.Lock()
@@ -109,7 +112,15 @@ class PartitionedBroker(PartitionedViews, Broker):
                     await self.topology.refresh(force=True)
                     self._home = await self._make(self.home_keys, self.home_slot)
                     self._home.keyspace = self.keyspace
-                    await self._check_count(self._home)
+                    with redis_errors():
+                        primaries = len(self.topology.map.primaries())
+                        stored = await self._home.redis.get(partitions_key(self.home_keys))
+                        self.agree(stored, primaries)
+                        if stored is None:
+                            stored = await self._home.redis.set(
+                                partitions_key(self.home_keys), self.count, nx=True, get=True
+                            )
+                            self.agree(stored, primaries)
                     made = [
                         await self._make(k, s)
                         for k, s in zip(self.part_keys, self.slots, strict=True)
@@ -124,20 +135,30 @@ class PartitionedBroker(PartitionedViews, Broker):
 
     async def _make(self, keys: Keys, slot: int) -> RedisBroker:
         node = await self.topology.client_for_slot(slot)
-        return RedisBroker(self.url, prefix=keys.prefix, result_ttl=self.result_ttl, node=node)
+        return RedisBroker(
+            self.url, prefix=keys.prefix, result_ttl=self.result_ttl, node=node, sharded=True
+        )
 
-    async def _check_count(self, home: RedisBroker) -> None:
-        """The partition count is fixed for a keyspace: the first process
-        stores it; one configured otherwise refuses to start."""
-        key = partitions_key(self.home_keys)
-        with redis_errors():
-            stored = await home.redis.set(key, self.count, nx=True, get=True)
-        if stored is not None and int(stored) != self.count:
-            raise ConfigError(
-                f"REDIS_PARTITIONS={self.count} but this keyspace (prefix {self.prefix!r}) was "
-                f"created with {int(stored)} partitions: the count cannot change under "
-                f"existing data (set REDIS_PARTITIONS={int(stored)}, or use a new BANANAS_PREFIX)"
-            )
+    def agree(self, stored: bytes | str | None, primaries: int) -> None:
+        """Settle the partition count: the keyspace's once stored (refusing a
+        REDIS_PARTITIONS that differs), else REDIS_PARTITIONS, else one per
+        primary of the cluster now (the count is then fixed for the keyspace:
+        plan for growth by setting it above the primaries of today)."""
+        count = self.configured or max(1, primaries) or DEFAULT_PARTITIONS
+        if stored is not None:
+            kept = int(stored)
+            if self.configured is not None and kept != self.configured:
+                raise ConfigError(
+                    f"REDIS_PARTITIONS={self.configured} but this keyspace (prefix "
+                    f"{self.prefix!r}) was created with {kept} partitions: the count cannot "
+                    f"change under existing data (set REDIS_PARTITIONS={kept}, or use a new "
+                    "BANANAS_PREFIX)"
+                )
+            count = kept
+        if count != self.count:
+            self.count = check_partitions(count)
+            self.part_keys = partition_keys(self.prefix, self.count)
+            self.slots = [key_slot(k.prefix) for k in self.part_keys]
 
     async def _retarget(self, force: bool = False) -> None:
         await self.topology.refresh(force=force)
@@ -175,6 +196,10 @@ class PartitionedBroker(PartitionedViews, Broker):
 
     def part_of(self, job_id: str) -> int:
         return partition_of(job_id, self.count)
+
+    async def on_job(self, job_id: str, fn: Callable[[RedisBroker], Awaitable[T]]) -> T:
+        await self.parts()
+        return await self.on(self.part_of(job_id), fn)
 
     def _grouped(self, ids: Sequence[str]) -> dict[int, list[int]]:
         groups: dict[int, list[int]] = {}
@@ -226,6 +251,7 @@ class PartitionedBroker(PartitionedViews, Broker):
 
     # -- producer -----------------------------------------------------------------
     async def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
+        await self.parts()
         jobs = [job for batch in batches for job in batch]
         groups = self._grouped([job.id for job in jobs])
 
@@ -240,13 +266,13 @@ class PartitionedBroker(PartitionedViews, Broker):
         return out
 
     async def get_result(self, job_id: str) -> JobResult | None:
-        return await self.on(self.part_of(job_id), lambda b: b.get_result(job_id))
+        return await self.on_job(job_id, lambda b: b.get_result(job_id))
 
     async def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
-        return await self.on(self.part_of(job_id), lambda b: b._wait_result(job_id, timeout))
+        return await self.on_job(job_id, lambda b: b._wait_result(job_id, timeout))
 
     async def get_record(self, job_id: str) -> bytes | None:
-        return await self.on(self.part_of(job_id), lambda b: b.get_record(job_id))
+        return await self.on_job(job_id, lambda b: b.get_record(job_id))
 
     # -- consumer -----------------------------------------------------------------
     def _fetch_plan(self, count: int, start: int | None) -> list[tuple[int, int, int]]:
@@ -333,6 +359,7 @@ class PartitionedBroker(PartitionedViews, Broker):
         lease_seconds: float,
         started: Collection[str] = (),
     ) -> list[str]:
+        await self.parts()
         groups = self._grouped([job_id for job_id, _ in leases])
 
         async def one(p: int, rows: list[int]) -> list[str]:
@@ -345,23 +372,22 @@ class PartitionedBroker(PartitionedViews, Broker):
     async def complete(
         self, delivery: Delivery, record: bytes, result: bytes | None, duration_ms: float
     ) -> bool:
-        return await self.on(
-            self.part_of(delivery.id), lambda b: b.complete(delivery, record, result, duration_ms)
+        return await self.on_job(
+            delivery.id, lambda b: b.complete(delivery, record, result, duration_ms)
         )
 
     async def retry(self, delivery: Delivery, record: bytes, delay_seconds: float) -> bool:
-        return await self.on(
-            self.part_of(delivery.id), lambda b: b.retry(delivery, record, delay_seconds)
-        )
+        return await self.on_job(delivery.id, lambda b: b.retry(delivery, record, delay_seconds))
 
     async def _bury(
         self, delivery: Delivery, record: bytes | None, info: DeadInfo, duration_ms: float
     ) -> bool:
-        return await self.on(
-            self.part_of(delivery.id), lambda b: b._bury(delivery, record, info, duration_ms)
+        return await self.on_job(
+            delivery.id, lambda b: b._bury(delivery, record, info, duration_ms)
         )
 
     async def _requeue(self, deliveries: Sequence[Delivery]) -> int:
+        await self.parts()
         groups = self._grouped([d.id for d in deliveries])
 
         async def one(p: int, rows: list[int]) -> int:
@@ -374,8 +400,8 @@ class PartitionedBroker(PartitionedViews, Broker):
     async def set_progress(
         self, delivery: Delivery, fraction: float, message: str, attempt: int, ttl: float
     ) -> bool:
-        return await self.on(
-            self.part_of(delivery.id),
+        return await self.on_job(
+            delivery.id,
             lambda b: b.set_progress(delivery, fraction, message, attempt, ttl),
         )
 

@@ -14,6 +14,8 @@ from ...errors import BrokerMoved, BrokerUnavailable
 from ..base import SyncClient
 from ..records import JobProgress, JobResult, NewJob
 from .cluster import SyncClusterTopology
+from .connection import redis_errors
+from .partitions import partitions_key
 from .sync import RedisSyncClient
 
 if TYPE_CHECKING:
@@ -28,10 +30,32 @@ class PartitionedSyncClient(SyncClient):
         self.broker = broker
         self.topology = SyncClusterTopology(broker.cluster_url)
         self._lock = threading.Lock()
-        self.parts = [
-            RedisSyncClient(broker.url, keys, node=self._node_of(slot))
-            for keys, slot in zip(broker.part_keys, broker.slots, strict=True)
-        ]
+        self._parts: list[RedisSyncClient] = []
+
+    @property
+    def parts(self) -> list[RedisSyncClient]:
+        if not self._parts:
+            with self._lock:
+                if not self._parts:
+                    self._agree()
+                    b = self.broker
+                    self._parts = [
+                        RedisSyncClient(b.url, keys, node=self._node_of(slot))
+                        for keys, slot in zip(b.part_keys, b.slots, strict=True)
+                    ]
+        return self._parts
+
+    def _agree(self) -> None:
+        """The keyspace's partition count, as PartitionedBroker.parts reads it."""
+        b = self.broker
+        key = partitions_key(b.home_keys)
+        with redis_errors():
+            home = self.topology.client_for_slot(b.home_slot)
+            primaries = len(self.topology.map.primaries())
+            stored = home.get(key)
+            b.agree(stored, primaries)
+            if stored is None:
+                b.agree(home.set(key, b.count, nx=True, get=True), primaries)
 
     def _node_of(self, slot: int) -> Callable[[], Any]:
         def node() -> Any:
@@ -43,7 +67,7 @@ class PartitionedSyncClient(SyncClient):
     def _retarget(self) -> None:
         with self._lock:
             self.topology.refresh(force=True)
-        for part in self.parts:
+        for part in self._parts:
             part.retarget()
 
     def on(self, p: int, fn: Callable[[RedisSyncClient], T]) -> T:
@@ -64,7 +88,12 @@ class PartitionedSyncClient(SyncClient):
                     self._retarget()
                 raise
 
+    def on_job(self, job_id: str, fn: Callable[[RedisSyncClient], T]) -> T:
+        assert self.parts
+        return self.on(self.broker.part_of(job_id), fn)
+
     def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
+        assert self.parts  # the partition count is known from here on
         jobs = [job for batch in batches for job in batch]
         groups = self.broker._grouped([job.id for job in jobs])
         out = [False] * len(jobs)
@@ -75,19 +104,19 @@ class PartitionedSyncClient(SyncClient):
         return out
 
     def get_result(self, job_id: str) -> JobResult | None:
-        return self.on(self.broker.part_of(job_id), lambda c: c.get_result(job_id))
+        return self.on_job(job_id, lambda c: c.get_result(job_id))
 
     def get_record(self, job_id: str) -> bytes | None:
-        return self.on(self.broker.part_of(job_id), lambda c: c.get_record(job_id))
+        return self.on_job(job_id, lambda c: c.get_record(job_id))
 
     def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
-        return self.on(self.broker.part_of(job_id), lambda c: c._wait_result(job_id, timeout))
+        return self.on_job(job_id, lambda c: c._wait_result(job_id, timeout))
 
     def get_progress(self, job_id: str) -> JobProgress | None:
-        return self.on(self.broker.part_of(job_id), lambda c: c.get_progress(job_id))
+        return self.on_job(job_id, lambda c: c.get_progress(job_id))
 
     def close(self) -> None:
-        for part in self.parts:
+        for part in self._parts:
             part.close()
         self.topology.close()
 

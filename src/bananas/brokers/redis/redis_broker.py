@@ -46,11 +46,16 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
         prefix: str = "bananas",
         result_ttl: float = 86400.0,
         node: Any = None,
+        sharded: bool = False,
     ) -> None:
         """`node`: a Redis Cluster partition's client to the primary that
         serves its slot (partitioned.py owns it and its sync side); None: a
         client of `url`, owned here."""
         self.url = url
+        # Redis Cluster: result notifications on sharded channels (SPUBLISH /
+        # SSUBSCRIBE on the partition's shard) instead of cluster-wide ones.
+        self.sharded = sharded
+        self._publish = "SPUBLISH" if sharded else "PUBLISH"
         self.keys = k = Keys(prefix)
         self.result_ttl = result_ttl
         self._ttl = str(max(1, int(result_ttl)))
@@ -72,6 +77,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
             ttl=self._ttl,
             throughput_prefix=k.throughput_prefix,
             throughput_keep=THROUGHPUT_KEEP_S,
+            publish=self._publish,
         )
         self._prefixes = Prefixes(
             k.job_prefix, k.result_prefix, k.notify_prefix, k.ready_prefix, k.marker_prefix
@@ -191,8 +197,12 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
         deadline = time.monotonic() + timeout
         with redis_errors():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            channel = self.keys.notify_channel(job_id)
             try:
-                await pubsub.subscribe(self.keys.notify_channel(job_id))
+                if self.sharded:
+                    await pubsub.ssubscribe(channel)
+                else:
+                    await pubsub.subscribe(channel)
                 # Checked again after subscribing: the job may have finished in between.
                 while (found := await self.get_result(job_id)) is None:
                     remaining = deadline - time.monotonic()
@@ -363,6 +373,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
             notify=k.notify_channel(job_id),
             throughput_prefix=k.throughput_prefix,
             throughput_keep=THROUGHPUT_KEEP_S,
+            publish=self._publish,
         )
         return bool(await self._run(call))
 

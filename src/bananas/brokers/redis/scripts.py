@@ -90,9 +90,10 @@ def complete_shared(
     ttl: str,
     throughput_prefix: str,
     throughput_keep: int,
+    publish: str,
 ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     """The KEYS / ARGV every job of a merged complete call shares."""
-    return (active, leases, stalls, completed), (ttl, throughput_prefix, throughput_keep)
+    return (active, leases, stalls, completed), (ttl, throughput_prefix, throughput_keep, publish)
 
 
 def complete_job(
@@ -130,6 +131,7 @@ def complete(
     ttl: str,
     throughput_prefix: str,
     throughput_keep: int,
+    publish: str,
 ) -> Call:
     """job items: the parameters of `complete_job`, in order."""
     keys, args = complete_shared(
@@ -140,6 +142,7 @@ def complete(
         ttl=ttl,
         throughput_prefix=throughput_prefix,
         throughput_keep=throughput_keep,
+        publish=publish,
     )
     all_keys, all_args = list(keys), list(args)
     for item in job:
@@ -190,6 +193,7 @@ def bury(
     notify: str,
     throughput_prefix: str,
     throughput_keep: int,
+    publish: str,
 ) -> Call:
     return _call(
         "bury",
@@ -207,6 +211,7 @@ def bury(
             notify,
             throughput_prefix,
             throughput_keep,
+            publish,
         ],
     )
 

@@ -62,7 +62,8 @@ def enqueue_call(k: Keys, jobs: Sequence[NewJob]) -> Call:
 class RedisSyncClient(SyncClient):
     def __init__(self, url: str, keys: Keys, node: Callable[[], Any] | None = None) -> None:
         """`node`: where a Redis Cluster partition's client comes from (the
-        primary serving its slot, partitioned_sync.py); None: from `url`."""
+        primary serving its slot, partitioned_sync.py; results are then
+        notified on sharded channels); None: from `url`."""
         self.url = url
         self.keys = keys
         self._node = node
@@ -122,7 +123,11 @@ class RedisSyncClient(SyncClient):
         with redis_errors():
             pubsub = self.client().pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub.subscribe(self.keys.notify_channel(job_id))
+                channel = self.keys.notify_channel(job_id)
+                if self._node is None:
+                    pubsub.subscribe(channel)
+                else:
+                    pubsub.ssubscribe(channel)
                 # Checked again after subscribing: the job may have finished in between.
                 while (found := self.get_result(job_id)) is None:
                     remaining = deadline - time.monotonic()
