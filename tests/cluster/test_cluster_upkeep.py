@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from conformance.kit import job
 from topology import Cluster
 
-from bananas.brokers.redis.partitioned import CLAIM_MS, PartitionedBroker
+from bananas.brokers.redis.partitioned import PartitionedBroker
+from bananas.brokers.redis.partitioned_fleet import CLAIM_MS
 
 
 async def _holders(broker: PartitionedBroker, kind: str) -> list[str | None]:
