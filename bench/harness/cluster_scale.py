@@ -128,6 +128,9 @@ class Topology:
             out[port] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
         return out
 
+    def memory(self) -> int:
+        return sum(int(self.client(p).info("memory")["used_memory"]) for p in self.ports)
+
     def owner_of_slot(self) -> list[int]:
         """slot -> port of the primary serving it."""
         owner = [self.ports[0]] * 16384
@@ -208,12 +211,14 @@ def drain(tmp: Path, topo: Topology, jobs: int, workers: int) -> dict[str, Any]:
     from bananas.brokers.redis.partitions import partition_of
 
     topo.flush()
+    memory0 = topo.memory()
     client = Bananas(topo.url)
     ids: list[str] = []
     for start in range(0, jobs, 5000):
         handles = client.enqueue_many([("noop", {"i": i}) for i in range(start, start + 5000)])
         ids += [h.id for h in handles]
     client.close()
+    bytes_per_job = (topo.memory() - memory0) / jobs
     owner = topo.owner_of_slot()
     served: dict[int, int] = dict.fromkeys(topo.ports, 0)
     if topo.primaries:
@@ -256,6 +261,7 @@ def drain(tmp: Path, topo: Topology, jobs: int, workers: int) -> dict[str, Any]:
         "workers": workers,
         "jobs": jobs,
         "jobs_per_s": round(jobs / elapsed),
+        "bytes_per_queued_job": round(bytes_per_job),
         "primaries": per_primary,
     }
 
@@ -293,6 +299,15 @@ def report(rows: list[dict[str, Any]], runs: int, jobs: int) -> str:
                 + ", ".join(f"{c / base_cpu:.2f}×" for c in per)
                 + " |"
             )
+    lines += [
+        "",
+        "Redis memory per queued job (all primaries): "
+        + ", ".join(
+            f"{t} {med(t, 1, 'bytes_per_queued_job'):,.0f} B"
+            for t in ("standalone", "cluster-1", "cluster-3")
+        )
+        + ".",
+    ]
     shares = [
         r["primaries"][p]["share"]
         for r in rows
