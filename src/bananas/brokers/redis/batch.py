@@ -34,7 +34,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...errors import BrokerError
 from .connection import pack_command
-from .scripts import LuaScript
+from .script_loader import LuaScript
 
 _BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
 # Items per merged call: bounds one script's run time and its reply size.

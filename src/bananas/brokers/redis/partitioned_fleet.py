@@ -12,7 +12,7 @@ from ...errors import ConfigError
 from ...keys import Keys
 from ...vocabulary import PRIORITIES
 from ..records import KEEP_COMPLETED, Recovered
-from . import scripts
+from . import upkeep_scripts
 from .cluster import ClusterTopology, key_slot
 from .connection import redis_errors
 
@@ -69,7 +69,9 @@ class PartitionedFleet:
     # -- upkeep -------------------------------------------------------------------
     async def _claimed(self, p: int, kind: str) -> bool:
         k = self.part_keys[p]
-        call = scripts.claim(claim=f"{k.prefix}:upkeep:{kind}", owner=self._owner, ms=CLAIM_MS)
+        call = upkeep_scripts.claim(
+            claim=f"{k.prefix}:upkeep:{kind}", owner=self._owner, ms=CLAIM_MS
+        )
         return bool(await self.on(p, lambda b: b._run(call)))
 
     async def _each_claimed(self, kind: str, fn: Callable[[RedisBroker], Awaitable[T]]) -> list[T]:

@@ -30,8 +30,9 @@ from .progress import RedisProgress
 from .ready_index import INDEX_LIMIT, ReadyIndex, parse_member
 from .redis_inspect import RedisInspection
 from .redis_upkeep import RedisUpkeep
-from .scripts import Call, LuaScript, Prefixes
+from .script_loader import Call, LuaScript, load
 from .sync import RedisSyncClient, enqueue_call
+from .upkeep_scripts import Prefixes
 
 # Queues whose key names are kept: a worker's own (priorities x job types)
 # fit many times over; a caller naming ever new ones cannot grow it unbounded.
@@ -68,7 +69,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
         self._batcher: ScriptBatcher | None = None
         self.keyspace = KeyspaceWatch()
         self._producer_checked = False  # permissions, probed on the first enqueue
-        self._complete = scripts.load("complete")
+        self._complete = load("complete")
         self._complete_shared = scripts.complete_shared(
             active=k.active,
             leases=k.leases,
@@ -168,7 +169,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
 
     async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """A script call by name (tests send malformed calls through it)."""
-        return await self._script_batcher().call(scripts.load(name), keys, args)
+        return await self._script_batcher().call(load(name), keys, args)
 
     async def _call_one(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         with redis_errors():

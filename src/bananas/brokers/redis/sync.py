@@ -32,7 +32,7 @@ from .connection import (
     wrap,
 )
 from .progress import parse_progress
-from .scripts import Call
+from .script_loader import Call
 
 
 def enqueue_call(k: Keys, jobs: Sequence[NewJob]) -> Call:
