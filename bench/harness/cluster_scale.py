@@ -229,10 +229,20 @@ def drain(tmp: Path, topo: Topology, jobs: int, workers: int) -> dict[str, Any]:
         served[topo.ports[0]] = jobs
     cost = poll_cost(topo)
     cpu0 = topo.cpu()
-    began = time.monotonic()
+    logs = [tmp / f"worker-{n}.log" for n in range(workers)]
+    for log in logs:
+        log.unlink(missing_ok=True)
     procs = [worker(tmp, topo.url, n) for n in range(workers)]
     polls = 0
     try:
+        # The clock starts when the first worker says it started: a start-up
+        # (imports, the slot map) is not the drain.
+        deadline = time.monotonic() + 120
+        while not any('"worker.started"' in log.read_text(errors="replace") for log in logs):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{topo.name}: no worker started")
+            time.sleep(0.005)
+        began = time.monotonic()
         deadline = began + 300
         while asyncio.run(settled(topo.url)):
             polls += 1
