@@ -12,6 +12,12 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from cluster_fixtures import (  # noqa: F401  (fixtures: Redis Cluster and Sentinel beds)
+    cluster_factory,
+    redis_cluster,
+    sentinel_bed,
+    sentinel_factory,
+)
 from support import Backend, RedisServer, WorkerFactory
 
 
