@@ -33,16 +33,6 @@ REGISTRY_EXPIRY = 10.0
 T = TypeVar("T")
 
 
-URL_SCHEMES = (
-    "redis://",
-    "rediss://",
-    "unix://",
-    "redis+cluster://",
-    "rediss+cluster://",
-    "sqlite://",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Settings:
     app: str | None = None
@@ -230,6 +220,18 @@ def _aliased(source: Mapping[str, Any], main: str, alias: str) -> tuple[str, Any
     return alias, alias_value
 
 
+_BROKER_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+cluster://",
+    "rediss+cluster://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+    "sqlite://",
+)
+
+
 def _build(source: Mapping[str, Any]) -> Settings:
     values: dict[str, Any] = {}
     defaults = Settings()
@@ -244,11 +246,17 @@ def _build(source: Mapping[str, Any]) -> Settings:
         url = _get(source, name)
         if url is None:
             continue
-        if not str(url).startswith(URL_SCHEMES):
+        if not str(url).startswith(_BROKER_SCHEMES):
             raise ConfigError(
-                f"{name}={redact_url(str(url))!r} is invalid (allowed: redis://, rediss://, "
-                "unix://, redis+cluster://, rediss+cluster:// or sqlite:///path)"
+                f"{name}={redact_url(str(url))!r} is invalid (allowed: "
+                + ", ".join(_BROKER_SCHEMES[:-1])
+                + " or sqlite:///path)"
             )
+        if not str(url).startswith("sqlite://"):
+            # Only a Redis URL pays for the import; its parse names what is wrong
+            from .brokers.redis.urls import parse
+
+            parse(str(url))
         values.setdefault("broker_url", str(url))
     opt("BANANAS_PREFIX", "prefix", _nonempty_name, "letters, digits, _ - . :")
 

@@ -83,8 +83,12 @@ class RedisSyncClient(SyncClient):
                     client = sync_client(self.url) if self._node is None else self._node()
                     # A producer's start-up check, once per process: a user
                     # missing a permission fails here, named, not midway.
-                    with redis_errors():
-                        acl.check_sync(client, self.keys, acl.Role.PRODUCER)
+                    try:
+                        with redis_errors():
+                            acl.check_sync(client, self.keys, acl.Role.PRODUCER)
+                    except BaseException:
+                        client.close()  # its connections (a sentinel client's too)
+                        raise
                     self._client = client
         return client
 
