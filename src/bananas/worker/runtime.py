@@ -130,9 +130,7 @@ class Worker:
         )
         routing = foreign_routing(self.broker)
         self.router = (
-            Router(
-                RouterParams(routing, log, self.priorities, self._stop, settings.routing_keys)
-            )
+            Router(RouterParams(routing, log, self.priorities, self._stop, settings.routing_keys))
             if routing is not None and self.types
             else None
         )
@@ -215,6 +213,7 @@ class Worker:
             lease_timeout=s.lease_timeout,
             token_prefix=self.id,
             stop=self._stop,
+            lease_on_wake=not s.burst,
         )
 
     # -- what others read ---------------------------------------------------
