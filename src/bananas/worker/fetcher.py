@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from ..brokers.base import Broker, Delivery, QueueRef
 from ..errors import BrokerError, BrokerRefusesWrites
 from ..logs import EventLog
-from ..loops import until_stop
+from ..loops import RECANCEL_EVERY, until_stop
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink
 from .executors import Requeue
@@ -94,6 +94,7 @@ class Fetcher:
         self._releases: set[asyncio.Task[None]] = set()
         # A dequeue that failed: its token prefix and send time, sent again.
         self._unanswered: tuple[str, float] | None = None
+        self._waiting = False  # the loop is in an idle wait (stop() cancels it)
 
     @property
     def in_flight(self) -> int:
@@ -117,8 +118,13 @@ class Fetcher:
         """Stop taking jobs. A dequeue in flight finishes (its jobs join the
         buffer, which the drain puts back); running jobs are left alone."""
         self.p.stop.set()
-        if self._loop is not None:
-            await asyncio.gather(self._loop, return_exceptions=True)
+        loop = self._loop
+        while loop is not None and not loop.done():
+            if self._waiting:  # again until it ends: a cancel may be swallowed (loops.py)
+                loop.cancel()
+            await asyncio.wait([loop], timeout=RECANCEL_EVERY)
+        if loop is not None:
+            await asyncio.gather(loop, return_exceptions=True)
         if self._unanswered is not None and self.p.orders:
             # Its jobs (if it was applied) join the buffer the drain puts back.
             with contextlib.suppress(BrokerError):
@@ -163,10 +169,9 @@ class Fetcher:
                     await until_stop(p.broker.wait_for_jobs(order, IDLE_WAIT), p.stop)
                     idle = False
                     continue
+                woken = idle
                 if idle:  # one round trip from the wake-up to the leased jobs
-                    deliveries = (
-                        await until_stop(self._dequeue(order, want, IDLE_WAIT), p.stop) or []
-                    )
+                    deliveries = await self._wait_and_dequeue(order, want)
                 else:
                     deliveries = await self._dequeue(order, want)
                 if p.link.refusing is not None and p.link.accepts():
@@ -194,6 +199,26 @@ class Fetcher:
             pause = 0.0
             self._take(deliveries)
             self._fill_slots()
+            if woken:
+                # The woken jobs start before the next dequeue is built, and
+                # that dequeue then rides in the pipeline of their acks.
+                await asyncio.sleep(0)
+
+    async def _wait_and_dequeue(self, order: Sequence[QueueRef], want: int) -> list[Delivery]:
+        """The idle fetch, awaited in the loop's own task (not through
+        until_stop: a task per wait is one more loop turn between the reply
+        and the job's start); stop() cancels it."""
+        self._waiting = True
+        try:
+            return await self._dequeue(order, want, IDLE_WAIT)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or not self.p.stop.is_set():
+                raise
+            task.uncancel()  # our stop's cancel: the loop ends on the flag
+            return []  # unanswered: stop() sends it again
+        finally:
+            self._waiting = False
 
     async def _dequeue(
         self, order: Sequence[QueueRef], want: int, wait: float = 0.0
