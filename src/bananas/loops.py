@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 RECANCEL_EVERY = 0.1  # seconds between cancels of a task that is still running
 
@@ -39,9 +37,9 @@ async def cancel_until_done(tasks: Sequence[asyncio.Future[Any]]) -> None:
             task.exception()  # retrieved: an error on the way out is not logged as unhandled
 
 
-async def until_stop(awaitable: Awaitable[T], stop: asyncio.Event) -> T | None:
-    """Await `awaitable`, abandoning it if `stop` is set first. Its result, or
-    its error if it finished with one; None (no error) for an abandoned one."""
+async def until_stop(awaitable: Awaitable[Any], stop: asyncio.Event) -> None:
+    """Await `awaitable`, abandoning it if `stop` is set first. Its error, if
+    it finished with one, is raised; an error of an abandoned one is not."""
     task = asyncio.ensure_future(awaitable)
     stopper = asyncio.create_task(stop.wait())
     abandoned = False
@@ -56,8 +54,7 @@ async def until_stop(awaitable: Awaitable[T], stop: asyncio.Event) -> T | None:
             abandoned = True
             await cancel_until_done([task])
     if not abandoned and not task.cancelled():
-        return task.result()
-    return None
+        task.result()
 
 
 class PeriodicTasks:
