@@ -203,6 +203,7 @@ class Worker:
             lease_timeout=s.lease_timeout,
             token_prefix=self.id,
             stop=self._stop,
+            lease_on_wake=not s.burst,
         )
 
     # -- what others read ---------------------------------------------------

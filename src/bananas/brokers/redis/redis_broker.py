@@ -33,13 +33,14 @@ from .redis_upkeep import RedisUpkeep
 from .script_loader import Call, LuaScript, load
 from .sync import RedisSyncClient, enqueue_call
 from .upkeep_scripts import Prefixes
+from .wake import RedisWake
 
 # Queues whose key names are kept: a worker's own (priorities x job types)
 # fit many times over; a caller naming ever new ones cannot grow it unbounded.
 MAX_CACHED_QUEUES = 65_536
 
 
-class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
+class RedisBroker(RedisWake, RedisUpkeep, RedisInspection, RedisProgress, Broker):
     def __init__(
         self,
         url: str,
@@ -97,6 +98,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
         if node is self._async:
             return
         self._async = node
+        await self._close_wake()
         if self._batcher is not None:
             await self._batcher.close()
             self._batcher = None
@@ -120,6 +122,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
         return int(seconds) + int(micros) / 1_000_000
 
     async def close(self) -> None:
+        await self._close_wake()
         if self._batcher is not None:
             await self._batcher.close()
             self._batcher = None
@@ -263,10 +266,25 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
         token_prefix: str,
         start: int | None,
     ) -> Any:
+        call = self._dequeue_call(queues, count, lease_seconds, token_prefix, start)
+        try:
+            return await self._run(call)
+        except BrokerError:
+            self._ready_index.reset()  # it may be another primary's, or a lost keyspace's
+            raise
+
+    def _dequeue_call(
+        self,
+        queues: Sequence[QueueRef],
+        count: int,
+        lease_seconds: float,
+        token_prefix: str,
+        start: int | None,
+    ) -> Call:
         k = self.keys
         # "<worker>:<seq>:" -> the worker's key of its last dequeue.
         caller = token_prefix.rstrip(":").rpartition(":")[0] or token_prefix
-        call = scripts.dequeue(
+        return scripts.dequeue(
             active=k.active,
             leases=k.leases,
             last=k.dequeued(caller),
@@ -281,11 +299,6 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
             index_limit=INDEX_LIMIT,
             ready_prefix=k.ready_prefix,
         )
-        try:
-            return await self._run(call)
-        except BrokerError:
-            self._ready_index.reset()  # it may be another primary's, or a lost keyspace's
-            raise
 
     async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
         markers = [marker for _, marker in self._ready_keys(queues)]
