@@ -30,6 +30,7 @@ from .progress import RedisProgress
 from .ready_index import INDEX_LIMIT, ReadyIndex, parse_member
 from .redis_inspect import RedisInspection
 from .redis_upkeep import RedisUpkeep
+from .replicas import MinReplicas
 from .scripts import Call, LuaScript, Prefixes
 from .sync import RedisSyncClient, enqueue_call
 
@@ -39,13 +40,23 @@ MAX_CACHED_QUEUES = 65_536
 
 
 class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
-    def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "bananas",
+        result_ttl: float = 86400.0,
+        min_replicas: int = 0,
+        min_replicas_timeout: float = 1.0,
+    ) -> None:
         self.url = url
         self.keys = k = Keys(prefix)
         self.result_ttl = result_ttl
         self._ttl = str(max(1, int(result_ttl)))
         self._async: Any = None
-        self.sync = self._sync = RedisSyncClient(url, self.keys)
+        # REDIS_MIN_REPLICAS: a WAIT after every batch of script calls (replicas.py).
+        self._replicas = MinReplicas.of(min_replicas, min_replicas_timeout)
+        self.sync = self._sync = RedisSyncClient(url, self.keys, self._replicas)
         # (ready list, marker) per queue: one entry per queue, not per order.
         self._queue_keys: dict[QueueRef, tuple[str, str]] = {}
         self._ready_index = ReadyIndex()
@@ -132,7 +143,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
     # -- script calls ---------------------------------------------------------
     def _script_batcher(self) -> ScriptBatcher:
         if self._batcher is None:
-            self._batcher = ScriptBatcher(lambda: self.redis, self._call_one, wrap)
+            self._batcher = ScriptBatcher(lambda: self.redis, self._call_one, wrap, self._replicas)
         return self._batcher
 
     async def _run(self, call: Call) -> Any:
