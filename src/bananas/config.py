@@ -59,6 +59,9 @@ class Settings:
     max_payload_bytes: int = 1024 * 1024
     max_result_bytes: int = 1024 * 1024
     result_ttl: float = 86400.0
+    # REDIS_MIN_REPLICAS: writes wait for this many replicas (0: off, no WAIT sent)
+    redis_min_replicas: int = 0
+    redis_min_replicas_timeout: float = 1.0
     health_port: int = 6061
     health_host: str = "0.0.0.0"
     metrics_log_interval: float = 30.0
@@ -89,6 +92,14 @@ class Settings:
             if value is not None and value != ():
                 source[key] = value
         return _build(source)
+
+    @property
+    def replication(self) -> dict[str, Any]:
+        """from_url's REDIS_MIN_REPLICAS arguments."""
+        return {
+            "min_replicas": self.redis_min_replicas,
+            "min_replicas_timeout": self.redis_min_replicas_timeout,
+        }
 
     @property
     def effective_broker_url(self) -> str:
@@ -312,6 +323,19 @@ def _build(source: Mapping[str, Any]) -> Settings:
     # Records of finished jobs live this long; cron firing ids rely on it being
     # longer than the scheduler's look-back, hence the 5m floor.
     opt("RESULT_TTL", "result_ttl", _duration_in(300, 365 * 86400), "5m to 365d")
+    opt(
+        "REDIS_MIN_REPLICAS",
+        "redis_min_replicas",
+        _int_in(0, 100),
+        "an integer from 0 (off) to 100",
+    )
+    # At least 1ms (WAIT 0 blocks forever); under the 5 s socket read timeout.
+    opt(
+        "REDIS_MIN_REPLICAS_TIMEOUT",
+        "redis_min_replicas_timeout",
+        _duration_in(0.001, 4),
+        "1ms to 4s",
+    )
     opt("LIVENESS_LOOP_STALL", "liveness_loop_stall", _duration_in(0.5, 3600), "500ms to 1h")
     opt("HEALTH_PORT", "health_port", _int_in(0, 65535), "0 (off) or a port 1-65535")
     opt("HEALTH_HOST", "health_host", _nonempty_text, "an address to bind")

@@ -19,7 +19,17 @@ REDIS_SCHEMES = (
 )
 
 
-def from_url(url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> Broker:
+def from_url(
+    url: str,
+    *,
+    prefix: str = "bananas",
+    result_ttl: float = 86400.0,
+    min_replicas: int = 0,
+    min_replicas_timeout: float = 1.0,
+) -> Broker:
+    """The broker of `url`. `min_replicas` (REDIS_MIN_REPLICAS): Redis writes
+    are acknowledged once that many replicas have them, waiting at most
+    `min_replicas_timeout` seconds (docs/deployment.md)."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in REDIS_SCHEMES:
         from .redis.urls import CLUSTER, parse
@@ -28,12 +38,28 @@ def from_url(url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) 
         if parsed.kind == CLUSTER:
             from .redis.partitioned import PartitionedBroker
 
-            return PartitionedBroker(url, prefix=prefix, result_ttl=result_ttl)
+            return PartitionedBroker(
+                url,
+                prefix=prefix,
+                result_ttl=result_ttl,
+                min_replicas=min_replicas,
+                min_replicas_timeout=min_replicas_timeout,
+            )
         from .redis import RedisBroker
 
-        # A sentinel URL too: its client finds the primary (connection.py)
-        return RedisBroker(url, prefix=prefix, result_ttl=result_ttl)
+        return RedisBroker(
+            url,
+            prefix=prefix,
+            result_ttl=result_ttl,
+            min_replicas=min_replicas,
+            min_replicas_timeout=min_replicas_timeout,
+        )
     if scheme == "sqlite":
+        if min_replicas > 0:
+            raise ConfigError(
+                f"REDIS_MIN_REPLICAS={min_replicas} needs a Redis broker; {redact_url(url)!r} "
+                "is SQLite, which has no replicas (allowed with SQLite: 0, the default)"
+            )
         from .sqlite import SQLiteBroker
 
         return SQLiteBroker(url, prefix=prefix, result_ttl=result_ttl)

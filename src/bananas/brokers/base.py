@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import Collection, Sequence
 
-from ..errors import BrokerError
+from ..errors import BrokerError, ReplicationTimeout
 from ..job import decode_record
 from ..keys import lane
 from ..redact import redact_url
@@ -75,7 +75,10 @@ class SyncClient(abc.ABC):
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
         """Write jobs atomically per job; False for an id that already existed."""
-        return self._enqueue(chunks(jobs))
+        try:
+            return self._enqueue(chunks(jobs))
+        except ReplicationTimeout as exc:  # the ids make a retry idempotent: say them
+            raise exc.for_jobs(tuple(job.id for job in jobs)) from None
 
     @abc.abstractmethod
     def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
@@ -136,7 +139,10 @@ class Producer(abc.ABC):
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
         """Write jobs atomically per job; False for an id that already existed."""
-        return await self._enqueue(chunks(jobs))
+        try:
+            return await self._enqueue(chunks(jobs))
+        except ReplicationTimeout as exc:  # the ids make a retry idempotent: say them
+            raise exc.for_jobs(tuple(job.id for job in jobs)) from None
 
     @abc.abstractmethod
     async def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:

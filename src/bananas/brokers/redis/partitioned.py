@@ -76,10 +76,14 @@ class PartitionedBroker(PartitionedFleet, PartitionedViews, Broker):
         prefix: str = "bananas",
         result_ttl: float = 86400.0,
         partitions: int | None = None,
+        min_replicas: int = 0,
+        min_replicas_timeout: float = 1.0,
     ) -> None:
         self.url = url
         self.prefix = prefix
         self.result_ttl = result_ttl
+        # REDIS_MIN_REPLICAS: each partition's writes wait for its primary's replicas.
+        self.min_replicas = (min_replicas, min_replicas_timeout)
         configured = partitions or partitions_from_env()
         self.configured = None if configured is None else check_partitions(configured)
         self.cluster_url = parse_cluster_url(url)
@@ -133,7 +137,13 @@ class PartitionedBroker(PartitionedFleet, PartitionedViews, Broker):
     async def _make(self, keys: Keys, slot: int) -> RedisBroker:
         node = await self.topology.client_for_slot(slot)
         return RedisBroker(
-            self.url, prefix=keys.prefix, result_ttl=self.result_ttl, node=node, sharded=True
+            self.url,
+            prefix=keys.prefix,
+            result_ttl=self.result_ttl,
+            node=node,
+            sharded=True,
+            min_replicas=self.min_replicas[0],
+            min_replicas_timeout=self.min_replicas[1],
         )
 
     def agree(self, stored: bytes | str | None, primaries: int) -> None:

@@ -16,6 +16,7 @@ from ..records import JobProgress, JobResult, NewJob
 from .cluster import SyncClusterTopology
 from .connection import redis_errors
 from .partitions import partitions_key
+from .replicas import MinReplicas
 from .sync import RedisSyncClient
 
 if TYPE_CHECKING:
@@ -39,8 +40,9 @@ class PartitionedSyncClient(SyncClient):
                 if not self._parts:
                     self._agree()
                     b = self.broker
+                    replicas = MinReplicas.of(*b.min_replicas)
                     self._parts = [
-                        RedisSyncClient(b.url, keys, node=self._node_of(slot))
+                        RedisSyncClient(b.url, keys, node=self._node_of(slot), replicas=replicas)
                         for keys, slot in zip(b.part_keys, b.slots, strict=True)
                     ]
         return self._parts

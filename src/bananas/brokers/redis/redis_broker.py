@@ -30,6 +30,7 @@ from .progress import RedisProgress
 from .ready_index import INDEX_LIMIT, ReadyIndex, parse_member
 from .redis_inspect import RedisInspection
 from .redis_upkeep import RedisUpkeep
+from .replicas import MinReplicas
 from .script_loader import Call, LuaScript, load
 from .sync import RedisSyncClient, enqueue_call
 from .upkeep_scripts import Prefixes
@@ -49,10 +50,12 @@ class RedisBroker(RedisWake, RedisUpkeep, RedisInspection, RedisProgress, Broker
         result_ttl: float = 86400.0,
         node: Any = None,
         sharded: bool = False,
+        min_replicas: int = 0,
+        min_replicas_timeout: float = 1.0,
     ) -> None:
         """`node`: a Redis Cluster partition's client to the primary that
         serves its slot (partitioned.py owns it and its sync side); None: a
-        client of `url`, owned here."""
+        client of `url`, owned here. `min_replicas`: REDIS_MIN_REPLICAS."""
         self.url = url
         # Redis Cluster: result notifications on sharded channels (SPUBLISH /
         # SSUBSCRIBE on the partition's shard) instead of cluster-wide ones.
@@ -63,7 +66,9 @@ class RedisBroker(RedisWake, RedisUpkeep, RedisInspection, RedisProgress, Broker
         self._ttl = str(max(1, int(result_ttl)))
         self._async: Any = node
         self._owns_client = node is None
-        self.sync = self._sync = RedisSyncClient(url, self.keys)
+        # REDIS_MIN_REPLICAS: a WAIT after every batch of script calls (replicas.py).
+        self._replicas = MinReplicas.of(min_replicas, min_replicas_timeout)
+        self.sync = self._sync = RedisSyncClient(url, self.keys, replicas=self._replicas)
         # (ready list, marker) per queue: one entry per queue, not per order.
         self._queue_keys: dict[QueueRef, tuple[str, str]] = {}
         self._ready_index = ReadyIndex()
@@ -164,7 +169,7 @@ class RedisBroker(RedisWake, RedisUpkeep, RedisInspection, RedisProgress, Broker
     # -- script calls ---------------------------------------------------------
     def _script_batcher(self) -> ScriptBatcher:
         if self._batcher is None:
-            self._batcher = ScriptBatcher(lambda: self.redis, self._call_one, wrap)
+            self._batcher = ScriptBatcher(lambda: self.redis, self._call_one, wrap, self._replicas)
         return self._batcher
 
     async def _run(self, call: Call) -> Any:

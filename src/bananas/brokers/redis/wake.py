@@ -39,6 +39,7 @@ from ...keys import Keys
 from ..records import Delivery, QueueRef
 from .connection import UNAVAILABLE, pack_command, text, wrap
 from .ready_index import ReadyIndex, parse_member
+from .replicas import MinReplicas
 from .script_loader import Call
 
 # Seconds a reply may take beyond the wait itself before the connection
@@ -49,9 +50,12 @@ READ_MARGIN = 5.0
 class WakeConnection:
     """BZPOPMIN then EVALSHA, sent in one write and read together."""
 
-    def __init__(self, client: Callable[[], Any]) -> None:
+    def __init__(self, client: Callable[[], Any], replicas: MinReplicas | None = None) -> None:
         self._client = client  # the redis.asyncio client, created lazily
         self._conn: Any = None
+        # REDIS_MIN_REPLICAS: the leases the dequeue wrote wait for the replicas
+        # too (a WAIT after it in the same write, read with the replies).
+        self._replicas = replicas
 
     async def call(self, markers: Sequence[str], timeout: float, dequeue: Call) -> tuple[Any, Any]:
         """(the pop's reply, the dequeue's reply); a reply Redis refused is
@@ -59,12 +63,15 @@ class WakeConnection:
         packed = pack_command(("BZPOPMIN", *markers, timeout)) + pack_command(
             ("EVALSHA", dequeue.script.sha, len(dequeue.keys), *dequeue.keys, *dequeue.args)
         )
+        if self._replicas is not None:
+            packed += self._replicas.packed
         try:
             conn = await self._connection()
             await conn.send_packed_command([packed], check_health=False)
             async with asyncio.timeout(timeout + READ_MARGIN):
                 popped = await _read(conn)
                 reply = await _read(conn)
+                waited = await _read(conn) if self._replicas is not None else None
         except BaseException as exc:
             # Cancelled, timed out or broken mid-reply: the stream cannot be
             # trusted, and closing it makes Redis drop the queued EVALSHA if
@@ -75,6 +82,13 @@ class WakeConnection:
             if isinstance(exc, Exception) and not isinstance(exc, BrokerError):
                 raise BrokerError(f"Redis call failed: {type(exc).__name__}: {exc}") from exc
             raise
+        if self._replicas is not None and not isinstance(reply, Exception):
+            # The leases are written but may not survive a failover: a fetch
+            # error, as for the batcher's dequeue (the jobs come back when
+            # their leases expire).
+            error = self._replicas.error(waited)
+            if error is not None:
+                reply = error
         return popped, reply
 
     async def _connection(self) -> Any:
@@ -102,6 +116,8 @@ async def _read(conn: Any) -> Any:
 
 class RedisWake:
     """The Redis broker's `wait_and_dequeue` (a mixin)."""
+
+    _replicas: MinReplicas | None
 
     keys: Keys
     _ready_index: ReadyIndex
@@ -152,7 +168,7 @@ class RedisWake:
         ready = self._ready_keys(queues)
         call = self._dequeue_call(queues, count, lease_seconds, token_prefix, start)
         if self._wake is None:
-            self._wake = WakeConnection(lambda: self.redis)
+            self._wake = WakeConnection(lambda: self.redis, self._replicas)
         try:
             popped, reply = await self._wake.call([m for _, m in ready], timeout, call)
             if isinstance(popped, list):
@@ -164,6 +180,8 @@ class RedisWake:
                 # prefix is free (the batcher's path loads the script).
                 reply = await self._run(call)
             for answer in (reply, popped):
+                if isinstance(answer, BrokerError):
+                    raise answer  # REDIS_MIN_REPLICAS not met (ReplicationTimeout)
                 if isinstance(answer, Exception):
                     raise wrap(answer)
         except BrokerError:
