@@ -1,0 +1,24 @@
+"""Handlers for the Redis Cluster tests (tests/cluster): every run is logged
+as "pid@unix_time;" under test:log:{k}, the format tests/chaos/analysis.py
+reads, in a standalone Redis outside the cluster (TEST_REDIS_URL): a failover
+of the cluster must not take the record of what ran with it."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from bananas import Bananas
+
+from .core import r
+
+app = Bananas()
+PID = str(os.getpid())
+
+
+@app.job(max_retries=5)
+async def tick(k: str) -> None:
+    pipe = r().pipeline(transaction=False)
+    pipe.hincrby("test:runs", k, 1)
+    pipe.append(f"test:log:{k}", f"{PID}@{time.time():.3f};")
+    pipe.execute()
