@@ -46,6 +46,7 @@ from .partitions import (
     partition_keys,
     partition_of,
     partitions_key,
+    refuse_changed_count,
 )
 from .redis_broker import RedisBroker
 
@@ -132,12 +133,7 @@ class PartitionedBroker(PartitionedViews, Broker):
         key = partitions_key(self.home_keys)
         with redis_errors():
             stored = await home.redis.set(key, self.count, nx=True, get=True)
-        if stored is not None and int(stored) != self.count:
-            raise ConfigError(
-                f"REDIS_PARTITIONS={self.count} but this keyspace (prefix {self.prefix!r}) was "
-                f"created with {int(stored)} partitions: the count cannot change under "
-                f"existing data (set REDIS_PARTITIONS={int(stored)}, or use a new BANANAS_PREFIX)"
-            )
+        refuse_changed_count(stored, self.count, self.prefix)
 
     async def _retarget(self, force: bool = False) -> None:
         await self.topology.refresh(force=force)

@@ -14,6 +14,8 @@ from ...errors import BrokerMoved, BrokerUnavailable
 from ..base import SyncClient
 from ..records import JobProgress, JobResult, NewJob
 from .cluster import SyncClusterTopology
+from .connection import redis_errors
+from .partitions import partitions_key, refuse_changed_count
 from .sync import RedisSyncClient
 
 if TYPE_CHECKING:
@@ -28,6 +30,7 @@ class PartitionedSyncClient(SyncClient):
         self.broker = broker
         self.topology = SyncClusterTopology(broker.cluster_url)
         self._lock = threading.Lock()
+        self._counted = False  # the keyspace's partition count checked (or stored)
         self.parts = [
             RedisSyncClient(broker.url, keys, node=self._node_of(slot))
             for keys, slot in zip(broker.part_keys, broker.slots, strict=True)
@@ -46,11 +49,27 @@ class PartitionedSyncClient(SyncClient):
         for part in self.parts:
             part.retarget()
 
+    def _check_count(self) -> None:
+        """As the asyncio side does at start (PartitionedBroker._check_count):
+        a producer alone may be the first to use a keyspace, and one with
+        another REDIS_PARTITIONS would enqueue where no worker looks."""
+        b = self.broker
+        with self._lock:
+            if self._counted:
+                return
+            client = self.topology.client_for_slot(b.home_slot)
+            with redis_errors():
+                stored = client.set(partitions_key(b.home_keys), b.count, nx=True, get=True)
+            refuse_changed_count(stored, b.count, b.prefix)
+            self._counted = True
+
     def on(self, p: int, fn: Callable[[RedisSyncClient], T]) -> T:
         deadline = time.monotonic() + REDIRECT_WAIT_S
         pause = 0.005
         while True:
             try:
+                if not self._counted:
+                    self._check_count()
                 return fn(self.parts[p])
             except BrokerMoved:
                 if time.monotonic() > deadline:
