@@ -13,12 +13,22 @@ from bananas import Bananas
 from .core import r
 
 app = Bananas()
+later = Bananas()  # a second app: its jobs wait until a worker of it starts
 PID = str(os.getpid())
 
 
-@app.job(max_retries=5)
-async def tick(k: str) -> None:
+def _log_run(k: str) -> None:
     pipe = r().pipeline(transaction=False)
     pipe.hincrby("test:runs", k, 1)
     pipe.append(f"test:log:{k}", f"{PID}@{time.time():.3f};")
     pipe.execute()
+
+
+@app.job(max_retries=5)
+async def tick(k: str) -> None:
+    _log_run(k)
+
+
+@later.job(max_retries=5)
+async def late(k: str) -> None:
+    _log_run(k)

@@ -38,9 +38,11 @@ class Bed:
     sink_url: str
     views: list[BrokerView] = field(default_factory=list)
 
-    def start_worker(self, *args: str, wait: bool = True, **env: str) -> WorkerProcess:
+    def start_worker(
+        self, *args: str, wait: bool = True, app: str = "apps.clustered:app", **env: str
+    ) -> WorkerProcess:
         return self.workers.start(
-            "apps.clustered:app",
+            app,
             *args,
             wait=wait,
             TEST_REDIS_URL=self.sink_url,
@@ -70,14 +72,14 @@ def configure() -> None:
     app.configure(Settings.load())
 
 
-def enqueue_ticks(n: int, prefix: str = "j") -> dict[str, str]:
-    """n `tick` jobs with generated ids, in batches; key -> job id."""
+def enqueue_ticks(n: int, prefix: str = "j", job_type: str = "tick") -> dict[str, str]:
+    """n `tick` (or `late`) jobs with generated ids, in batches; key -> job id."""
     configure()
     out: dict[str, str] = {}
     keys = [f"{prefix}{i}" for i in range(n)]
     for start in range(0, n, CHUNK):
         chunk = keys[start : start + CHUNK]
-        handles = app.enqueue_many([app.spec("tick", k=k) for k in chunk])
+        handles = app.enqueue_many([app.spec(job_type, k=k) for k in chunk])
         out.update(zip(chunk, (h.id for h in handles), strict=True))
     return out
 
