@@ -16,10 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from topology import SentinelBed
+from topology_base import poll
 
 from bananas import Bananas, BrokerUnavailable
 from bananas.brokers import from_url
 from bananas.brokers.redis import RedisBroker
+from bananas.brokers.redis.sentinel import RECHECK_S
 
 SECRET = "primary-secret-1"
 SENTINEL_SECRET = "sentinel-secret-2"
@@ -127,3 +129,47 @@ def test_status_shows_the_sentinel_url_redacted(
     text = out.stdout + out.stderr
     assert SECRET not in text and SENTINEL_SECRET not in text
     assert "redis+sentinel://:***@127.0.0.1:" in text and "sentinel_password=***" in text
+
+
+def test_a_planned_failover_loses_no_acknowledged_enqueue(
+    sentinel_factory: Callable[..., SentinelBed],
+) -> None:
+    """SENTINEL FAILOVER: the old primary stays up, still a primary, for ~10 s
+    after the promotion (until the sentinels reconfigure it), and its resync
+    as a replica then discards what it took meanwhile. Connections that stay
+    open on it (the batcher's, the sync client's held one) must move to the
+    promoted replica within RECHECK_S, not when the old one is demoted."""
+    bed = sentinel_factory()
+    app = make_app(bed.url)
+
+    async def main() -> None:
+        broker = from_url(bed.url)
+        assert isinstance(broker, RedisBroker)
+        try:
+            assert await broker.enqueue(app.build_jobs([app.spec("noop", {"k": "before"})]))
+            assert broker.sync.enqueue(app.build_jobs([app.spec("noop", {"k": "sync"})]))
+            old = bed.primary_port
+            assert broker._batcher is not None and broker._batcher._conn.port == old
+            with bed.sentinel_client() as s:
+                assert s.execute_command("SENTINEL FAILOVER", "mymaster")
+            new = await asyncio.to_thread(bed.wait_promoted, 30)
+            # the longest the clients may go on trusting the sentinels' last answer
+            await asyncio.sleep(RECHECK_S)
+            with bed.client(old) as c:  # the window: the old primary still takes writes
+                assert c.execute_command("ROLE")[0] == "master"
+            jobs = app.build_jobs([app.spec("noop", {"k": f"after{i}"}) for i in range(2)])
+            assert await broker.enqueue(jobs[:1]) == [True]
+            assert await asyncio.to_thread(broker.sync.enqueue, jobs[1:]) == [True]
+            assert broker._batcher._conn.port == new
+
+            def demoted() -> bool:
+                with bed.client(old) as c:
+                    return bool(c.execute_command("ROLE")[0] == "slave")
+
+            await asyncio.to_thread(poll, demoted, 30, "the old primary to become a replica")
+            for job in jobs:  # still there once the old primary has resynced
+                assert await broker.job_state(job.id) == "queued", job
+        finally:
+            await broker.close()
+
+    asyncio.run(main())

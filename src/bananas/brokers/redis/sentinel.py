@@ -1,35 +1,46 @@
 """Clients for a Sentinel-managed primary (`redis+sentinel://`).
 
-The client is redis-py's `Sentinel(...).master_for(service)`: every new
-connection asks the sentinels where the primary is, so after a failover each
-reconnect lands on the promoted replica. That covers the connections Bananas
-holds outside the pool too (the batcher's and the sync client's held one, both
-from `connection_pool.make_connection()`): a SentinelManagedConnection
-resolves the primary in `connect()`. A demoted primary's READONLY reply is
-turned into a ConnectionError by redis-py, so those reconnect as well.
+The client is redis-py's `Sentinel(...).master_for(service)`: a new
+connection asks the sentinels where the primary is. Bananas also holds
+connections outside the pool (the batcher's, the sync client's per-thread
+one, both from `connection_pool.make_connection()`), and long-lived pool
+connections; three gaps of redis-py's are closed here, for sentinel URLs only:
 
-Two things are added here:
-
+- a connection that stays open follows a switch. After a planned failover
+  (`SENTINEL FAILOVER`) the old primary keeps accepting writes until the
+  sentinels reconfigure it, ~10 s later, and then discards them in its
+  resync as a replica: an acknowledged enqueue lost (measured). So before a
+  send, a connection compares its address with the primary the sentinels
+  last named, asking them again at most every RECHECK_S per client (one
+  SENTINEL MASTERS a second per process, nothing per job), and reconnects
+  when they differ;
+- a broken connection's implicit reconnect (redis-py's send path, its retry)
+  asks the sentinels instead of dialling the dead primary's address again;
 - closing the client closes its sentinel connections (redis-py leaves them
-  to the Sentinel object, which nobody else holds);
-- a service name no sentinel monitors is a ConfigError naming it (and the
-  services they do monitor), not an
-  endless "Redis unreachable": checked only until a primary was found once,
-  so a failover in progress (sentinels that know the service but report it
-  down) stays a retryable BrokerUnavailable.
+  to the Sentinel object, which nobody else holds).
+
+And a service name no sentinel monitors is a ConfigError naming it (and the
+services they do monitor), not an endless "Redis unreachable": checked only
+until a primary was found once, so a failover in progress (sentinels that
+know the service but report it down) stays a retryable BrokerUnavailable.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis as redis_sync
 import redis.asyncio as redis_async
 from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFound
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import SentinelManagedConnection as AsyncManaged
+from redis.asyncio.sentinel import SentinelManagedSSLConnection as AsyncManagedSSL
 from redis.exceptions import AuthenticationError, RedisError
 from redis.sentinel import MasterNotFoundError as SyncMasterNotFound
 from redis.sentinel import Sentinel as SyncSentinel
+from redis.sentinel import SentinelManagedConnection as SyncManaged
+from redis.sentinel import SentinelManagedSSLConnection as SyncManagedSSL
 
 from ...errors import BrokerIncompatible, ConfigError
 from .urls import RedisURL
@@ -43,14 +54,21 @@ class SentinelRefusal(BrokerIncompatible, ConfigError):
     BrokerErrors) do not report it again."""
 
 
+# How stale the sentinels' answer may be before a send asks them again: the
+# longest a connection keeps writing to a primary they have replaced.
+RECHECK_S = 1.0
+
+
 def async_sentinel_client(url: RedisURL, options: dict[str, Any]) -> Any:
     primary, sentinels = _kwargs(url, options)
+    primary["connection_class"] = _AsyncTLSConnection if url.tls else _AsyncConnection
     manager = _AsyncSentinel(url, list(url.nodes), sentinel_kwargs=sentinels, **primary)
     return manager.master_for(str(url.service_name), redis_class=_AsyncPrimary)
 
 
 def sync_sentinel_client(url: RedisURL, options: dict[str, Any]) -> Any:
     primary, sentinels = _kwargs(url, options)
+    primary["connection_class"] = _SyncTLSConnection if url.tls else _SyncConnection
     manager = _SyncSentinel(url, list(url.nodes), sentinel_kwargs=sentinels, **primary)
     return manager.master_for(  # type: ignore[no-untyped-call]
         str(url.service_name), redis_class=_SyncPrimary
@@ -100,6 +118,8 @@ class _AsyncSentinel(AsyncSentinel):
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         self.url = url
         self.found = False
+        self.address: tuple[str, int] | None = None  # the primary last named
+        self.asked_at = 0.0  # monotonic
 
     async def discover_master(self, service_name: str) -> Any:
         try:
@@ -116,6 +136,7 @@ class _AsyncSentinel(AsyncSentinel):
                 _unknown_service(self.url, answers, errors)
             raise
         self.found = True
+        self.address, self.asked_at = (address[0], int(address[1])), time.monotonic()
         return address
 
 
@@ -124,6 +145,8 @@ class _SyncSentinel(SyncSentinel):
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         self.url = url
         self.found = False
+        self.address: tuple[str, int] | None = None
+        self.asked_at = 0.0
 
     def discover_master(self, service_name: str) -> Any:
         try:
@@ -140,6 +163,7 @@ class _SyncSentinel(SyncSentinel):
                 _unknown_service(self.url, answers, errors)
             raise
         self.found = True
+        self.address, self.asked_at = (address[0], int(address[1])), time.monotonic()
         return address
 
 
@@ -155,3 +179,48 @@ class _SyncPrimary(redis_sync.Redis):
         super().close()
         manager: Any = self.connection_pool.sentinel_manager  # type: ignore[attr-defined]
         manager.close()
+
+
+class _AsyncConnection(AsyncManaged):
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self.is_connected or await self._replaced():
+            await self.disconnect()
+            await self.connect()  # type: ignore[no-untyped-call]  # asks the sentinels
+        await super().send_packed_command(command, check_health)
+
+    async def _replaced(self) -> bool:
+        """Whether the sentinels name another primary than this connection's."""
+        manager: _AsyncSentinel = self.connection_pool.sentinel_manager
+        if time.monotonic() - manager.asked_at > RECHECK_S:
+            manager.asked_at = time.monotonic()  # one question per RECHECK_S, even failed
+            try:
+                await manager.discover_master(self.connection_pool.service_name)
+            except (RedisError, OSError):
+                return False  # no answer: keep what we have; a broken link shows itself
+        return manager.address is not None and manager.address != (self.host, int(self.port))
+
+
+class _AsyncTLSConnection(_AsyncConnection, AsyncManagedSSL):
+    pass
+
+
+class _SyncConnection(SyncManaged):
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if self._sock is None or self._replaced():
+            self.disconnect()  # type: ignore[no-untyped-call]
+            self.connect()  # type: ignore[no-untyped-call]
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+    def _replaced(self) -> bool:
+        manager: _SyncSentinel = self.connection_pool.sentinel_manager
+        if time.monotonic() - manager.asked_at > RECHECK_S:
+            manager.asked_at = time.monotonic()
+            try:
+                manager.discover_master(self.connection_pool.service_name)
+            except (RedisError, OSError):
+                return False
+        return manager.address is not None and manager.address != (self.host, int(self.port))
+
+
+class _SyncTLSConnection(_SyncConnection, SyncManagedSSL):
+    pass
