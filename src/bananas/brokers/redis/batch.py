@@ -192,6 +192,7 @@ class ScriptBatcher:
                     replies.append(exc)
             if wait is not None:
                 try:
+                    await conn.read_response()  # the fence (replicas.py)
                     waited = await conn.read_response()
                 except ResponseError as exc:
                     waited = exc

@@ -294,12 +294,30 @@ class PartitionedBroker(PartitionedFleet, PartitionedViews, Broker):
         plan = self._fetch_plan(count, start)
 
         async def one(p: int, ask: int, begin: int, prefix: str = token_prefix) -> list[Delivery]:
-            return await self.on(p, lambda b: b.dequeue(queues, ask, lease_seconds, prefix, begin))
+            def call(b: RedisBroker) -> Awaitable[list[Delivery]]:
+                return b.dequeue(queues, ask, lease_seconds, prefix, begin)
 
-        got = await asyncio.gather(*(one(*step) for step in plan))
+            try:
+                return await self.on(p, call)
+            except BrokerUnavailable:
+                # Sent once more at once, with the same token prefix: after a
+                # lost reply dequeue.lua hands back the jobs it leased (a dead
+                # primary fails again at once, and the partition is skipped).
+                return await self.on(p, call)
+
+        got = await asyncio.gather(*(one(*step) for step in plan), return_exceptions=True)
         out: list[Delivery] = []
         dry: set[int] = set()  # asked and found fewer than asked: empty now
+        failed: BaseException | None = None
         for (p, ask, _), deliveries in zip(plan, got, strict=True):
+            if isinstance(deliveries, BaseException):
+                if not isinstance(deliveries, BrokerError):
+                    raise deliveries  # a bug or a cancellation: not a partition's outage
+                # One primary out of reach (a failover) must not cost the jobs
+                # the others leased: those are returned, this partition skipped.
+                failed = failed or deliveries
+                dry.add(p)
+                continue
             (self._hot.add if len(deliveries) >= ask else dry.add)(p)
             out += deliveries
         # Short: the other partitions one at a time, in turns, each for all that
@@ -316,10 +334,17 @@ class PartitionedBroker(PartitionedFleet, PartitionedViews, Broker):
             # A token prefix of its own: the same one again would read as the
             # first call repeated after a lost reply (dequeue.lua).
             extra += 1
-            more = await one(p, need, begin, f"{token_prefix}r{extra}-")
+            try:
+                more = await one(p, need, begin, f"{token_prefix}r{extra}-")
+            except BrokerError as exc:
+                failed = failed or exc
+                dry.add(p)
+                continue
             (self._hot.add if len(more) >= need else dry.add)(p)
             out += more
         self._hot -= dry
+        if not out and failed is not None:
+            raise failed  # nothing leased anywhere: the fetch loop backs off
         return out
 
     async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
