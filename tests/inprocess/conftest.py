@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import orjson
 import pytest
 from conformance.conftest import broker_url as broker_url  # the same backends, re-exported
+from conformance.conftest import cluster_url as cluster_url
+from conformance.conftest import conformance_cluster as conformance_cluster
 
 from bananas import Bananas, JobSpec
 from bananas.brokers import Broker, from_url

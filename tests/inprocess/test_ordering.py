@@ -14,6 +14,15 @@ pytestmark = pytest.mark.timeout(60)
 ONE_AT_A_TIME = {"concurrency": 1, "prefetch": 0}
 
 
+@pytest.fixture(autouse=True)
+def one_partition(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Redis Cluster these orders hold within a partition (jobs spread over
+    partitions are served in turns: docs/deployment.md, Redis Cluster); with
+    REDIS_PARTITIONS=1 a cluster keeps them whole, as documented."""
+    if "+cluster://" in broker_url:
+        monkeypatch.setenv("REDIS_PARTITIONS", "1")
+
+
 async def backlog(harness: Harness, per_priority: int) -> None:
     """A backlog enqueued before any worker runs, low first (so FIFO alone
     would run it in the wrong order)."""
