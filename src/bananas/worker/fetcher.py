@@ -177,7 +177,10 @@ class Fetcher:
                 if p.link.refusing is not None and p.link.accepts():
                     p.log.info("broker.accepts_writes", detail="jobs are taken again")
                     self._fill_slots()
-                idle = not deliveries
+                # A wake-up's dequeue named every list of the order: fewer jobs
+                # than asked means they are empty now, so the next fetch waits
+                # (a job pushed since left a marker: the wait returns at once).
+                idle = not deliveries or (woken and len(deliveries) < want)
                 if not deliveries:
                     continue
             except BrokerRefusesWrites as exc:  # a pause, not an outage: it answers
