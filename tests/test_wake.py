@@ -270,3 +270,42 @@ async def until_blocked_async(redis_url: str) -> None:
         await until_blocked(r)
     finally:
         r.close()
+
+
+def test_a_short_lease_leaves_a_woken_job_its_lease(redis_url: str) -> None:
+    """A woken job's lease is dated from the wait's send, so the wait is
+    kept to a third of the lease: a job enqueued well into an idle second
+    still starts, instead of being dropped as expired and put back."""
+    app = Bananas(redis_url)
+
+    @app.job()
+    async def noted(k: str) -> str:
+        return k
+
+    settings = Settings(
+        broker_url=redis_url, health_port=0, enable_scheduler=False, lease_timeout=0.5
+    )
+    stream = io.StringIO()
+
+    async def main() -> None:
+        client = RedisBroker(redis_url)
+        worker = Worker(app, settings, EventLog("info", "json", stream), RedisBroker(redis_url))
+        run = asyncio.create_task(worker.run())
+        try:
+            for k in ("a", "b", "c"):
+                await until_blocked_async(redis_url)
+                await asyncio.sleep(0.6)  # well into a 1 s wait, past the lease
+                [new] = app.build_jobs([app.spec("noted", k=k)])
+                await client.enqueue([new])
+                deadline = time.monotonic() + 10
+                while await client.job_state(new.id) != "completed":
+                    assert time.monotonic() < deadline, f"job {k} never completed"
+                    await asyncio.sleep(0.01)
+        finally:
+            worker.request_stop()
+            assert await asyncio.wait_for(run, 10) == 0
+            await client.close()
+        assert '"job.dropped"' not in stream.getvalue()
+        assert stream.getvalue().count('"job.started"') == 3
+
+    asyncio.run(main())
