@@ -8,6 +8,7 @@ that starts a job enqueued while it waits and stops at once on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import io
 import signal
 import time
 from typing import Any
@@ -21,6 +22,8 @@ from bananas.brokers.base import NewJob
 from bananas.brokers.redis import RedisBroker
 from bananas.config import Settings
 from bananas.errors import BrokerUnavailable
+from bananas.logs import EventLog
+from bananas.worker import Worker
 
 Q = [("normal", "t")]
 ALL = [("high", "t"), ("normal", "t"), ("low", "t")]
@@ -207,3 +210,102 @@ def test_an_idle_worker_leases_on_wake_and_stops_at_once(
     assert time.monotonic() - started < 3.0  # the blocked wait did not hold the stop
     (drained,) = worker.events("worker.drained")
     assert drained["put_back"] == 0, drained
+
+
+def test_an_idle_worker_takes_each_job_with_one_wake_call(redis_url: str) -> None:
+    """The fetch loop on the real broker, its calls seen: once idle, every job
+    is leased by the wake-up call itself, and after one the loop waits again
+    without a plain dequeue in between (that dequeue named every list)."""
+    app = Bananas(redis_url)
+
+    @app.job()
+    async def noted(k: str) -> str:
+        return k
+
+    settings = Settings(broker_url=redis_url, health_port=0, enable_scheduler=False)
+
+    async def main() -> None:
+        broker = RedisBroker(redis_url)
+        client = RedisBroker(redis_url)
+        seen: list[str] = []
+        plain, waiting = broker.dequeue, broker.wait_and_dequeue
+
+        async def dequeue(*args: Any) -> Any:
+            seen.append("dequeue")
+            return await plain(*args)
+
+        async def wait_and_dequeue(*args: Any) -> Any:
+            got = await waiting(*args)
+            seen.append(f"wake:{len(got)}")
+            return got
+
+        broker.dequeue = dequeue  # type: ignore[method-assign]
+        broker.wait_and_dequeue = wait_and_dequeue  # type: ignore[method-assign]
+        worker = Worker(app, settings, EventLog("warning", "json", io.StringIO()), broker)
+        run = asyncio.create_task(worker.run())
+        try:
+            for k in ("a", "b", "c"):
+                await until_blocked_async(redis_url)
+                [new] = app.build_jobs([app.spec("noted", k=k)])
+                await client.enqueue([new])
+                deadline = time.monotonic() + 10
+                while await client.job_state(new.id) != "completed":
+                    assert time.monotonic() < deadline, f"job {k} never completed"
+                    await asyncio.sleep(0.01)
+        finally:
+            worker.request_stop()
+            assert await asyncio.wait_for(run, 10) == 0
+            await client.close()
+        taken = [s for s in seen if s != "wake:0"]  # wake:0: a wait that timed out
+        assert taken[0] == "dequeue" and taken[1:4] == ["wake:1"] * 3, seen
+        # At stop: the abandoned wait's prefix sent again (count 0), nothing else.
+        assert taken[4:] == ["dequeue"], seen
+
+    asyncio.run(main())
+
+
+async def until_blocked_async(redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await until_blocked(r)
+    finally:
+        r.close()
+
+
+def test_a_short_lease_leaves_a_woken_job_its_lease(redis_url: str) -> None:
+    """A woken job's lease is dated from the wait's send, so the wait is
+    kept to a third of the lease: a job enqueued well into an idle second
+    still starts, instead of being dropped as expired and put back."""
+    app = Bananas(redis_url)
+
+    @app.job()
+    async def noted(k: str) -> str:
+        return k
+
+    settings = Settings(
+        broker_url=redis_url, health_port=0, enable_scheduler=False, lease_timeout=0.5
+    )
+    stream = io.StringIO()
+
+    async def main() -> None:
+        client = RedisBroker(redis_url)
+        worker = Worker(app, settings, EventLog("info", "json", stream), RedisBroker(redis_url))
+        run = asyncio.create_task(worker.run())
+        try:
+            for k in ("a", "b", "c"):
+                await until_blocked_async(redis_url)
+                await asyncio.sleep(0.6)  # well into a 1 s wait, past the lease
+                [new] = app.build_jobs([app.spec("noted", k=k)])
+                await client.enqueue([new])
+                deadline = time.monotonic() + 10
+                while await client.job_state(new.id) != "completed":
+                    assert time.monotonic() < deadline, f"job {k} never completed"
+                    await asyncio.sleep(0.01)
+        finally:
+            worker.request_stop()
+            assert await asyncio.wait_for(run, 10) == 0
+            await client.close()
+        assert '"job.dropped"' not in stream.getvalue()
+        assert stream.getvalue().count('"job.started"') == 3
+
+    asyncio.run(main())

@@ -28,10 +28,10 @@ started when they start: the recoverer charges a stall only to a job that
 started.
 
 Idle: once a dequeue finds nothing, the next fetch is `wait_and_dequeue`,
-which waits (IDLE_WAIT at most) and leases in one call (on Redis, one round
-trip: brokers/redis/wake.py). A stop abandons it mid-wait like any other
-wait; as it may have leased jobs by then, it stays unanswered and is sent
-again at stop like a lost reply.
+which waits (IDLE_WAIT at most, a third of the lease if that is shorter)
+and leases in one call (on Redis, one round trip: brokers/redis/wake.py).
+stop() cancels it mid-wait; as it may have leased jobs by then, it stays
+unanswered and is sent again at stop like a lost reply.
 """
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ class Fetcher:
         # A dequeue that failed: its token prefix and send time, sent again.
         self._unanswered: tuple[str, float] | None = None
         self._waiting = False  # the loop is in an idle wait (stop() cancels it)
+        # A woken job's lease is dated from the wait's send (when the broker
+        # ran the dequeue is not known here): a wait must leave most of it.
+        self._idle_wait = min(IDLE_WAIT, params.lease_timeout / 3)
 
     @property
     def in_flight(self) -> int:
@@ -177,7 +180,10 @@ class Fetcher:
                 if p.link.refusing is not None and p.link.accepts():
                     p.log.info("broker.accepts_writes", detail="jobs are taken again")
                     self._fill_slots()
-                idle = not deliveries
+                # A wake-up's dequeue named every list of the order: fewer jobs
+                # than asked means they are empty now, so the next fetch waits
+                # (a job pushed since left a marker: the wait returns at once).
+                idle = not deliveries or (woken and len(deliveries) < want)
                 if not deliveries:
                     continue
             except BrokerRefusesWrites as exc:  # a pause, not an outage: it answers
@@ -210,7 +216,7 @@ class Fetcher:
         and the job's start); stop() cancels it."""
         self._waiting = True
         try:
-            return await self._dequeue(order, want, IDLE_WAIT)
+            return await self._dequeue(order, want, self._idle_wait)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is None or not self.p.stop.is_set():

@@ -37,8 +37,8 @@ from redis.exceptions import NoScriptError, ResponseError
 from ...errors import BrokerError, BrokerUnavailable
 from ...keys import Keys
 from ..records import Delivery, QueueRef
-from .connection import UNAVAILABLE, pack_command, text, wrap
-from .ready_index import ReadyIndex, parse_member
+from .connection import UNAVAILABLE, pack_command, wrap
+from .ready_index import ReadyIndex
 from .replicas import MinReplicas
 from .script_loader import Call
 
@@ -174,10 +174,6 @@ class RedisWake:
             self._wake = WakeConnection(lambda: self.redis, self._replicas)
         try:
             popped, reply = await self._wake.call([m for _, m in ready], timeout, call)
-            if isinstance(popped, list):
-                # Applied before the reply's index, which is newer than the pop.
-                member = text(popped[0]).removeprefix(self.keys.marker_prefix)
-                index.woke(parse_member(member))
             if isinstance(reply, NoScriptError):
                 # Redis lost its script cache; nothing ran, so the same token
                 # prefix is free (the batcher's path loads the script).
@@ -190,7 +186,8 @@ class RedisWake:
         except BrokerError:
             index.reset()  # it may be another primary's, or a lost keyspace's
             raise
-        # Every list of the order was named: the index cannot have hidden one.
+        # Every list of the order was named, the woken one too, and the reply's
+        # index is newer than the pop: nothing to add to the copy (`woke`).
         index.update(reply[0], reply[1])
         return deliveries(reply)
 
