@@ -63,6 +63,7 @@ class RedisInspection:
                 pipe.zcard(k.active)
                 pipe.zcard(k.dead)
                 pipe.zcard(k.completed)
+                pipe.zcard(k.cancelled)
                 replies = await pipe.execute()
         stats = BrokerStats()
         for ref, depth in zip(refs, replies, strict=False):
@@ -72,6 +73,7 @@ class RedisInspection:
         rest = replies[len(members) + len(route_lists) :]
         stats.unrouted = {p: int(n) for p, n in zip(PRIORITIES, rest[:3], strict=True)}
         stats.scheduled, stats.active, stats.dead, stats.completed = (int(x) for x in rest[3:7])
+        stats.cancelled = int(rest[7])
         self.keyspace.last_stats = stats
         return stats
 
@@ -356,6 +358,8 @@ class RedisInspection:
             return "dead"
         if status == b"completed":
             return "completed"
+        if status == b"cancelled":
+            return "cancelled"
         return "queued" if exists else None
 
     async def get_dead_info(self, job_id: str) -> DeadInfo | None:
