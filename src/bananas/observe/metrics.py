@@ -86,6 +86,7 @@ class _WorkerCollector(Collector):
             ("dead_lettered", s.dead_lettered),
             ("rejected", s.rejected),
             ("requeued", s.requeued),
+            ("cancelled", s.cancelled),
         ):
             jobs.add_metric([status], value)
         yield jobs

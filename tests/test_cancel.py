@@ -1,0 +1,93 @@
+"""Cancel with real worker processes (docs/control.md): a running async,
+thread (polling `current_job()`) and process job each stop within 2 s of
+`cancel()` and are not retried; queued and delayed jobs cancelled never run;
+a finished or unknown job answers so."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from support import Backend, WorkerFactory, both_brokers, wait_for
+
+from bananas import Bananas, CancelOutcome, JobFailed
+from bananas.config import Settings
+
+pytestmark = pytest.mark.timeout(180)
+
+STOP_WITHIN_S = 2.0
+
+
+def _runs(target: Backend, k: str) -> int:
+    return int(target.sink.hget("test:runs", k) or 0)
+
+
+def _stopped_within(app: Bananas, target: Backend, job_type: str, k: str) -> float:
+    """Start a long job, cancel it while it runs; seconds until it settled."""
+    handle = app.enqueue(job_type, {"k": k})
+    wait_for(lambda: _runs(target, k) == 1, 30, message=f"{job_type} started")
+    asked = time.monotonic()
+    assert handle.cancel() == CancelOutcome.REQUESTED
+    wait_for(lambda: handle.info() is not None, 10, message=f"{job_type} settled")
+    took = time.monotonic() - asked
+    info = handle.info()
+    assert info is not None and info.status == "cancelled", info
+    with pytest.raises(JobFailed, match="cancelled"):
+        handle.result(timeout=1)
+    assert target.view.state(handle.id) == "cancelled"
+    assert target.view.record(handle.id)["status"] == "cancelled"
+    assert handle.cancel() == CancelOutcome.ALREADY_CANCELLED
+    return took
+
+
+@both_brokers
+@pytest.mark.parametrize("job_type", ["long_async", "polling_thread", "long_process"])
+def test_a_running_job_stops_within_2s_and_is_not_retried(
+    workers: WorkerFactory, target: Backend, job_type: str
+) -> None:
+    app = Bananas(settings=Settings.load())
+    worker = workers.start("apps.cancels:app", "--concurrency", "2")
+    took = _stopped_within(app, target, job_type, "a")
+    print(f"cancel delay {job_type} on {target.name}: {took:.3f}s")
+    assert took < STOP_WITHIN_S, f"{job_type} stopped {took:.2f}s after cancel()"
+    # Not retried: it never runs again, and the worker keeps running jobs.
+    after = app.enqueue("quick", {"k": "after"})
+    assert after.result(timeout=30) == "after"
+    assert _runs(target, "a") == 1
+    assert not target.sink.hget("test:finished", "a")
+    [event] = worker.events("job.cancelled")
+    assert event["job_id"] and not worker.events("job.retried")
+
+
+@both_brokers
+def test_queued_and_delayed_jobs_cancelled_never_run(
+    workers: WorkerFactory, target: Backend
+) -> None:
+    app = Bananas(settings=Settings.load())
+    delayed = app.enqueue("quick", {"k": "delayed"}, _delay=1.0)
+    queued = app.enqueue("quick", {"k": "queued"})  # no worker yet: it waits
+    assert queued.cancel() == CancelOutcome.CANCELLED
+    assert delayed.cancel() == CancelOutcome.CANCELLED
+    workers.start("apps.cancels:app")
+    # Due after the delayed one: once it ran, the scheduler is past its time.
+    late = app.enqueue("quick", {"k": "late"}, _delay=1.5)
+    assert late.result(timeout=30) == "late"
+    assert (_runs(target, "queued"), _runs(target, "delayed")) == (0, 0)
+    for handle in (queued, delayed):
+        info = handle.info()
+        assert info is not None and info.status == "cancelled"
+        with pytest.raises(JobFailed, match="cancelled"):
+            handle.result(timeout=1)
+
+
+@both_brokers
+def test_cancelling_a_finished_or_unknown_job_answers_so(
+    workers: WorkerFactory, target: Backend
+) -> None:
+    app = Bananas(settings=Settings.load())
+    workers.start("apps.cancels:app")
+    done = app.enqueue("quick", {"k": "done"})
+    assert done.result(timeout=30) == "done"
+    assert done.cancel() == CancelOutcome.ALREADY_COMPLETED
+    assert app.handle(str(uuid.uuid4())).cancel() == CancelOutcome.UNKNOWN
