@@ -91,3 +91,23 @@ def test_cancelling_a_finished_or_unknown_job_answers_so(
     assert done.result(timeout=30) == "done"
     assert done.cancel() == CancelOutcome.ALREADY_COMPLETED
     assert app.handle(str(uuid.uuid4())).cancel() == CancelOutcome.UNKNOWN
+
+
+@both_brokers
+def test_the_cli_cancels_and_says_what_each_id_got(workers: WorkerFactory, target: Backend) -> None:
+    app = Bananas(settings=Settings.load())
+    queued = app.enqueue("quick", {"k": "queued"})
+    unknown = str(uuid.uuid4())
+    out = workers.cli("cancel", queued.id, unknown)
+    assert out.returncode == 1, out.stderr  # an unknown id
+    assert out.stdout.splitlines() == [
+        f"{queued.id}: cancelled before it ran: it will never run",
+        f"{unknown}: unknown job (never enqueued, or its record expired)",
+    ]
+    again = workers.cli("cancel", "--json", queued.id)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f'[{{"id":"{queued.id}","outcome":"already_cancelled"}}]'
+    assert workers.cli("cancel").returncode == 2
+    workers.start("apps.cancels:app")
+    assert app.enqueue("quick", {"k": "marker"}).result(timeout=30) == "marker"
+    assert _runs(target, "queued") == 0
