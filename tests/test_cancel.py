@@ -6,10 +6,11 @@ a finished or unknown job answers so."""
 from __future__ import annotations
 
 import time
+import urllib.request
 import uuid
 
 import pytest
-from support import Backend, WorkerFactory, both_brokers, wait_for
+from support import Backend, WorkerFactory, both_brokers, free_port, wait_for
 
 from bananas import Bananas, CancelOutcome, JobFailed
 from bananas.config import Settings
@@ -47,7 +48,8 @@ def test_a_running_job_stops_within_2s_and_is_not_retried(
     workers: WorkerFactory, target: Backend, job_type: str
 ) -> None:
     app = Bananas(settings=Settings.load())
-    worker = workers.start("apps.cancels:app", "--concurrency", "2")
+    port = free_port()
+    worker = workers.start("apps.cancels:app", "--concurrency", "2", HEALTH_PORT=str(port))
     took = _stopped_within(app, target, job_type, "a")
     print(f"cancel delay {job_type} on {target.name}: {took:.3f}s")
     assert took < STOP_WITHIN_S, f"{job_type} stopped {took:.2f}s after cancel()"
@@ -58,6 +60,12 @@ def test_a_running_job_stops_within_2s_and_is_not_retried(
     assert not target.sink.hget("test:finished", "a")
     [event] = worker.events("job.cancelled")
     assert event["job_id"] and not worker.events("job.retried")
+    wait_for(lambda: 'bananas_jobs_total{status="cancelled"} 1.0' in _metrics(port), 10)
+
+
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+        return str(resp.read().decode())
 
 
 @both_brokers

@@ -137,6 +137,11 @@ class _WorkerCollector(Collector):
         )
         yield _gauge("bananas_dead_letter_jobs", "Jobs in the dead-letter queue.", snap.stats.dead)
         yield _gauge(
+            "bananas_cancelled_jobs",
+            "Cancelled jobs whose result is still kept (RESULT_TTL).",
+            snap.stats.cancelled,
+        )
+        yield _gauge(
             "bananas_broker_up",
             "1 when the broker answered the last check.",
             1 if w.broker_ok else 0,
