@@ -10,6 +10,8 @@ import urllib.request
 import uuid
 
 import pytest
+import redis
+import wire_doc
 from support import Backend, WorkerFactory, both_brokers, free_port, wait_for
 
 from bananas import Bananas, CancelOutcome, JobFailed
@@ -37,7 +39,7 @@ def _stopped_within(app: Bananas, target: Backend, job_type: str, k: str) -> flo
     with pytest.raises(JobFailed, match="cancelled"):
         handle.result(timeout=1)
     assert target.view.state(handle.id) == "cancelled"
-    assert target.view.record(handle.id)["status"] == "cancelled"
+    assert target.view.record(handle.id)["cancelled_at"]
     assert handle.cancel() == CancelOutcome.ALREADY_CANCELLED
     return took
 
@@ -119,3 +121,33 @@ def test_the_cli_cancels_and_says_what_each_id_got(workers: WorkerFactory, targe
     workers.start("apps.cancels:app")
     assert app.enqueue("quick", {"k": "marker"}).result(timeout=30) == "marker"
     assert _runs(target, "queued") == 0
+
+
+def test_sdk_readers_see_a_cancelled_job_as_failed(workers: WorkerFactory, target: Backend) -> None:
+    """The result hash and the record of a job cancelled while queued and of
+    one stopped while running, against docs/wire-format.md and read as the
+    SDKs read them (Redis: the only broker SDKs read)."""
+    app = Bananas(settings=Settings.load())
+    queued = app.enqueue("quick", {"k": "queued"})
+    assert queued.cancel() == CancelOutcome.CANCELLED
+    workers.start("apps.cancels:app")
+    running = app.enqueue("long_async", {"k": "running"})
+    wait_for(lambda: _runs(target, "running") == 1, 30, message="started")
+    assert running.cancel() == CancelOutcome.REQUESTED
+    wait_for(lambda: running.info() is not None, 10, message="settled")
+    r = redis.Redis.from_url(target.url, decode_responses=True)
+    try:
+        for handle in (queued, running):
+            data = r.hgetall(f"bananas:result:{handle.id}")
+            wire_doc.check_result_hash(data)
+            parsed = wire_doc.python_sdk_result(handle.id, data)
+            assert (parsed["status"], parsed["error"]) == ("failed", "cancelled")
+            wire_doc.go_reader_result(data)
+            record = target.view.record(handle.id)
+            wire_doc.check_record(record)
+            wire_doc.python_sdk_job(record)
+            assert (record["status"], record["error"]) == ("failed", "cancelled")
+            info = handle.info()
+            assert info is not None and info.status == "cancelled"  # as Bananas reads it
+    finally:
+        r.close()

@@ -33,7 +33,6 @@ class Status(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     SCHEDULED = "scheduled"
-    CANCELLED = "cancelled"  # final; SDK readers see a failed-type status
 
 
 class JobState(StrEnum):

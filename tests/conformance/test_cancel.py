@@ -27,7 +27,8 @@ async def test_a_queued_job_cancelled_never_runs(broker: Broker) -> None:
     assert sorted(await drain_ids(broker)) == sorted([a, c])
     result = await broker.get_result(b)
     assert result is not None and result.status == "cancelled"
-    assert fields(await broker.get_record(b))["status"] == "cancelled"
+    rec = fields(await broker.get_record(b))
+    assert (rec["status"], rec["error"], bool(rec["cancelled_at"])) == ("failed", "cancelled", True)
     assert await broker.job_state(b) == "cancelled"
     assert (await broker.stats()).cancelled == 1
     assert await broker.cancel(b) == CancelOutcome.ALREADY_CANCELLED

@@ -49,6 +49,21 @@ class NewJob:
     route: str | None = None  # None: the default route (nothing to look up)
 
 
+CANCELLED = "cancelled"
+"""JobResult.status of a cancelled job, as Bananas reads it; on the wire the
+result and the record say `failed`, with `cancelled` (docs/wire-format.md)."""
+
+
+def cancelled_record(rec: Any, attempts: int | None = None) -> bytes:
+    """A JobRecord's record once cancelled: status `failed` (what SDK readers
+    know), error `cancelled`, and `cancelled_at`."""
+    changes: dict[str, Any] = {"status": "failed", "error": CANCELLED, "cancelled_at": now_iso()}
+    if attempts is not None:
+        changes["attempts"] = attempts
+    data: bytes = rec.updated(**changes)
+    return data
+
+
 class CancelOutcome(StrEnum):
     """What `cancel(job_id)` did (docs/control.md)."""
 

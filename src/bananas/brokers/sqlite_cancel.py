@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from ..errors import InvalidRecord
 from ..job import decode_record, now_iso
-from .records import CancelOutcome, Delivery
+from .records import CancelOutcome, Delivery, cancelled_record
 from .sqlite_db import Store
 from .sqlite_ops import Clock, Outcome, _holds, _set_result, _settled_by
 
@@ -31,7 +31,7 @@ _FINISHED = {
 
 def _cancelled_record(raw: bytes | None, job_id: str) -> bytes | None:
     try:
-        return decode_record(raw, expected_id=job_id).updated(status="cancelled")
+        return cancelled_record(decode_record(raw, expected_id=job_id))
     except InvalidRecord:
         return raw  # kept as it is, for inspection
 

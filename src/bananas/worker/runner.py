@@ -25,6 +25,7 @@ import orjson
 
 from ..app import JobDefinition
 from ..brokers.base import Broker, DeadInfo, Delivery
+from ..brokers.records import CANCELLED, cancelled_record
 from ..config import Settings
 from ..context import JobContext, set_current
 from ..errors import (
@@ -51,7 +52,6 @@ MAX_TRACEBACK = 16_000
 COMPLETED: str = Status.COMPLETED.value
 FAILED: str = Status.FAILED.value
 SCHEDULED: str = Status.SCHEDULED.value
-CANCELLED: str = Status.CANCELLED.value
 
 
 REFUSED = (
@@ -281,7 +281,7 @@ class JobRunner:
     ) -> None:
         """Settle a job someone cancelled: final, not retried (worker/cancels.py)."""
         duration_ms = (time.perf_counter() - started) * 1000
-        new_record = None if record is None else record.updated(status=CANCELLED, attempts=attempt)
+        new_record = None if record is None else cancelled_record(record, attempt)
         outcome = await self._settle(
             delivery, lambda: self.broker.settle_cancelled(delivery, new_record, duration_ms)
         )

@@ -19,8 +19,10 @@
 -- ARGV[7]  publish: PUBLISH, or SPUBLISH on Redis Cluster (complete.lua)
 --
 -- Queued (LREM from its ready list) or scheduled (ZREM): removed and final
--- at once: record and result status `cancelled`, the outcome published like
--- bury's, the id in `cancelled`. Running (leased): a field in `cancels`, which
+-- at once: the result says status `failed` (what SDK readers know) with
+-- `cancelled` 1 and error `cancelled` (Bananas reads it as cancelled:
+-- docs/wire-format.md), the record likewise (the caller's), `failed`
+-- published like bury's, the id in `cancelled`. Running (leased): a field in `cancels`, which
 -- the worker holding the lease reads (cancel_check.lua) and settles
 -- (cancelled.lua). A finished job is left alone and its state answered.
 -- The caller builds the cancelled record from the one it read; a record
@@ -35,7 +37,8 @@
 
 local id = ARGV[1]
 local raw = redis.call('GET', KEYS[1])
-local status = redis.call('HGET', KEYS[2], 'status')
+local result = redis.call('HMGET', KEYS[2], 'status', 'cancelled')
+local status = result[2] and 'cancelled' or result[1]
 if not raw then
   if status == 'completed' then return 'already_completed' end
   if status == 'cancelled' then return 'already_cancelled' end
@@ -57,11 +60,11 @@ local now = now_ms()
 redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
 redis.call('HDEL', KEYS[7], id)
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'status', 'cancelled', 'completed_at', ARGV[5],
+redis.call('HSET', KEYS[2], 'status', 'failed', 'cancelled', '1', 'completed_at', ARGV[5],
   'duration_ms', '0', 'duration_us', '0', 'error', 'cancelled')
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 -- The index keeps what the records still do: older entries go here, on a cancel.
 redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - tonumber(ARGV[4]) * 1000)
 redis.call('ZADD', KEYS[9], now, id)
-redis.pcall(ARGV[7], ARGV[6], 'cancelled') -- best effort, as in bury.lua
+redis.pcall(ARGV[7], ARGV[6], 'failed') -- best effort, as in bury.lua
 return 'cancelled'

@@ -21,6 +21,8 @@
 -- ARGV[9]  notify: the channel to PUBLISH the outcome on
 -- ARGV[10] publish: PUBLISH, or SPUBLISH on Redis Cluster (complete.lua)
 --
+-- The result reads as cancel.lua's: status `failed`, `cancelled` 1 (what SDK
+-- readers know; Bananas reads it as cancelled).
 -- Like bury.lua the result keeps the token (`lease`): a settle sent again
 -- because its reply was lost finds its own and is answered 1.
 --
@@ -44,10 +46,10 @@ else
   redis.call('EXPIRE', KEYS[4], ARGV[4])
 end
 redis.call('DEL', KEYS[5])
-redis.call('HSET', KEYS[5], 'status', 'cancelled', 'completed_at', ARGV[5],
+redis.call('HSET', KEYS[5], 'status', 'failed', 'cancelled', '1', 'completed_at', ARGV[5],
   'duration_ms', ARGV[6], 'duration_us', ARGV[7], 'error', ARGV[8], 'lease', ARGV[2])
 redis.call('EXPIRE', KEYS[5], ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - tonumber(ARGV[4]) * 1000)
 redis.call('ZADD', KEYS[7], now, id)
-redis.pcall(ARGV[10], ARGV[9], 'cancelled') -- best effort, as in bury.lua
+redis.pcall(ARGV[10], ARGV[9], 'failed') -- best effort, as in bury.lua
 return 1

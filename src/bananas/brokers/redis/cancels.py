@@ -15,7 +15,7 @@ from typing import Any
 from ...errors import BrokerError, InvalidRecord
 from ...job import decode_record, now_iso, wire_durations
 from ...keys import Keys, lane
-from ..records import CancelOutcome, Delivery
+from ..records import CancelOutcome, Delivery, cancelled_record
 from . import scripts
 from .connection import redis_errors
 from .script_loader import Call
@@ -34,7 +34,7 @@ def cancel_call(keys: Keys, job_id: str, raw: bytes | None, ttl: str, publish: s
             pass  # cancelled as it is: the record is kept for inspection
         else:
             ready_lane, name = lane(rec.route, rec.priority), rec.name
-            record = rec.updated(status="cancelled")
+            record = cancelled_record(rec)
     return scripts.cancel(
         record_key=keys.job(job_id),
         result_key=keys.result(job_id),

@@ -347,9 +347,9 @@ class RedisInspection:
                 pipe.zscore(k.active, job_id)
                 pipe.zscore(k.scheduled, job_id)
                 pipe.zscore(k.dead, job_id)
-                pipe.hget(k.result(job_id), "status")
+                pipe.hmget(k.result(job_id), "status", "cancelled")
                 pipe.exists(k.job(job_id))
-                active, scheduled, dead, status, exists = await pipe.execute()
+                active, scheduled, dead, (status, cancelled), exists = await pipe.execute()
         if active is not None:
             return "running"
         if scheduled is not None:
@@ -358,7 +358,7 @@ class RedisInspection:
             return "dead"
         if status == b"completed":
             return "completed"
-        if status == b"cancelled":
+        if cancelled is not None:
             return "cancelled"
         return "queued" if exists else None
 
