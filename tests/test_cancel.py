@@ -151,3 +151,24 @@ def test_sdk_readers_see_a_cancelled_job_as_failed(workers: WorkerFactory, targe
             assert info is not None and info.status == "cancelled"  # as Bananas reads it
     finally:
         r.close()
+
+
+@both_brokers
+def test_a_job_cancelled_in_the_prefetch_buffer_never_starts(
+    workers: WorkerFactory, target: Backend
+) -> None:
+    app = Bananas(settings=Settings.load())
+    worker = workers.start("apps.cancels:app", "--concurrency", "1", WORKER_PREFETCH="4")
+    busy = app.enqueue("long_async", {"k": "busy"})
+    wait_for(lambda: _runs(target, "busy") == 1, 30, message="the slot is taken")
+    waiting = app.enqueue("quick", {"k": "waiting"})
+    wait_for(lambda: target.view.state(waiting.id) == "running", 10, message="prefetched")
+    assert waiting.cancel() == CancelOutcome.REQUESTED  # leased: its worker is told
+    wait_for(lambda: waiting.info() is not None, 5, message="settled")
+    info = waiting.info()
+    assert info is not None and info.status == "cancelled"
+    assert busy.cancel() == CancelOutcome.REQUESTED
+    wait_for(lambda: busy.info() is not None, 5, message="busy settled")
+    assert app.enqueue("quick", {"k": "after"}).result(timeout=30) == "after"
+    assert _runs(target, "waiting") == 0
+    assert [e["started"] for e in worker.events("job.cancel_requested")] == [False, True]

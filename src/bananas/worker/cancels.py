@@ -73,11 +73,22 @@ class CancelWatch:
                 continue
             delivery.cancel_requested = True
             self.log.info("job.cancel_requested", job_id=job_id, started=delivery.started)
-            unstarted = self.fetcher.cancel(delivery, self.runner.stops_by_task(delivery))
+            unstarted = self.fetcher.cancel(delivery, self._stops_by_task(delivery))
             if unstarted is not None:
                 task = asyncio.create_task(self._settle_unstarted(unstarted))
                 self._settles.add(task)
                 task.add_done_callback(self._settles.discard)
+
+    def _stops_by_task(self, delivery: Delivery) -> bool:
+        """Whether the job is stopped by cancelling its task (async and
+        process handlers) rather than by the flag it polls (thread handlers).
+        Read only for a cancelled job: nothing per job otherwise."""
+        try:
+            name = decode_record(delivery.raw).name
+        except InvalidRecord:
+            return True
+        definition = self.runner.handlers.get(name)
+        return definition is None or definition.executor != "thread"
 
     async def _settle_unstarted(self, delivery: Delivery) -> None:
         """A job cancelled in the prefetch buffer: settled, never started."""

@@ -301,17 +301,6 @@ class JobRunner:
                 tracked, outcome, Outcome(INTERRUPTED, duration_ms, "cancelled", reason=CANCELLED)
             )
 
-    def stops_by_task(self, delivery: Delivery) -> bool:
-        """Whether a cancel stops the job by cancelling its task (async and
-        process handlers) rather than by a flag it polls (thread handlers).
-        Read only when a job is cancelled: nothing per job otherwise."""
-        try:
-            name = decode_record(delivery.raw).name
-        except InvalidRecord:
-            return True
-        definition = self.handlers.get(name)
-        return definition is None or definition.executor != "thread"
-
     def _too_big(self, result: bytes) -> str:
         limit = self.settings.max_result_bytes
         return (
