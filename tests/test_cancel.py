@@ -172,3 +172,18 @@ def test_a_job_cancelled_in_the_prefetch_buffer_never_starts(
     assert app.enqueue("quick", {"k": "after"}).result(timeout=30) == "after"
     assert _runs(target, "waiting") == 0
     assert [e["started"] for e in worker.events("job.cancel_requested")] == [False, True]
+
+
+def test_hooks_see_a_cancelled_run_end_as_cancelled(
+    workers: WorkerFactory, target: Backend
+) -> None:
+    app = Bananas(settings=Settings.load())
+    workers.start("apps.hooked:app")
+    handle = app.enqueue("hooked_long", {"k": "x"})
+    lines = lambda: [ln for ln in target.sink.lrange("test:hooks") if handle.id in ln]  # noqa: E731
+    wait_for(lambda: any(ln.startswith("before_run") for ln in lines()), 30, message="ran")
+    assert handle.cancel() == CancelOutcome.REQUESTED
+    wait_for(lambda: any(ln.startswith("after_run") for ln in lines()), 10, message="ended")
+    [end] = [ln for ln in lines() if ln.startswith("after_run")]
+    assert end == f"after_run {handle.id} 1 cancelled"
+    assert not any(ln.startswith(("on_retry", "on_dead_letter")) for ln in lines())

@@ -35,6 +35,7 @@ from ..errors import (
     InvalidRecord,
     JobTimeout,
 )
+from ..hooks import CANCELLED as RUN_CANCELLED
 from ..hooks import COMPLETED as RUN_COMPLETED
 from ..hooks import DEAD, INTERRUPTED, RETRYING, Hooks, Outcome
 from ..job import JobRecord, decode_record, iso_from_unix
@@ -297,9 +298,7 @@ class JobRunner:
         elif outcome is Settle.REFUSED and record is not None:
             self._stale(delivery, record, CANCELLED)
         if tracked is not None:
-            _report(
-                tracked, outcome, Outcome(INTERRUPTED, duration_ms, "cancelled", reason=CANCELLED)
-            )
+            _report(tracked, outcome, Outcome(RUN_CANCELLED, duration_ms, CANCELLED))
 
     def _too_big(self, result: bytes) -> str:
         limit = self.settings.max_result_bytes
