@@ -26,7 +26,15 @@ from apps.testmode import (
     which_loop,
 )
 
-from bananas import ArgumentsError, JobFailed, JobSpec, PayloadError, PayloadTooLarge, current_job
+from bananas import (
+    ArgumentsError,
+    CancelOutcome,
+    JobFailed,
+    JobSpec,
+    PayloadError,
+    PayloadTooLarge,
+    current_job,
+)
 from bananas.config import Settings
 from bananas.errors import BananasError
 from bananas.testing import TestMode
@@ -269,3 +277,19 @@ def test_progress_reported_in_test_mode_is_read_through_the_handle(
     progress = handle.progress()
     assert progress is not None
     assert (progress.fraction, progress.message, progress.attempt) == (1.0, "step 4 of 4", 1)
+
+
+def test_a_cancelled_job_never_runs_in_the_test_mode(bananas_test_mode: StartTestMode) -> None:
+    jobs = bananas_test_mode(app)
+    email = send_email.enqueue(to="a@b.c", subject="hi")
+    later = send_email.options(delay=60).enqueue(to="d@e.f", subject="later")
+    assert email.cancel() == CancelOutcome.CANCELLED
+    assert asyncio.run(later.cancel_async()) == CancelOutcome.CANCELLED
+    assert jobs.drain(advance=True) == [] and jobs_module.RUNS == []
+    with pytest.raises(JobFailed, match="cancelled"):
+        email.result()
+    assert email.cancel() == CancelOutcome.ALREADY_CANCELLED
+    done = send_email.enqueue(to="g@h.i", subject="done")
+    jobs.drain()
+    assert done.cancel() == CancelOutcome.ALREADY_COMPLETED
+    assert app.handle("nope").cancel() == CancelOutcome.UNKNOWN

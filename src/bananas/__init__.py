@@ -1,6 +1,7 @@
 """Bananas: background jobs for Python that lose nothing."""
 
 from .app import Bananas, JobFunction, JobSpec
+from .brokers.records import CancelOutcome
 from .context import JobContext, current_job
 from .errors import (
     ArgumentsError,
@@ -8,6 +9,7 @@ from .errors import (
     BrokerError,
     BrokerUnavailable,
     ConfigError,
+    JobCancelled,
     JobFailed,
     JobTimeout,
     PayloadError,
@@ -23,7 +25,9 @@ __all__ = [
     "BananasError",
     "BrokerError",
     "BrokerUnavailable",
+    "CancelOutcome",
     "ConfigError",
+    "JobCancelled",
     "JobContext",
     "JobFailed",
     "JobFunction",

@@ -7,6 +7,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .errors import JobCancelled
 from .progress import check_progress
 
 
@@ -35,6 +36,20 @@ class JobContext:
         value, text = check_progress(fraction, message)
         if self.sink is not None:
             self.sink.report(self, value, text)
+
+    @property
+    def cancelled(self) -> bool:
+        """Someone cancelled this job (`handle.cancel()`, `bananas cancel`, the
+        dashboard) and its worker has heard (within about a second). A
+        thread handler polls this (or `check_cancelled()`) in its loop; an
+        async handler is cancelled and a process handler killed instead."""
+        return bool(getattr(self.lease, "cancel_requested", False))
+
+    def check_cancelled(self) -> None:
+        """Raise JobCancelled if the job was cancelled: the job then settles
+        as cancelled (never retried). Cheap: call it as often as you like."""
+        if self.cancelled:
+            raise JobCancelled(f"job {self.id} was cancelled")
 
 
 _current: ContextVar[JobContext | None] = ContextVar("bananas_current_job", default=None)

@@ -123,3 +123,13 @@ class JobTimeout(BananasError):
 
 class AppLoadError(BananasError):
     """The --app / BANANAS_APP target could not be imported."""
+
+
+class JobCancelled(BananasError):
+    """Raised in a handler by `current_job().check_cancelled()` once someone
+    cancelled the job: the job then settles as cancelled (never retried)."""
+
+
+class CancelRequested(BananasError):
+    """A broker refused to schedule a retry of a job someone cancelled: the
+    worker settles it as cancelled instead (not retried)."""

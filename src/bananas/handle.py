@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .brokers.records import JobResult
+from .brokers.base import Administration
+from .brokers.records import CancelOutcome, JobResult
 from .errors import BrokerError, JobFailed
 from .unserved import why_unfinished, why_unfinished_sync
 from .vocabulary import Status
@@ -66,6 +67,22 @@ class JobHandle:
                 raw = None
             raise job_failed(self.id, found, raw)
         return _unwrap(self.id, found, timeout)
+
+    def cancel(self) -> CancelOutcome:
+        """Cancel the job (docs/control.md) and say what that did:
+        CANCELLED (it was queued or scheduled: it never runs), REQUESTED (it
+        is running: its worker stops it within about a second and it settles
+        as cancelled), ALREADY_COMPLETED / ALREADY_DEAD / ALREADY_CANCELLED,
+        or UNKNOWN. A cancelled job is final: never retried, and `result()`
+        raises JobFailed with the error "cancelled"."""
+        return self.app.broker.sync.cancel(self.id)
+
+    async def cancel_async(self) -> CancelOutcome:
+        """`cancel()` from async code, on the running loop's broker."""
+        broker = self.app.async_broker()
+        if isinstance(broker, Administration):
+            return await broker.cancel(self.id)
+        return self.app.broker.sync.cancel(self.id)  # the test mode's broker
 
     def info(self) -> JobInfo | None:
         """The stored result (status, timing, `result` as JSON bytes,

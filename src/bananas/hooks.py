@@ -42,6 +42,7 @@ COMPLETED = "completed"
 RETRYING = "retrying"
 DEAD = "dead"
 INTERRUPTED = "interrupted"  # no outcome recorded here: the job runs again
+CANCELLED = "cancelled"  # someone cancelled it (docs/control.md): final, never runs again
 
 _client_log = logging.getLogger("bananas.hooks")
 
@@ -83,7 +84,8 @@ class Outcome:
     """How an attempt ended, once the broker recorded it.
 
     status: `completed`; `retrying` (failed, scheduled again in `retry_in`
-    seconds); `dead` (dead-lettered, `reason` says why); `interrupted` (no
+    seconds); `dead` (dead-lettered, `reason` says why); `cancelled` (stopped
+    because someone cancelled it: final); `interrupted` (no
     outcome recorded by this worker: put back by a drain or a process-pool
     restart, or the lease was lost; `reason` says which; the job runs again)."""
 

@@ -191,6 +191,18 @@ class Keys:
         the WAIT covers every earlier write even on a fresh connection."""
         return f"{self.prefix}:fence"
 
+    @property
+    def cancels(self) -> str:
+        """Hash id -> unix ms of the cancel: running jobs someone cancelled,
+        which their worker stops (lua/cancel.lua, worker/cancels.py). Absent
+        while nobody cancels: the worker's check is one EXISTS."""
+        return f"{self.prefix}:cancels"
+
+    @property
+    def cancelled(self) -> str:
+        """Sorted set of cancelled ids scored by time of the cancel (unix ms)."""
+        return f"{self.prefix}:cancelled"
+
     def progress(self, job_id: str) -> str:
         """Hash {fraction, message, attempt, updated_at} a running job last
         reported (progress.lua); expires like its result."""

@@ -6,6 +6,7 @@ first, so every other hook runs after a failing one."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -85,3 +86,10 @@ def hooked_flaky(k: str) -> int:
 @app.job(max_retries=0)
 async def hooked_dies(k: str) -> None:
     raise ValueError("dies on purpose")
+
+
+@app.job()
+async def hooked_long(k: str) -> str:
+    """Runs until it is cancelled (tests/test_cancel.py)."""
+    await asyncio.sleep(60)
+    return k

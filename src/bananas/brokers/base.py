@@ -20,6 +20,7 @@ from ..vocabulary import JOB_STATES, JobState, WorkerInfo, check_state
 from .records import (
     ENQUEUE_CHUNK,
     BrokerStats,
+    CancelOutcome,
     DeadInfo,
     DeadLetter,
     Delivery,
@@ -46,6 +47,7 @@ __all__ = [
     "Administration",
     "Broker",
     "BrokerStats",
+    "CancelOutcome",
     "DeadInfo",
     "DeadLetter",
     "Delivery",
@@ -105,6 +107,10 @@ class SyncClient(abc.ABC):
     def get_progress(self, job_id: str) -> JobProgress | None:
         """What the job last reported of its progress; None if it never did
         (or that has expired, with its result)."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> CancelOutcome:
+        """`Administration.cancel` from plain code (`handle.cancel()`)."""
 
 
 class Connection(abc.ABC):
@@ -287,6 +293,29 @@ class Consumer(abc.ABC):
     @abc.abstractmethod
     async def _requeue(self, deliveries: Sequence[Delivery]) -> int: ...
 
+    async def settle_cancelled(
+        self, delivery: Delivery, record: bytes | None, duration_ms: float
+    ) -> bool:
+        """Settle a leased job that stopped because it was cancelled: final
+        (not retried, not dead-lettered), result status `cancelled`, its
+        cancel request cleared; `record` None keeps the stored one. False if
+        the lease was lost."""
+        return await self._settle_cancelled(delivery, record, duration_ms)
+
+    @abc.abstractmethod
+    async def _settle_cancelled(
+        self, delivery: Delivery, record: bytes | None, duration_ms: float
+    ) -> bool: ...
+
+    async def cancel_requests(self, job_ids: Sequence[str]) -> list[str]:
+        """Which of these (leased) jobs someone cancelled. The worker asks a
+        few times a second while it holds jobs; while nobody cancels this is
+        one cheap read per call, nothing per job."""
+        return await self._cancel_requests(job_ids) if job_ids else []
+
+    @abc.abstractmethod
+    async def _cancel_requests(self, job_ids: Sequence[str]) -> list[str]: ...
+
     @abc.abstractmethod
     async def set_progress(
         self, delivery: Delivery, fraction: float, message: str, attempt: int, ttl: float
@@ -390,7 +419,14 @@ class Registry(abc.ABC):
 
 
 class Administration(abc.ABC):
-    """Operator actions on dead letters."""
+    """Operator actions: cancel a job; act on dead letters."""
+
+    @abc.abstractmethod
+    async def cancel(self, job_id: str) -> CancelOutcome:
+        """Cancel a job, atomically: queued or scheduled, it is removed and
+        final (CANCELLED: it never runs); running, its worker is told
+        (REQUESTED: it stops it and settles it cancelled); finished, the
+        final state is answered (ALREADY_*); UNKNOWN for no such job."""
 
     @abc.abstractmethod
     async def get_record(self, job_id: str) -> bytes | None: ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import orjson
@@ -48,6 +49,52 @@ class NewJob:
     route: str | None = None  # None: the default route (nothing to look up)
 
 
+CANCELLED = "cancelled"
+"""JobResult.status of a cancelled job, as Bananas reads it; on the wire the
+result and the record say `failed`, with `cancelled` (docs/wire-format.md)."""
+
+
+def cancelled_record(rec: Any, attempts: int | None = None) -> bytes:
+    """A JobRecord's record once cancelled: status `failed` (what SDK readers
+    know), error `cancelled`, and `cancelled_at`."""
+    changes: dict[str, Any] = {"status": "failed", "error": CANCELLED, "cancelled_at": now_iso()}
+    if attempts is not None:
+        changes["attempts"] = attempts
+    data: bytes = rec.updated(**changes)
+    return data
+
+
+class CancelOutcome(StrEnum):
+    """What `cancel(job_id)` did (docs/control.md)."""
+
+    CANCELLED = "cancelled"  # queued or scheduled: removed, it never runs
+    REQUESTED = "cancel_requested"  # running: the worker holding it is told
+    ALREADY_COMPLETED = "already_completed"
+    ALREADY_DEAD = "already_dead"
+    ALREADY_CANCELLED = "already_cancelled"
+    UNROUTED = "unrouted"  # in an SDK's plain list, not routed yet: try again
+    UNKNOWN = "unknown"  # no such job (or its record expired)
+
+    @property
+    def finished(self) -> bool:
+        """The job had already reached a final state."""
+        return self.value.startswith("already_")
+
+    def describe(self) -> str:
+        return _CANCEL_TEXT[self]
+
+
+_CANCEL_TEXT = {
+    CancelOutcome.CANCELLED: "cancelled before it ran: it will never run",
+    CancelOutcome.REQUESTED: "running: cancel requested, its worker stops it within a second",
+    CancelOutcome.ALREADY_COMPLETED: "already finished: completed",
+    CancelOutcome.ALREADY_DEAD: "already finished: dead-lettered",
+    CancelOutcome.ALREADY_CANCELLED: "already finished: cancelled",
+    CancelOutcome.UNROUTED: "waiting in an SDK list, not routed yet: try again in a moment",
+    CancelOutcome.UNKNOWN: "unknown job (never enqueued, or its record expired)",
+}
+
+
 @dataclass(slots=True)
 class Delivery:
     """A job leased to this worker. `token` proves the lease is still ours."""
@@ -60,6 +107,8 @@ class Delivery:
     # Until when the lease is surely ours, on this process's monotonic clock
     # (set by the fetcher and the heartbeat; 0 once the broker said it is gone).
     held_until: float = float("inf")
+    # Someone cancelled the job while this worker held it (worker/cancels.py).
+    cancel_requested: bool = False
 
 
 @dataclass(slots=True)
@@ -175,6 +224,7 @@ class BrokerStats:
     active: int = 0
     dead: int = 0
     completed: int = 0  # entries in the recent-completions index
+    cancelled: int = 0  # jobs cancelled (kept like results, for RESULT_TTL)
 
 
 @dataclass(slots=True)

@@ -32,6 +32,7 @@ from . import sqlite_upkeep as upkeep
 from .base import Broker, SyncClient
 from .records import (
     KEEP_COMPLETED,
+    CancelOutcome,
     DeadInfo,
     Delivery,
     JobProgress,
@@ -40,6 +41,8 @@ from .records import (
     QueueRef,
     Recovered,
 )
+from .sqlite_cancel import SQLiteCancels
+from .sqlite_cancel import cancel as _cancel
 from .sqlite_db import Store, Tables, path_from_url, refuse_newer, wrap
 from .sqlite_ops import Clock, Outcome
 from .sqlite_progress import SQLiteProgress
@@ -58,7 +61,7 @@ def _clock() -> Clock:
     return Clock(time.time(), now_iso())
 
 
-class SQLiteBroker(SQLiteViews, SQLiteProgress, Broker):
+class SQLiteBroker(SQLiteCancels, SQLiteViews, SQLiteProgress, Broker):
     def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
         self.url = url
         self.path = path_from_url(url)
@@ -363,6 +366,10 @@ class SQLiteSyncClient(SyncClient):
 
     def get_progress(self, job_id: str) -> JobProgress | None:
         return self._broker._read_sync(lambda s: _get_progress(s, job_id, time.time()))
+
+    def cancel(self, job_id: str) -> CancelOutcome:
+        b = self._broker
+        return b._run_sync(lambda s: _cancel(s, job_id, _clock(), b._ttl))
 
 
 def _ping(store: Store) -> None:

@@ -77,6 +77,7 @@ class Tables:
         self.workers = self.name("workers")
         self.throughput = self.name("throughput")
         self.progress = self.name("progress")
+        self.cancels = self.name("cancels")
         # Queued-job queries name their index: without statistics the planner
         # may pick the job-type index and scan a whole type to find one priority.
         self.ready = f"{self.jobs} INDEXED BY {self.name('jobs:ready')}"
@@ -164,6 +165,10 @@ class Tables:
                 updated_at REAL NOT NULL,
                 expires REAL NOT NULL)""",
             f"CREATE INDEX IF NOT EXISTS {ix('progress:expires')} ON {t.progress} (expires)",
+            # Running jobs someone cancelled (sqlite_cancel.py); added without
+            # a version bump, like progress: older code never reads it.
+            f"""CREATE TABLE IF NOT EXISTS {t.cancels} (
+                id TEXT PRIMARY KEY NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID""",
             f"""CREATE TABLE IF NOT EXISTS {t.throughput} (
                 minute INTEGER PRIMARY KEY,
                 completed INTEGER NOT NULL DEFAULT 0,

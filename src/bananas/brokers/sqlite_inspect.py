@@ -136,6 +136,7 @@ def stats(store: Store) -> BrokerStats:
         )
         row = conn.execute(f"SELECT count(*) FROM {store.t.completed}").fetchone()
         out.completed = int(row[0])
+        out.cancelled = _count_state(conn, store, "cancelled")
     return out
 
 

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from ..errors import CancelRequested
 from ..job import wire_durations
 from ..keys import split_lane
 from ..routes import DEFAULT_ROUTE
@@ -254,6 +255,9 @@ def retry(store: Store, delivery: Delivery, record: bytes, delay: float, clock: 
     with store.write() as conn:
         if not _holds(conn, t, delivery.id, delivery.token):
             return _settled_by(conn, t, delivery.id, delivery.token, "scheduled")
+        cancelled = conn.execute(f"SELECT 1 FROM {t.cancels} WHERE id = ?", (delivery.id,))
+        if cancelled.fetchone() is not None:  # nothing written: the worker settles it cancelled
+            raise CancelRequested(f"job {delivery.id} was cancelled: not retried")
         conn.execute(
             f"""UPDATE {t.jobs} SET state = 'scheduled', record = ?, at = ?, token = ?,
                 expires = NULL WHERE id = ?""",

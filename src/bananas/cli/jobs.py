@@ -108,6 +108,7 @@ def status(as_json: bool, broker: str | None) -> None:
             "scheduled": stats.scheduled,
             "in_flight": stats.active,
             "dead": stats.dead,
+            "cancelled": stats.cancelled,
         }
         if as_json:
             click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
@@ -130,6 +131,7 @@ def render_status(data: dict[str, Any], stats: Any) -> str:
         f"scheduled  {stats.scheduled}",
         f"in flight  {stats.active}",
         f"dead       {stats.dead}",
+        f"cancelled  {stats.cancelled}",
     ]
     now = time.time()
     for title, entries in (("WORKERS", data["workers"]), ("SCHEDULERS", data["schedulers"])):

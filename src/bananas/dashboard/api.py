@@ -45,6 +45,19 @@ async def dead(request: Request, dash: Dashboard) -> Response:
     return ORJSONResponse((await queries.dead_list(dash.broker, offset, limit)).to_json())
 
 
+async def cancel_action(request: Request, dash: Dashboard) -> Response:
+    """Body: {"ids": ["..."]} (JSON). Answers {"outcomes": {id: outcome}}."""
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise BadRequest('the body must be {"ids": [job ids (strings)]}')
+    outcomes = {job_id: (await dash.broker.cancel(job_id)).value for job_id in ids}
+    return ORJSONResponse({"outcomes": outcomes})
+
+
 async def dead_action(request: Request, dash: Dashboard) -> Response:
     """Body: {"ids": ["..."]} or {"all": true} (JSON or a urlencoded form)."""
     verb = request.path_params["verb"]

@@ -125,6 +125,7 @@ def _routes(dash: Dashboard) -> list[BaseRoute]:
         Route("/jobs/{job_id:path}", bind(views.job), methods=["GET"]),
         Route("/dead", bind(views.dead), methods=["GET"]),
         Route(f"/dead/{verbs}", bind(_only_verbs(views.dead_action)), methods=["POST"]),
+        Route("/cancel", bind(views.cancel_action), methods=["POST"]),
         Route("/schedules", bind(views.schedules), methods=["GET"]),
         Route("/login", bind(views.login_form), methods=["GET"]),
         Route("/login", bind(views.login_submit), methods=["POST"]),
@@ -135,6 +136,7 @@ def _routes(dash: Dashboard) -> list[BaseRoute]:
         Route("/api/jobs/{job_id:path}", bind(api.job), methods=["GET"]),
         Route("/api/dead", bind(api.dead), methods=["GET"]),
         Route(f"/api/dead/{verbs}", bind(_only_verbs(api.dead_action)), methods=["POST"]),
+        Route("/api/cancel", bind(api.cancel_action), methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
 

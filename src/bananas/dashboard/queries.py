@@ -43,6 +43,7 @@ class Overview:
     scheduled: int
     running: int  # leased jobs that started (active minus prefetched)
     dead: int
+    cancelled: int  # cancelled jobs whose result is still kept
     completed_recent: int
     oldest_age: dict[str, float]
     throughput: list[Throughput]
@@ -111,6 +112,7 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
         scheduled=stats.scheduled,
         running=stats.active - prefetched,
         dead=stats.dead,
+        cancelled=stats.cancelled,
         completed_recent=stats.completed,
         oldest_age={p: oldest.get(p, 0.0) for p in PRIORITIES},
         throughput=throughput,

@@ -10,9 +10,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import Scope
 
+from ..brokers.base import CancelOutcome
 from ..vocabulary import JobState
 from . import charts, fleet, job_detail, queries
-from .context import ActionResult, Dashboard, act_on_dead, list_query, page_query
+from .context import ActionResult, BadRequest, Dashboard, act_on_dead, list_query, page_query
 from .records import pretty_json
 from .security import (
     SESSION_COOKIE,
@@ -24,7 +25,7 @@ from .security import (
 )
 
 STATE_TITLES = {state.value: state.value.capitalize() for state in JobState}
-FINAL_STATES = (JobState.COMPLETED, JobState.DEAD, None)
+FINAL_STATES = (JobState.COMPLETED, JobState.DEAD, "cancelled", None)
 
 
 async def overview(request: Request, dash: Dashboard) -> Response:
@@ -80,6 +81,7 @@ async def job(request: Request, dash: Dashboard) -> Response:
         live=detail.found and detail.state not in FINAL_STATES,
         j=detail,
         flash=_flash(request),
+        cancel_flash=_cancel_flash(request),
     )
 
 
@@ -100,6 +102,30 @@ async def dead_action(request: Request, dash: Dashboard) -> Response:
     result = await act_on_dead(dash.broker, verb, ids)
     target = safe_next(request.scope, str(form.get("next") or "/dead"), "/dead")
     return RedirectResponse(_with_result(target, result), status_code=303)
+
+
+async def cancel_action(request: Request, dash: Dashboard) -> Response:
+    """Cancel one job (its page's button); back to `next` saying what it did."""
+    form = await request.form()
+    job_id = str(form.get("id") or "")
+    if not job_id:
+        raise BadRequest('give "id", the job to cancel')
+    outcome = await dash.broker.cancel(job_id)
+    target = safe_next(request.scope, str(form.get("next") or f"/jobs/{job_id}"), "/jobs")
+    parts = urlsplit(target)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "cancel"]
+    return RedirectResponse(
+        f"{parts.path}?{urlencode([*query, ('cancel', outcome.value)])}", status_code=303
+    )
+
+
+def _cancel_flash(request: Request) -> str | None:
+    """What the last cancel did, from the redirect's query (an outcome name only)."""
+    raw = request.query_params.get("cancel")
+    try:
+        return CancelOutcome(raw).describe().capitalize() if raw else None
+    except ValueError:
+        return None
 
 
 def _with_result(target: str, result: ActionResult) -> str:

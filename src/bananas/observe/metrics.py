@@ -86,6 +86,7 @@ class _WorkerCollector(Collector):
             ("dead_lettered", s.dead_lettered),
             ("rejected", s.rejected),
             ("requeued", s.requeued),
+            ("cancelled", s.cancelled),
         ):
             jobs.add_metric([status], value)
         yield jobs
@@ -135,6 +136,11 @@ class _WorkerCollector(Collector):
             "bananas_scheduled_jobs", "Delayed and back-off jobs waiting.", snap.stats.scheduled
         )
         yield _gauge("bananas_dead_letter_jobs", "Jobs in the dead-letter queue.", snap.stats.dead)
+        yield _gauge(
+            "bananas_cancelled_jobs",
+            "Cancelled jobs whose result is still kept (RESULT_TTL).",
+            snap.stats.cancelled,
+        )
         yield _gauge(
             "bananas_broker_up",
             "1 when the broker answered the last check.",

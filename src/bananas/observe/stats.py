@@ -23,6 +23,7 @@ class WorkerStats:
     dead_lettered: int = 0
     rejected: int = 0  # bad input, dead-lettered without running
     requeued: int = 0
+    cancelled: int = 0  # stopped (or never started) because someone cancelled them
     recovered: int = 0  # expired leases this process's recoverer returned
     moved: int = 0  # due jobs this process's scheduler moved to ready
     fired: int = 0  # cron / periodic firings this process's scheduler enqueued

@@ -22,6 +22,7 @@ from datetime import timedelta
 
 from ..brokers.base import SyncClient, WorkerPath
 from ..brokers.records import (
+    CancelOutcome,
     DeadInfo,
     Delivery,
     JobProgress,
@@ -255,6 +256,38 @@ class MemoryBroker(WorkerPath):
             entry.state = JobState.QUEUED
         return len(held)
 
+    async def _settle_cancelled(
+        self, delivery: Delivery, record: bytes | None, duration_ms: float
+    ) -> bool:
+        if self._held(delivery) is None:
+            return False
+        del self.jobs[delivery.id]
+        self.results[delivery.id] = JobResult(
+            "cancelled", now_iso(), duration_ms, error="cancelled"
+        )
+        return True
+
+    async def _cancel_requests(self, job_ids: Sequence[str]) -> list[str]:
+        return []  # a test-mode job runs inline: it is never running when cancelled
+
+    def cancel(self, job_id: str) -> CancelOutcome:
+        """Cancel a waiting job (the test mode's `handle.cancel()`)."""
+        with self._lock:
+            entry = self.jobs.get(job_id)
+            if entry is not None and entry.state in WAITING:
+                del self.jobs[job_id]
+                self.results[job_id] = JobResult("cancelled", now_iso(), 0.0, error="cancelled")
+                return CancelOutcome.CANCELLED
+            if entry is not None and entry.state == JobState.RUNNING:
+                return CancelOutcome.REQUESTED
+            found = self.results.get(job_id)
+            if found is None:
+                return CancelOutcome.UNKNOWN
+            return {
+                "completed": CancelOutcome.ALREADY_COMPLETED,
+                "cancelled": CancelOutcome.ALREADY_CANCELLED,
+            }.get(found.status, CancelOutcome.ALREADY_DEAD)
+
     # -- Upkeep (nothing expires: a test mode lease is never lost) ------------
     async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
         return Recovered([], [])
@@ -297,6 +330,9 @@ class _Sync(SyncClient):
 
     def get_progress(self, job_id: str) -> JobProgress | None:
         return self.broker.progress.get(job_id)
+
+    def cancel(self, job_id: str) -> CancelOutcome:
+        return self.broker.cancel(job_id)
 
     def wait_result(self, job_id: str, timeout: float) -> JobResult | None:
         found = self.broker.results.get(job_id)

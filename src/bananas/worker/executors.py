@@ -8,6 +8,9 @@
   returns, its result discarded, counted in `threads_stuck`. The pool is sized
   2x concurrency for that; once every thread is stuck, /livez fails (a restart
   is the only cure) and thread jobs wait, leased, rather than fail unstarted.
+- cancel (worker/cancels.py): an async job's task is cancelled; a thread job
+  sees `current_job().cancelled`; a process job's pool is killed as on a
+  timeout (the jobs beside it are put back uncharged).
 - process: CPU-bound functions run in a spawn-started process pool. On
   timeout the pool's processes are killed (the only way to stop the job) and
   the pool restarted; jobs that were running beside it in the pool are put
@@ -200,6 +203,11 @@ class Executors:
             self._kill_pool(generation, None)
             raise self._after_break(pool, slot) from None
         except asyncio.CancelledError:
+            if _cancelled(job) and slot >= 0 and pool.pids[slot] and not future.done():
+                # Someone cancelled the job (worker/cancels.py): killing its
+                # process is the only way to stop it; its pool goes with it.
+                self._kill_pool(generation, "another job's cancel")
+                raise
             task = asyncio.current_task()
             if (
                 future.cancelled()
@@ -290,6 +298,10 @@ def _died_by_themselves(processes: list[Any]) -> dict[int, int]:
         if code is not None and code != -signal.SIGTERM:
             died[process.pid] = code
     return died
+
+
+def _cancelled(job: JobContext | None) -> bool:
+    return job is not None and job.cancelled
 
 
 class _NotStarted(Exception):

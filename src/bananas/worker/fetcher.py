@@ -290,6 +290,24 @@ class Fetcher:
         with contextlib.suppress(BrokerError):
             await self.p.broker.requeue(deliveries)
 
+    def cancel(self, delivery: Delivery, by_task: bool) -> Delivery | None:
+        """Stop a job someone cancelled (worker/cancels.py; its
+        `cancel_requested` is set). Running: its task is cancelled when
+        `by_task` (async and process handlers; a thread handler polls the
+        flag). Still in the buffer: taken out, never started, and returned
+        for the caller to settle as cancelled."""
+        if not delivery.started:
+            try:
+                self._buffer.remove(delivery)
+            except ValueError:
+                return None
+            del self.leased[delivery.id]
+            return delivery
+        task = self._tasks.get(delivery.id)
+        if by_task and task is not None and not delivery.settling:
+            task.cancel()
+        return None
+
     def release_slot(self, delivery: Delivery) -> None:
         """Free the job's slot (called as its outcome starts settling)."""
         if delivery.id in self._executing:

@@ -25,15 +25,18 @@ import orjson
 
 from ..app import JobDefinition
 from ..brokers.base import Broker, DeadInfo, Delivery
+from ..brokers.records import CANCELLED, cancelled_record
 from ..config import Settings
 from ..context import JobContext, set_current
 from ..errors import (
     BrokerRefusesWrites,
     BrokerUnavailable,
+    CancelRequested,
     InvalidRecord,
     JobTimeout,
     ReplicationTimeout,
 )
+from ..hooks import CANCELLED as RUN_CANCELLED
 from ..hooks import COMPLETED as RUN_COMPLETED
 from ..hooks import DEAD, INTERRUPTED, RETRYING, Hooks, Outcome
 from ..job import JobRecord, decode_record, iso_from_unix
@@ -144,13 +147,25 @@ class JobRunner:
             scopes = tracked.scopes() if definition.executor == "process" else None
         try:
             value = await self.executors.run(definition, record.payload, timeout, scopes)
-        except (asyncio.CancelledError, Requeue) as exc:
+        except asyncio.CancelledError as exc:
+            if delivery.cancel_requested:  # ours (worker/cancels.py), not a drain's
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                await self.cancelled(delivery, record, attempt, started, tracked)
+                return
             self.progress.forget(delivery.id)
             if tracked is not None:
-                tracked.interrupted("requeued" if isinstance(exc, Requeue) else "cancelled", exc)
+                tracked.interrupted("cancelled", exc)
+            raise
+        except Requeue as exc:
+            self.progress.forget(delivery.id)
+            if tracked is not None:
+                tracked.interrupted("requeued", exc)
             raise
         except Exception as exc:
-            await self._failed(delivery, record, definition, attempt, exc, started, tracked)
+            if delivery.cancel_requested:  # JobCancelled, or whatever a stopped job raised
+                await self.cancelled(delivery, record, attempt, started, tracked)
+            else:
+                await self._failed(delivery, record, definition, attempt, exc, started, tracked)
             return
         duration_ms = (time.perf_counter() - started) * 1000
         try:
@@ -245,9 +260,13 @@ class JobRunner:
                 error=error,
                 scheduled_for=iso_from_unix(due),
             )
-            outcome = await self._settle(
-                delivery, lambda: self.broker.retry(delivery, new_record, delay)
-            )
+            try:
+                outcome = await self._settle(
+                    delivery, lambda: self.broker.retry(delivery, new_record, delay)
+                )
+            except CancelRequested:  # cancelled before this worker heard: not retried
+                await self.cancelled(delivery, record, attempt, started, tracked)
+                return
             if outcome is Settle.DONE:
                 self.stats.retried += 1
                 self.log.info("job.retried", retry_in_s=round(delay, 3), **fields)
@@ -257,6 +276,34 @@ class JobRunner:
             self.stats.finished(record.name, duration_ms, ok=False)
         elif outcome is Settle.REFUSED:
             self._stale(delivery, record, FAILED)
+
+    async def cancelled(
+        self,
+        delivery: Delivery,
+        record: JobRecord | None,
+        attempt: int,
+        started: float,
+        tracked: JobHooks | None = None,
+    ) -> None:
+        """Settle a job someone cancelled: final, not retried (worker/cancels.py)."""
+        duration_ms = (time.perf_counter() - started) * 1000
+        new_record = None if record is None else cancelled_record(record, attempt)
+        outcome = await self._settle(
+            delivery, lambda: self.broker.settle_cancelled(delivery, new_record, duration_ms)
+        )
+        if outcome is Settle.DONE:
+            self.stats.cancelled += 1
+            self.log.info(
+                "job.cancelled",
+                job_id=delivery.id,
+                job_type=record.name if record else None,
+                attempt=attempt,
+                duration_ms=round(duration_ms, 3),
+            )
+        elif outcome is Settle.REFUSED and record is not None:
+            self._stale(delivery, record, CANCELLED)
+        if tracked is not None:
+            _report(tracked, outcome, Outcome(RUN_CANCELLED, duration_ms, CANCELLED))
 
     def _too_big(self, result: bytes) -> str:
         limit = self.settings.max_result_bytes

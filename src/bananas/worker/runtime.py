@@ -6,6 +6,7 @@ snapshot (`status()`) from the parts' read-only fields.
 
   fetcher      worker/fetcher.py      prefetch buffer, slots, fetch loop, job tasks
   leases       worker/leases.py       heartbeat of the leases the fetcher holds
+  cancels      worker/cancels.py      stops the jobs someone cancelled
   router       worker/router.py       foreign-record routing (optional)
   maintenance  worker/maintenance.py  lease recoverer, due jobs, cron firings
   monitor      observe/monitor.py     loop ticker, broker snapshot, registry
@@ -66,6 +67,7 @@ from ..observe.monitor import Monitor, MonitorParams
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink, WorkerIdentity, WorkerState, WorkerStatus
 from ..vocabulary import PRIORITIES, Mode
+from .cancels import CancelWatch
 from .checks import check_access, startup_checks, watch_keyspace
 from .drain import drain_jobs
 from .executors import Executors
@@ -127,6 +129,7 @@ class Worker:
         self.leases = Leases(
             LeasesParams(self.broker, log, self.link, settings.lease_timeout, self.fetcher.leased)
         )
+        self.cancels = CancelWatch(self.broker, log, self.fetcher, self.runner)
         self.router = router_for(
             self.broker, log, self.priorities, self.types, self._stop, settings.routing_keys
         )
@@ -278,6 +281,7 @@ class Worker:
             self.hooks.emit("on_worker_start", self.identity)
         self._state = WorkerState.RUNNING
         self.leases.start()
+        self.cancels.start()
         self.maintenance.start()
         self.fetcher.start()
         if self.router is not None:
@@ -294,6 +298,7 @@ class Worker:
         """Steps 5-10 of the stop order. The jobs are settled or put back by
         now; what is left is clean-up, so a stuck step is left behind."""
         log = self.log
+        await bounded(log, "cancels", self.cancels.stop())
         await bounded(log, "leases", self.leases.stop())
         await bounded(log, "maintenance", self.maintenance.stop())
         await bounded(log, "monitor", self.monitor.stop())

@@ -36,7 +36,8 @@ class Role(StrEnum):
 
 
 ROLE_SCRIPTS: dict[Role, tuple[str, ...]] = {
-    Role.WORKER: tuple(n for n in SCRIPT_NAMES if n not in ("replay", "delete_dead")),
+    # Operator actions (the CLI, the dashboard) are not probed at a worker's start.
+    Role.WORKER: tuple(n for n in SCRIPT_NAMES if n not in ("replay", "delete_dead", "cancel")),
     Role.PRODUCER: ("enqueue",),
     Role.DASHBOARD: ("prune_workers",),  # the workers page drops silent entries
 }
@@ -84,6 +85,7 @@ _PROBES: dict[str, tuple[str, ...]] = {
     "LPUSH": ("K", "v"),
     "RPOP": ("K",),
     "LMPOP": ("1", "K", "RIGHT"),
+    "LREM": ("K", "0", "v"),
     "LLEN": ("K",),
     "LRANGE": ("K", "0", "-1"),
     "LINDEX": ("K", "0"),

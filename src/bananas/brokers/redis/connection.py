@@ -144,8 +144,11 @@ def parse_result(data: dict[bytes, bytes]) -> JobResult | None:
             duration = float(data.get(b"duration_ms", b"0"))
     except ValueError:
         duration = 0.0
+    # A cancelled job's hash says `failed` (the status SDK readers know) and
+    # carries `cancelled`: Bananas reads it as cancelled (docs/wire-format.md).
+    status = "cancelled" if b"cancelled" in data else text(data.get(b"status", b""))
     return JobResult(
-        status=text(data.get(b"status", b"")),
+        status=status,
         completed_at=text(data.get(b"completed_at", b"")),
         duration_ms=duration,
         result=data.get(b"result"),

@@ -33,7 +33,7 @@ from ...errors import (
 )
 from ...keys import Keys
 from ..base import Broker
-from ..records import DeadInfo, Delivery, JobResult, NewJob
+from ..records import CancelOutcome, DeadInfo, Delivery, JobResult, NewJob, QueueRef
 from .cluster import ClusterTopology, key_slot, parse_cluster_url
 from .cluster_wake import ClusterWaker
 from .connection import redis_errors
@@ -290,6 +290,29 @@ class PartitionedBroker(PartitionedFetch, PartitionedFleet, PartitionedViews, Br
         return await self.on_job(
             delivery.id, lambda b: b._bury(delivery, record, info, duration_ms)
         )
+
+    async def _settle_cancelled(
+        self, delivery: Delivery, record: bytes | None, duration_ms: float
+    ) -> bool:
+        return await self.on_job(
+            delivery.id, lambda b: b._settle_cancelled(delivery, record, duration_ms)
+        )
+
+    async def _cancel_requests(self, job_ids: Sequence[str]) -> list[str]:
+        """One EXISTS per partition holding any of the jobs (all it costs
+        while nobody cancels), in parallel."""
+        await self.parts()
+        groups = self._grouped(job_ids)
+
+        async def one(p: int, rows: list[int]) -> list[str]:
+            ids = [job_ids[n] for n in rows]
+            return await self.on(p, lambda b: b._cancel_requests(ids))
+
+        found = await asyncio.gather(*(one(p, rows) for p, rows in groups.items()))
+        return [job_id for part in found for job_id in part]
+
+    async def cancel(self, job_id: str) -> CancelOutcome:
+        return await self.on_job(job_id, lambda b: b.cancel(job_id))
 
     async def _requeue(self, deliveries: Sequence[Delivery]) -> int:
         await self.parts()

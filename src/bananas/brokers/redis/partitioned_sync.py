@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...errors import BrokerMoved, BrokerUnavailable
 from ..base import SyncClient
-from ..records import JobProgress, JobResult, NewJob
+from ..records import CancelOutcome, JobProgress, JobResult, NewJob
 from .cluster import SyncClusterTopology
 from .connection import redis_errors
 from .partitions import partitions_key
@@ -46,6 +46,7 @@ class PartitionedSyncClient(SyncClient):
                             keys,
                             node=self._node_of(slot),
                             replicas=MinReplicas.of(*b.min_replicas, keys.fence),
+                            result_ttl=b.result_ttl,
                         )
                         for keys, slot in zip(b.part_keys, b.slots, strict=True)
                     ]
@@ -120,6 +121,9 @@ class PartitionedSyncClient(SyncClient):
 
     def get_progress(self, job_id: str) -> JobProgress | None:
         return self.on_job(job_id, lambda c: c.get_progress(job_id))
+
+    def cancel(self, job_id: str) -> CancelOutcome:
+        return self.on_job(job_id, lambda c: c.cancel(job_id))
 
     def close(self) -> None:
         for part in self._parts:

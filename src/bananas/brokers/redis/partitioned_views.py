@@ -64,6 +64,7 @@ class PartitionedViews:
             total.active += part.active
             total.dead += part.dead
             total.completed += part.completed
+            total.cancelled += part.cancelled
         return total
 
     async def oldest_ready_age(self) -> dict[str, float]:

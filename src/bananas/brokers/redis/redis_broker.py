@@ -10,7 +10,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from ...errors import BrokerError
+from ...errors import BrokerError, CancelRequested
 from ...job import now_iso, wire_durations
 from ...keys import Keys
 from ..base import Broker
@@ -24,6 +24,7 @@ from ..records import (
 )
 from . import acl, scripts
 from .batch import ScriptBatcher
+from .cancels import RedisCancels
 from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
 from .keyspace import KeyspaceWatch
 from .progress import RedisProgress
@@ -41,7 +42,7 @@ from .wake import RedisWake
 MAX_CACHED_QUEUES = 65_536
 
 
-class RedisBroker(RedisWake, RedisUpkeep, RedisInspection, RedisProgress, Broker):
+class RedisBroker(RedisWake, RedisCancels, RedisUpkeep, RedisInspection, RedisProgress, Broker):
     def __init__(
         self,
         url: str,
@@ -68,7 +69,9 @@ class RedisBroker(RedisWake, RedisUpkeep, RedisInspection, RedisProgress, Broker
         self._owns_client = node is None
         # REDIS_MIN_REPLICAS: a WAIT after every batch of script calls (replicas.py).
         self._replicas = MinReplicas.of(min_replicas, min_replicas_timeout, k.fence)
-        self.sync = self._sync = RedisSyncClient(url, self.keys, replicas=self._replicas)
+        self.sync = self._sync = RedisSyncClient(
+            url, self.keys, replicas=self._replicas, result_ttl=result_ttl
+        )
         # (ready list, marker) per queue: one entry per queue, not per order.
         self._queue_keys: dict[QueueRef, tuple[str, str]] = {}
         self._ready_index = ReadyIndex()
@@ -361,6 +364,7 @@ class RedisBroker(RedisWake, RedisUpkeep, RedisInspection, RedisProgress, Broker
             leases=k.leases,
             record_key=k.job(delivery.id),
             scheduled=k.scheduled,
+            cancels=k.cancels,
             id=delivery.id,
             token=delivery.token,
             record=record,
@@ -368,7 +372,10 @@ class RedisBroker(RedisWake, RedisUpkeep, RedisInspection, RedisProgress, Broker
             throughput_prefix=k.throughput_prefix,
             throughput_keep=THROUGHPUT_KEEP_S,
         )
-        return bool(await self._run(call))
+        done = await self._run(call)
+        if done == 2:
+            raise CancelRequested(f"job {delivery.id} was cancelled: not retried")
+        return bool(done)
 
     async def _bury(
         self, delivery: Delivery, record: bytes | None, info: DeadInfo, duration_ms: float

@@ -63,6 +63,7 @@ class RedisInspection:
                 pipe.zcard(k.active)
                 pipe.zcard(k.dead)
                 pipe.zcard(k.completed)
+                pipe.zcard(k.cancelled)
                 replies = await pipe.execute()
         stats = BrokerStats()
         for ref, depth in zip(refs, replies, strict=False):
@@ -72,6 +73,7 @@ class RedisInspection:
         rest = replies[len(members) + len(route_lists) :]
         stats.unrouted = {p: int(n) for p, n in zip(PRIORITIES, rest[:3], strict=True)}
         stats.scheduled, stats.active, stats.dead, stats.completed = (int(x) for x in rest[3:7])
+        stats.cancelled = int(rest[7])
         self.keyspace.last_stats = stats
         return stats
 
@@ -345,9 +347,9 @@ class RedisInspection:
                 pipe.zscore(k.active, job_id)
                 pipe.zscore(k.scheduled, job_id)
                 pipe.zscore(k.dead, job_id)
-                pipe.hget(k.result(job_id), "status")
+                pipe.hmget(k.result(job_id), "status", "cancelled")
                 pipe.exists(k.job(job_id))
-                active, scheduled, dead, status, exists = await pipe.execute()
+                active, scheduled, dead, (status, cancelled), exists = await pipe.execute()
         if active is not None:
             return "running"
         if scheduled is not None:
@@ -356,6 +358,8 @@ class RedisInspection:
             return "dead"
         if status == b"completed":
             return "completed"
+        if cancelled is not None:
+            return "cancelled"
         return "queued" if exists else None
 
     async def get_dead_info(self, job_id: str) -> DeadInfo | None:

@@ -79,4 +79,7 @@ SCRIPT_NAMES = (
     "heartbeat",
     "prune_workers",
     "claim",
+    "cancel",
+    "cancelled",
+    "cancel_check",
 )

@@ -152,6 +152,7 @@ def retry(
     leases: str,
     record_key: str,
     scheduled: str,
+    cancels: str,
     id: str,
     token: str,
     record: bytes,
@@ -161,7 +162,7 @@ def retry(
 ) -> Call:
     return _call(
         "retry",
-        [active, leases, record_key, scheduled],
+        [active, leases, record_key, scheduled, cancels],
         [id, token, record, delay, throughput_prefix, throughput_keep],
     )
 
@@ -235,3 +236,64 @@ def progress(
     ttl: int,
 ) -> Call:
     return _call("progress", [leases, progress], [id, token, fraction, message, attempt, ttl])
+
+
+# -- cancel (docs/control.md) -------------------------------------------------
+def cancel(
+    *,
+    record_key: str,
+    result_key: str,
+    ready: str,
+    scheduled: str,
+    active: str,
+    dead: str,
+    stalls: str,
+    cancels: str,
+    cancelled: str,
+    id: str,
+    seen: bytes,
+    record: bytes,
+    ttl: str,
+    cancelled_at: str,
+    notify: str,
+    publish: str,
+) -> Call:
+    return _call(
+        "cancel",
+        [record_key, result_key, ready, scheduled, active, dead, stalls, cancels, cancelled],
+        [id, seen, record, ttl, cancelled_at, notify, publish],
+    )
+
+
+def cancelled(
+    *,
+    active: str,
+    leases: str,
+    stalls: str,
+    record_key: str,
+    result_key: str,
+    cancels: str,
+    cancelled: str,
+    id: str,
+    token: str,
+    record: bytes,
+    ttl: str,
+    completed_at: str,
+    duration_ms: str,
+    duration_us: str,
+    error: str,
+    notify: str,
+    publish: str,
+) -> Call:
+    return _call(
+        "cancelled",
+        [active, leases, stalls, record_key, result_key, cancels, cancelled],
+        [id, token, record, ttl, completed_at, duration_ms, duration_us, error, notify, publish],
+    )
+
+
+def cancel_check(
+    *, cancels: str, job_prefix: str, result_prefix: str, job: Sequence[tuple[str]]
+) -> Call:
+    """job items: (id,), the leased jobs to look up."""
+    return _call("cancel_check", [cancels], [job_prefix, result_prefix, *_flat(job)])

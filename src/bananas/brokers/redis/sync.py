@@ -20,8 +20,9 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from ...errors import BrokerError
 from ...keys import Keys, lane
 from ..base import SyncClient
-from ..records import JobProgress, JobResult, NewJob
+from ..records import CancelOutcome, JobProgress, JobResult, NewJob
 from . import acl, scripts
+from .cancels import CANCEL_TRIES, cancel_call, changed_too_often, parse_reply
 from .connection import (
     RESULT_POLL_S,
     UNAVAILABLE,
@@ -67,6 +68,7 @@ class RedisSyncClient(SyncClient):
         keys: Keys,
         node: Callable[[], Any] | None = None,
         replicas: MinReplicas | None = None,
+        result_ttl: float = 86400.0,
     ) -> None:
         """`node`: where a Redis Cluster partition's client comes from (the
         primary serving its slot, partitioned_sync.py; results are then
@@ -74,6 +76,7 @@ class RedisSyncClient(SyncClient):
         REDIS_MIN_REPLICAS, one WAIT per batch of calls."""
         self.url = url
         self.keys = keys
+        self.result_ttl = result_ttl
         self._node = node
         self._generation = 0  # a held connection of an older one is dropped
         self._replicas = replicas
@@ -150,6 +153,17 @@ class RedisSyncClient(SyncClient):
                 return found
             finally:
                 pubsub.close()
+
+    def cancel(self, job_id: str) -> CancelOutcome:
+        # A partition's client (node) notifies on sharded channels.
+        publish = "PUBLISH" if self._node is None else "SPUBLISH"
+        ttl = str(max(1, int(self.result_ttl)))
+        for _ in range(CANCEL_TRIES):
+            call = cancel_call(self.keys, job_id, self.get_record(job_id), ttl, publish)
+            found = parse_reply(self.run_many([call])[0])
+            if found is not None:
+                return found
+        raise changed_too_often(job_id)
 
     def get_progress(self, job_id: str) -> JobProgress | None:
         with redis_errors():
