@@ -37,7 +37,7 @@ class Role(StrEnum):
 
 ROLE_SCRIPTS: dict[Role, tuple[str, ...]] = {
     Role.WORKER: tuple(n for n in SCRIPT_NAMES if n not in ("replay", "delete_dead")),
-    Role.PRODUCER: ("enqueue",),
+    Role.PRODUCER: ("enqueue", "enqueue_unique"),
     Role.DASHBOARD: ("prune_workers",),  # the workers page drops silent entries
 }
 # Commands sent outside the scripts.

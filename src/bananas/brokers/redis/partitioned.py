@@ -47,6 +47,7 @@ from .partitions import (
     partitions_key,
 )
 from .redis_broker import RedisBroker
+from .unique_place import place
 
 T = TypeVar("T")
 
@@ -222,6 +223,7 @@ class PartitionedBroker(PartitionedFleet, PartitionedViews, Broker):
     async def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
         await self.parts()
         jobs = [job for batch in batches for job in batch]
+        place(jobs, self.count)  # unique jobs: in their key's partition
         groups = self._grouped([job.id for job in jobs])
 
         async def one(p: int, rows: list[int]) -> list[bool]:

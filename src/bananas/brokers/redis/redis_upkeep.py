@@ -107,11 +107,13 @@ class RedisUpkeep(ForeignRouting):
             leases=k.leases,
             stalls=k.stalls,
             completed=k.completed,
+            held=k.unique_held,
             max_stalls=max_stalls,
             limit=limit,
             **self._routing(),
             keep_completed=keep_completed,
             ttl_ms=int(self.result_ttl * 1000),
+            unique_prefix=k.unique_prefix,
         )
         recovered, buried = await self._run(call)
         dead = [buried[i : i + 4] for i in range(0, len(buried), 4)]
