@@ -9,6 +9,7 @@ call packed by hiredis and written in one send.
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 import time
@@ -34,6 +35,8 @@ from .connection import (
 from .progress import parse_progress
 from .script_loader import Call
 
+_UNIQUE = operator.attrgetter("unique")
+
 
 def enqueue_call(k: Keys, jobs: Sequence[NewJob]) -> Call:
     """enqueue.lua for one batch: jobs grouped by queue (see the script);
@@ -43,7 +46,7 @@ def enqueue_call(k: Keys, jobs: Sequence[NewJob]) -> Call:
     numbers: dict[tuple[str, str], int] = {}
     queue: list[tuple[str, str, str]] = []
     job: list[Any] = []
-    unique = any(new.unique is not None for new in jobs)
+    unique = any(map(_UNIQUE, jobs))  # a C loop: ~10 ns a job (digests are never "")
     for new in jobs:
         ref = (new.priority if new.route is None else lane(new.route, new.priority), new.name)
         q = numbers.get(ref)
