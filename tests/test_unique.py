@@ -153,3 +153,66 @@ def test_the_test_mode_keeps_unique_keys_as_a_broker_does(bananas_test_mode: Any
     jobs.drain()
     assert first.result() == 7
     assert not sync_account.enqueue(account=7).duplicate  # completed: the key is free
+
+
+def test_jobs_without_a_key_leave_no_unique_state_and_holders_leave_none_behind(
+    r: Any,
+) -> None:
+    """Redis: plain jobs never create the held hash (the final transitions'
+    one EXISTS finds nothing); unique jobs finished leave neither locks nor
+    held entries."""
+    from bananas import Bananas
+
+    local = Bananas()
+
+    @local.job(name="u", unique_for="1m")
+    def u(i: int) -> None: ...
+
+    @local.job(name="p")
+    def p(i: int) -> None: ...
+
+    local.configure(Settings.load())
+    local.enqueue_many([local.spec("p", i=i) for i in range(20)])
+    assert not r.exists("bananas:unique-held") and not r.keys("bananas:unique:*")
+    handles = local.enqueue_many([local.spec("u", i=i) for i in range(20)])
+    assert not any(h.duplicate for h in handles)
+    assert r.hlen("bananas:unique-held") == 20 and len(r.keys("bananas:unique:*")) == 20
+
+    async def settle_all() -> None:
+        broker = local.async_broker()
+        calls = 0
+        for queue in (("normal", "p"), ("normal", "u")):
+            while got := await broker.dequeue([queue], 50, 30.0, f"t:{(calls := calls + 1)}:"):
+                for d in got:
+                    assert await broker.complete(d, d.raw or b"", None, 1.0)
+        await local.aclose()
+
+    import asyncio
+
+    asyncio.run(settle_all())
+    assert r.zcard("bananas:completed") == 40
+    assert not r.exists("bananas:unique-held") and not r.keys("bananas:unique:*")
+
+
+def test_a_unique_job_is_placed_in_its_key_partition_on_a_cluster() -> None:
+    """Redis Cluster: the id is drawn so that partition_of(id) is the key's
+    partition (the record's id follows); a job sent again keeps its id."""
+    from bananas import Bananas
+    from bananas.brokers.redis.partitions import partition_of
+    from bananas.brokers.redis.unique_place import key_partition, place
+
+    local = Bananas(settings=Settings())
+    jobs = local.build_jobs(
+        [local.spec("t", {"i": i}, _unique_for="1m") for i in range(50)]
+        + [local.spec("t", {"i": 0})]
+    )
+    plain_id = jobs[-1].id
+    place(jobs, 16)
+    for job in jobs[:-1]:
+        assert job.unique is not None
+        assert partition_of(job.id, 16) == key_partition(job.unique, 16)
+        assert json.loads(job.record)["id"] == job.id
+    assert jobs[-1].id == plain_id  # no key: untouched
+    before = [job.id for job in jobs]
+    place(jobs, 16)
+    assert [job.id for job in jobs] == before
