@@ -6,11 +6,13 @@ tests/conformance/test_unique.py, on every broker."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -187,8 +189,6 @@ def test_jobs_without_a_key_leave_no_unique_state_and_holders_leave_none_behind(
                     assert await broker.complete(d, d.raw or b"", None, 1.0)
         await local.aclose()
 
-    import asyncio
-
     asyncio.run(settle_all())
     assert r.zcard("bananas:completed") == 40
     assert not r.exists("bananas:unique-held") and not r.keys("bananas:unique:*")
@@ -216,3 +216,30 @@ def test_a_unique_job_is_placed_in_its_key_partition_on_a_cluster() -> None:
     before = [job.id for job in jobs]
     place(jobs, 16)
     assert [job.id for job in jobs] == before
+
+
+def test_a_due_unique_job_buried_as_unroutable_frees_its_key(r: Any) -> None:
+    """Redis: a scheduled unique job whose record is gone when it falls due
+    is dead-lettered by move_due, which frees its key too."""
+    from bananas import Bananas
+
+    local = Bananas()
+
+    @local.job(name="later", unique_for="1m")
+    def later(i: int) -> None: ...
+
+    local.configure(Settings.load())
+    held = later.enqueue(i=1, _delay="50ms")
+    r.delete(f"bananas:job:{held.id}")  # lost (say, deleted by hand)
+
+    async def move() -> None:
+        broker = local.async_broker()
+        deadline = time.monotonic() + 10
+        while not await broker.move_due():
+            assert time.monotonic() < deadline, "never due"
+            await asyncio.sleep(0.02)
+        assert await broker.job_state(held.id) == "dead"
+        await local.aclose()
+
+    asyncio.run(move())
+    assert not later.enqueue(i=1).duplicate

@@ -143,7 +143,13 @@ class RedisUpkeep(ForeignRouting):
         k = self.keys
         total = 0
         while True:
-            call = upkeep_scripts.move_due(scheduled=k.scheduled, limit=limit, **self._routing())
+            call = upkeep_scripts.move_due(
+                scheduled=k.scheduled,
+                held=k.unique_held,
+                limit=limit,
+                **self._routing(),
+                unique_prefix=k.unique_prefix,
+            )
             moved, buried, more = await self._run(call)
             total += int(moved) + int(buried)
             if not more:

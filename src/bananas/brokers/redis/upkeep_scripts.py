@@ -75,15 +75,17 @@ def move_due(
     dead: str,
     dead_info: str,
     index: str,
+    held: str,
     limit: int,
     now_iso: str,
     ttl: str,
     prefixes: Prefixes,
+    unique_prefix: str,
 ) -> Call:
     return _call(
         "move_due",
-        [scheduled, queues, dead, dead_info, index],
-        [limit, now_iso, ttl, *prefixes.args()],
+        [scheduled, queues, dead, dead_info, index, held],
+        [limit, now_iso, ttl, *prefixes.args(), unique_prefix],
     )
 
 
