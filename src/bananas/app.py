@@ -136,6 +136,7 @@ class Bananas:
         max_retries: int | None = None,
         executor: str | None = None,
         route: str | None = None,
+        unique_for: str | float | None = None,
     ) -> JobFunction[P, R]: ...
 
     @overload
@@ -150,6 +151,7 @@ class Bananas:
         max_retries: int | None = None,
         executor: str | None = None,
         route: str | None = None,
+        unique_for: str | float | None = None,
     ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
     def job(
@@ -163,12 +165,16 @@ class Bananas:
         max_retries: int | None = None,
         executor: str | None = None,
         route: str | None = None,
+        unique_for: str | float | None = None,
     ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
         """Register a job handler. Async functions run on the event loop, plain
-        functions in a thread pool, `executor="process"` in a process pool."""
+        functions in a thread pool, `executor="process"` in a process pool.
+        `unique_for="10m"`: at most one live job per key (docs/control.md)."""
 
         def register(func: Callable[P, R]) -> JobFunction[P, R]:
-            definition = define(func, name, priority, timeout, max_retries, executor, route)
+            definition = define(
+                func, name, priority, timeout, max_retries, executor, route, unique_for
+            )
             if definition.name in self.handlers:
                 raise BananasError(f"job type {definition.name!r} is registered twice")
             self.handlers[definition.name] = definition
@@ -188,6 +194,8 @@ class Bananas:
         """Register a job and run it on a cron schedule ("*/5 * * * *"; a sixth
         field gives seconds). Each firing is enqueued exactly once, however many
         schedulers run."""
+
+        _not_unique(job_options, "@app.cron")
 
         def register(func: Callable[P, R]) -> JobFunction[P, R]:
             fn = self.job(name=name, **job_options)(func)
@@ -212,6 +220,7 @@ class Bananas:
             seconds = parse_duration(every)
         except ValueError as exc:
             raise BananasError(f"@app.periodic every={every!r}: {exc}") from None
+        _not_unique(job_options, "@app.periodic")
 
         def register(func: Callable[P, R]) -> JobFunction[P, R]:
             fn = self.job(name=name, **job_options)(func)
@@ -274,7 +283,7 @@ class Bananas:
             self.hooks.enqueue_sync(specs, jobs, self.broker.sync.enqueue)
         elif jobs:
             self.broker.sync.enqueue(jobs)
-        return [JobHandle(self, job.id) for job in jobs]
+        return [_handle(self, job) for job in jobs]
 
     async def enqueue_many_async(
         self, specs: Sequence[JobSpec | tuple[str, dict[str, Any]]]
@@ -284,7 +293,7 @@ class Bananas:
             await self.hooks.enqueue_async(specs, jobs, self.async_broker().enqueue)
         elif jobs:
             await self.async_broker().enqueue(jobs)
-        return [JobHandle(self, job.id) for job in jobs]
+        return [_handle(self, job) for job in jobs]
 
     def handle(self, job_id: str) -> JobHandle:
         return JobHandle(self, job_id)
@@ -294,6 +303,24 @@ class Bananas:
 
     def close(self) -> None:
         self._brokers.close_shared()
+
+
+def _handle(app: Bananas, job: NewJob) -> JobHandle:
+    """The handle of an enqueued job; a unique job's duplicate gets the handle
+    of the job that holds its key, marked `duplicate`."""
+    if job.duplicate_of is None:
+        return JobHandle(app, job.id)
+    return JobHandle(app, job.duplicate_of, duplicate=True)
+
+
+def _not_unique(job_options: dict[str, Any], where: str) -> None:
+    """A schedule's firings are deduplicated by their job id, once each; a
+    unique key on top would drop a firing while the previous one runs."""
+    if job_options.get("unique_for") is not None:
+        raise BananasError(
+            f"{where}: unique_for is not supported on scheduled jobs (each firing is "
+            "already enqueued exactly once, by its firing id)"
+        )
 
 
 __all__ = ["EXECUTORS", "Bananas", "JobDefinition", "JobFunction", "JobSpec"]

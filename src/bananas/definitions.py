@@ -12,6 +12,7 @@ from .durations import parse_duration
 from .errors import ArgumentsError, BananasError
 from .job import check_priority
 from .routes import DEFAULT_ROUTE, check_route
+from .unique import check_unique_for
 
 EXECUTORS = ("async", "thread", "process")
 
@@ -30,6 +31,7 @@ class JobDefinition:
     # (keyword-passable names, required names, takes **kwargs), from the signature
     shape: tuple[frozenset[str], frozenset[str], bool] = (frozenset(), frozenset(), True)
     route: str | None = None  # None: the default route
+    unique_for: float | None = None  # seconds a unique job holds its key (unique.py)
 
     def check_payload(self, payload: dict[str, Any]) -> None:
         """Raise TypeError when the payload does not fit the handler's parameters."""
@@ -103,6 +105,7 @@ def define(
     max_retries: int | None,
     executor: str | None,
     route: str | None = None,
+    unique_for: str | float | None = None,
 ) -> JobDefinition:
     if not callable(func):
         raise BananasError(f"@app.job needs a function, got {type(func).__name__}")
@@ -127,6 +130,7 @@ def define(
         raise BananasError(f"{where}: {exc}") from None
     if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
         raise BananasError(f"{where}: max_retries must be a non-negative integer")
+    unique_seconds = check_unique_for(unique_for, where)
     signature = inspect.signature(func)
     return JobDefinition(
         job_name,
@@ -138,6 +142,7 @@ def define(
         signature,
         signature_shape(signature),
         None if route == DEFAULT_ROUTE else route,
+        unique_seconds,
     )
 
 

@@ -77,6 +77,19 @@ class InvalidRecord(BananasError):
     """A job record read from the broker does not follow the wire format."""
 
 
+class UniqueConflict(BananasError):
+    """A dead unique job cannot be replayed: a newer job holds its unique key
+    (docs/control.md). `holder` is that job's id."""
+
+    def __init__(self, job_id: str, holder: str) -> None:
+        super().__init__(
+            f"job {job_id} cannot be replayed: job {holder} holds its unique key "
+            "(replay it once that job is finished, or delete this one)"
+        )
+        self.job_id = job_id
+        self.holder = holder
+
+
 class PayloadTooLarge(BananasError):
     """An enqueued payload is over MAX_PAYLOAD_BYTES."""
 

@@ -29,12 +29,16 @@ class JobInfo(JobResult):
 
 
 class JobHandle:
-    def __init__(self, app: Bananas, job_id: str) -> None:
+    def __init__(self, app: Bananas, job_id: str, *, duplicate: bool = False) -> None:
         self.app = app
         self.id = job_id
+        # True: the enqueue of a unique job created nothing; this is the handle
+        # of the live job that holds its key (docs/control.md).
+        self.duplicate = duplicate
 
     def __repr__(self) -> str:
-        return f"JobHandle({self.id!r})"
+        extra = ", duplicate=True" if self.duplicate else ""
+        return f"JobHandle({self.id!r}{extra})"
 
     def result(self, timeout: float = 30.0) -> Any:
         """Block until the job finished; return its result or raise JobFailed

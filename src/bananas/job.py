@@ -160,9 +160,11 @@ def record_tail(
     now: str,
     scheduled_for: float | None = None,
     route: str | None = None,
+    unique: tuple[str, int] | None = None,
 ) -> bytes:
     """A new record's fields after `id`, encoded. Ready-now jobs alike in
-    these fields share one tail across a batch (see `assemble_record`)."""
+    these fields share one tail across a batch (see `assemble_record`).
+    `unique`: (digest, unique_for in whole ms) of a unique job (unique.py)."""
     head: dict[str, Any] = {
         "name": name,
         "description": description,
@@ -178,6 +180,8 @@ def record_tail(
         head["scheduled_for"] = iso_from_unix(scheduled_for)
     if route is not None:  # the SDKs' field; absent means the default route
         head["routing_key"] = route
+    if unique is not None:  # Bananas' own fields: an SDK ignores them (wire-format.md)
+        head["unique_key"], head["unique_for_ms"] = unique
     return b"," + orjson.dumps(head)[1:-1]
 
 

@@ -203,6 +203,23 @@ class Keys:
         """Sorted set of cancelled ids scored by time of the cancel (unix ms)."""
         return f"{self.prefix}:cancelled"
 
+    def unique(self, digest: str) -> str:
+        """String: the id of the job holding a unique key (docs/control.md),
+        expiring after the job type's `unique_for` (server clock). `digest`
+        is the hashed key (specs.unique_digest)."""
+        return f"{self.prefix}:unique:{digest}"
+
+    @property
+    def unique_prefix(self) -> str:
+        return f"{self.prefix}:unique:"
+
+    @property
+    def unique_held(self) -> str:
+        """Hash id -> digest of every live job that holds a unique key: each
+        final transition checks it exists (one EXISTS per call) before
+        looking up its ids, so jobs without a key pay nothing (lua/_unique.lua)."""
+        return f"{self.prefix}:unique-held"
+
     def progress(self, job_id: str) -> str:
         """Hash {fraction, message, attempt, updated_at} a running job last
         reported (progress.lua); expires like its result."""

@@ -57,6 +57,8 @@ class EnqueueOptions(TypedDict, total=False):
     description: str
     max_retries: int
     route: str
+    unique_key: str
+    unique_for: str | float
 
 
 _NAMES = tuple(EnqueueOptions.__annotations__)

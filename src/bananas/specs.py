@@ -22,9 +22,20 @@ from .job import (
     record_tail,
 )
 from .routes import DEFAULT_ROUTE, check_route
+from .unique import check_unique_for, unique_digest
 from .vocabulary import PRIORITY_NAMES, Priority
 
-_OPTIONS = ("_delay", "_at", "_priority", "_job_id", "_description", "_max_retries", "_route")
+_OPTIONS = (
+    "_delay",
+    "_at",
+    "_priority",
+    "_job_id",
+    "_description",
+    "_max_retries",
+    "_route",
+    "_unique_key",
+    "_unique_for",
+)
 _OPTION_NAMES = frozenset(_OPTIONS)
 
 
@@ -41,6 +52,10 @@ class JobSpec:
     description: str = ""
     max_retries: int | None = None
     route: str | None = None  # None: the default route
+    # A unique job (unique.py): seconds its lock lasts at most, and the
+    # caller's key (None: the job type and payload are the key).
+    unique_for: float | None = None
+    unique_key: str | None = None
 
 
 def make_spec(
@@ -66,14 +81,16 @@ def make_spec(
     if payload is None:
         payload = kwargs
     if definition is None:
-        priority, max_retries, route = Priority.NORMAL.value, None, None
+        priority, max_retries, route, unique_for = Priority.NORMAL.value, None, None, None
     else:
         priority, max_retries = definition.priority, definition.max_retries
-        route = definition.route
+        route, unique_for = definition.route, definition.unique_for
         if isinstance(payload, dict):  # anything else: encode_payload says what is wrong
             definition.check_arguments(payload)
     if not options:  # the common case
-        return JobSpec(name, payload, priority, max_retries=max_retries, route=route)
+        return JobSpec(
+            name, payload, priority, max_retries=max_retries, route=route, unique_for=unique_for
+        )
     chosen = options.get("_priority")
     if chosen is not None:
         priority = str(chosen)
@@ -90,6 +107,19 @@ def make_spec(
         except ValueError as exc:
             raise BananasError(str(exc)) from None
         route = None if route == DEFAULT_ROUTE else route
+    if options.get("_unique_for") is not None:
+        unique_for = check_unique_for(options["_unique_for"], f"enqueue of {name!r}")
+    unique_key = options.get("_unique_key")
+    if unique_key is not None and unique_for is None:
+        raise BananasError(
+            f"_unique_key given for {name!r}, which is not unique: declare "
+            "@app.job(unique_for=...) or give _unique_for"
+        )
+    if unique_for is not None and options.get("_job_id") is not None:
+        raise BananasError(
+            f"_job_id given for the unique job type {name!r}: a job id already makes the "
+            "enqueue idempotent by id; a unique job is deduplicated by its key (choose one)"
+        )
     return JobSpec(
         name=name,
         payload=payload,
@@ -100,6 +130,8 @@ def make_spec(
         description=str(options.get("_description") or ""),
         max_retries=max_retries,
         route=route,
+        unique_for=unique_for,
+        unique_key=unique_key,
     )
 
 
@@ -128,7 +160,15 @@ def encode_specs(
         delay = spec.delay or None if spec.at is None else None
         due = spec.at if spec.at is not None else (now + delay if delay else None)
         alike = (name, spec.priority, spec.max_retries, spec.description, spec.route)
-        tail = tails.get(alike) if due is None else None
+        unique = None
+        if spec.unique_for is not None:  # its own tail: the record names its key
+            if spec.job_id is not None:
+                raise BananasError(f"_job_id given for the unique job type {name!r}")
+            ttl_ms = max(1, round(spec.unique_for * 1000))
+            unique = (unique_digest(name, spec.payload, spec.unique_key), ttl_ms)
+            tail = None
+        else:
+            tail = tails.get(alike) if due is None else None
         if tail is None:
             tail = record_tail(
                 name=name,
@@ -138,11 +178,15 @@ def encode_specs(
                 now=stamp,
                 scheduled_for=due,
                 route=spec.route,
+                unique=unique,
             )
-            if due is None:
+            if due is None and unique is None:
                 tails[alike] = tail
         record = assemble_record(job_id, tail, payload_json)
-        jobs.append(NewJob(job_id, name, spec.priority, record, spec.at, delay, spec.route))
+        new = NewJob(job_id, name, spec.priority, record, spec.at, delay, spec.route)
+        if unique is not None:
+            new.unique, new.unique_ms = unique
+        jobs.append(new)
     return jobs
 
 

@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import Collection, Sequence
 
-from ..errors import BrokerError, ReplicationTimeout
+from ..errors import BrokerError, ReplicationTimeout, UniqueConflict
 from ..job import decode_record
 from ..keys import lane
 from ..redact import redact_url
@@ -32,9 +32,11 @@ from .records import (
     QueueRef,
     Recovered,
     Throughput,
+    Unique,
     chunks,
     decode_workers,
     encode_worker,
+    record_unique,
 )
 
 # Put-backs of an abandoned wait_and_dequeue (the loop holds tasks weakly).
@@ -438,19 +440,29 @@ class Administration(abc.ABC):
     async def delete_dead(self, job_id: str) -> bool: ...
 
     @abc.abstractmethod
-    async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool: ...
+    async def _replay(
+        self, job_id: str, record: bytes, priority: str, name: str, unique: Unique | None
+    ) -> bool | str:
+        """Make the dead job ready; a unique job (`unique`: its digest and
+        unique_for in ms) takes its key again in the same step. False: not
+        a dead letter; a str: the id of the job that holds the key (nothing done)."""
 
     async def replay_dead(self, job_id: str) -> bool:
         """Make a dead job ready again with a fresh retry budget.
 
-        Raises InvalidRecord when its record cannot be replayed (delete it instead)."""
+        Raises InvalidRecord when its record cannot be replayed (delete it
+        instead), UniqueConflict when a newer job holds its unique key."""
         raw = await self.get_record(job_id)
         rec = decode_record(raw, expected_id=job_id)
         fields = rec.fields
         for key in ("error", "traceback", "dead_reason", "scheduled_for"):
             fields.pop(key, None)
+        unique = record_unique(fields)
         record = rec.updated(attempts=0, status="pending")
-        return await self._replay(job_id, record, lane(rec.route, rec.priority), rec.name)
+        done = await self._replay(job_id, record, lane(rec.route, rec.priority), rec.name, unique)
+        if isinstance(done, str):
+            raise UniqueConflict(job_id, done)
+        return done
 
 
 class ForeignRouting(abc.ABC):

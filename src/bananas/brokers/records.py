@@ -38,7 +38,11 @@ class NewJob:
     `due` is absolute (unix seconds, for `_at`); `delay` is relative to the
     broker's clock (for `_delay`), so a client whose clock is off still
     delays by what it asked. With neither the job is ready now; `due` wins
-    when both are set."""
+    when both are set.
+
+    A unique job's id may be chosen again by the broker before it is written
+    (Redis Cluster puts the job in its key's partition, with the lock): read
+    `id` after `enqueue`."""
 
     id: str
     name: str
@@ -47,6 +51,14 @@ class NewJob:
     due: float | None = None
     delay: float | None = None
     route: str | None = None  # None: the default route (nothing to look up)
+    # A unique job (docs/control.md): the hashed key (specs.unique_digest) and
+    # how long the lock lasts at most (ms, the broker's clock). None: no lock,
+    # and the enqueue costs exactly what it did before unique jobs.
+    unique: str | None = None
+    unique_ms: int = 0
+    # Set by the broker's enqueue: the id of the live job that already held
+    # the key (this one was not created; `enqueue` answered False for it).
+    duplicate_of: str | None = None
 
 
 CANCELLED = "cancelled"
@@ -278,6 +290,22 @@ def stalled_record(raw: bytes | None, reason: str) -> bytes | None:
     except InvalidRecord:
         return None
     return rec.updated(status=Status.FAILED.value, attempts=rec.attempts + 1, error=reason)
+
+
+Unique = tuple[str, int]
+"""A unique job's lock: (digest, unique_for in ms)."""
+
+
+def record_unique(fields: dict[str, Any]) -> Unique | None:
+    """The lock a job record names (`unique_key`, `unique_for_ms`: Bananas'
+    own fields, written at enqueue), None for a job that is not unique or a
+    record whose fields are not what Bananas writes."""
+    digest, ttl_ms = fields.get("unique_key"), fields.get("unique_for_ms")
+    if not isinstance(digest, str) or not digest or isinstance(ttl_ms, bool):
+        return None
+    if not isinstance(ttl_ms, int) or ttl_ms <= 0:
+        return None
+    return digest, ttl_ms
 
 
 def encode_worker(info: WorkerInfo) -> bytes:

@@ -78,6 +78,7 @@ class Tables:
         self.throughput = self.name("throughput")
         self.progress = self.name("progress")
         self.cancels = self.name("cancels")
+        self.unique = self.name("unique")
         # Queued-job queries name their index: without statistics the planner
         # may pick the job-type index and scan a whole type to find one priority.
         self.ready = f"{self.jobs} INDEXED BY {self.name('jobs:ready')}"
@@ -173,6 +174,14 @@ class Tables:
                 minute INTEGER PRIMARY KEY,
                 completed INTEGER NOT NULL DEFAULT 0,
                 failed INTEGER NOT NULL DEFAULT 0)""",
+            # The unique keys held by live jobs (sqlite_unique.py); added
+            # without a version bump, as progress: older code never reads it.
+            f"""CREATE TABLE IF NOT EXISTS {t.unique} (
+                digest TEXT PRIMARY KEY NOT NULL,
+                job_id TEXT NOT NULL,
+                expires REAL NOT NULL)""",
+            f"CREATE INDEX IF NOT EXISTS {ix('unique:job')} ON {t.unique} (job_id)",
+            f"CREATE INDEX IF NOT EXISTS {ix('unique:expires')} ON {t.unique} (expires)",
         ]
 
 

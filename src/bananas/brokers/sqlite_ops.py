@@ -17,6 +17,7 @@ from ..errors import CancelRequested
 from ..job import wire_durations
 from ..keys import split_lane
 from ..routes import DEFAULT_ROUTE
+from . import sqlite_unique as unique
 from .records import DeadInfo, Delivery, NewJob, QueueRef
 from .sqlite_db import Store, Tables
 
@@ -160,6 +161,11 @@ def _insert(conn: sqlite3.Connection, t: Tables, job: NewJob, clock: Clock) -> b
             return False  # idempotent by id: the record still exists
         # A completed job whose record expired: the id is free again, as in Redis.
         conn.execute(f"DELETE FROM {t.jobs} WHERE id = ?", (job.id,))
+    if job.unique is not None:
+        holder = unique.take(conn, t, job.unique, job.id, job.unique_ms, clock.now)
+        if holder is not None:
+            job.duplicate_of = holder
+            return False
     queue = (job.route or DEFAULT_ROUTE, job.priority, job.name)
     if job.due is not None:
         state, at = "scheduled", job.due
@@ -247,6 +253,7 @@ def complete(
         )
         conn.execute(f"DELETE FROM {t.completed} WHERE seq <= ?", ((cur.lastrowid or 0) - keep,))
         _count(conn, t, clock, "completed")
+        unique.release(conn, t, [delivery.id])
     return True
 
 
@@ -291,6 +298,7 @@ def bury(
         )
         _set_result(conn, t, delivery.id, clock, outcome)
         _count(conn, t, clock, "failed")
+        unique.release(conn, t, [delivery.id])
     return True
 
 

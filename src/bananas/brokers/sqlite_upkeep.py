@@ -11,7 +11,16 @@ import orjson
 
 from ..routes import DEFAULT_ROUTE, check_route
 from ..vocabulary import PRIORITY_NAMES
-from .records import THROUGHPUT_KEEP_S, DeadInfo, QueueRef, Recovered, stall_reason, stalled_record
+from . import sqlite_unique as unique
+from .records import (
+    THROUGHPUT_KEEP_S,
+    DeadInfo,
+    QueueRef,
+    Recovered,
+    Unique,
+    stall_reason,
+    stalled_record,
+)
 from .sqlite_db import Store, Tables
 from .sqlite_ops import Clock, Outcome, Where, _make_ready, _set_result, where
 
@@ -41,6 +50,7 @@ def _bury_lost(
         (clock.ms, info.encode(), job_id),
     )
     _set_result(conn, t, job_id, clock, Outcome("failed", 0.0, ttl, error=reason))
+    unique.release(conn, t, [job_id])  # a dead letter is final
 
 
 def _route(
@@ -166,6 +176,7 @@ def purge(store: Store, now: float, limit: int = 1000, ttl: float | None = None)
     with store.write() as conn:
         if ttl is not None:
             conn.execute(f"DELETE FROM {t.completed} WHERE at_ms < ?", (int((now - ttl) * 1000),))
+        unique.purge(conn, t, now, limit)
         conn.execute(
             f"""DELETE FROM {t.jobs} WHERE id IN (SELECT id FROM {t.jobs}
                 WHERE expires IS NOT NULL AND expires <= ? LIMIT ?)""",
@@ -195,12 +206,25 @@ def delete_dead(store: Store, job_id: str) -> bool:
         if cur.rowcount == 0:
             return False
         conn.execute(f"DELETE FROM {t.results} WHERE id = ?", (job_id,))
+        unique.release(conn, t, [job_id])
     return True
 
 
-def replay(store: Store, job_id: str, record: bytes, queue: QueueRef) -> bool:
+def replay(
+    store: Store, job_id: str, record: bytes, queue: QueueRef, lock: Unique | None, now: float
+) -> bool | str:
+    """False: not a dead letter; a str: the job holding its unique key."""
     t = store.t
     with store.write() as conn:
+        if lock is not None:
+            dead = conn.execute(
+                f"SELECT 1 FROM {t.jobs} WHERE id = ? AND state = 'dead'", (job_id,)
+            ).fetchone()
+            if dead is None:
+                return False
+            holder = unique.take(conn, t, lock[0], job_id, lock[1], now)
+            if holder is not None:
+                return holder
         cur = conn.execute(
             f"""UPDATE {t.jobs} SET record = ?, stalls = 0, dead_info = NULL, expires = NULL
                 WHERE id = ? AND state = 'dead'""",

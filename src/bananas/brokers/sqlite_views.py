@@ -13,7 +13,16 @@ from typing import TypeVar
 from ..vocabulary import JobState
 from . import sqlite_inspect as inspect
 from . import sqlite_upkeep as upkeep
-from .records import BrokerStats, DeadInfo, DeadLetter, JobResult, JobSummary, QueueRef, Throughput
+from .records import (
+    BrokerStats,
+    DeadInfo,
+    DeadLetter,
+    JobResult,
+    JobSummary,
+    QueueRef,
+    Throughput,
+    Unique,
+)
 from .sqlite_db import Store
 
 T = TypeVar("T")
@@ -66,5 +75,9 @@ class SQLiteViews:
     async def delete_dead(self, job_id: str) -> bool:
         return await self._run(lambda s: upkeep.delete_dead(s, job_id))
 
-    async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
-        return await self._run(lambda s: upkeep.replay(s, job_id, record, (priority, name)))
+    async def _replay(
+        self, job_id: str, record: bytes, priority: str, name: str, unique: Unique | None
+    ) -> bool | str:
+        return await self._run(
+            lambda s: upkeep.replay(s, job_id, record, (priority, name), unique, time.time())
+        )

@@ -10,7 +10,7 @@ import orjson
 
 from ..brokers import Broker
 from ..brokers.base import DeadInfo
-from ..errors import InvalidRecord
+from ..errors import InvalidRecord, UniqueConflict
 from ..vocabulary import JobState
 from .common import broker_option, fail, load_settings, main, run_with_broker
 
@@ -190,6 +190,9 @@ def _dlq_action(ids: tuple[str, ...], all_: bool, broker: str | None, verb: str)
         for job_id in targets:
             try:
                 ok = await (b.replay_dead(job_id) if verb == "replay" else b.delete_dead(job_id))
+            except UniqueConflict as exc:
+                click.echo(f"{job_id}: {exc}", err=True)
+                continue
             except InvalidRecord as exc:
                 if await b.job_state(job_id) != JobState.DEAD:
                     ok = False  # not a dead letter at all: nothing to delete either

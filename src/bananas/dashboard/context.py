@@ -10,7 +10,7 @@ from starlette.requests import Request
 from ..brokers import Broker, from_url
 from ..brokers.cache import BrokerCache
 from ..config import REGISTRY_EXPIRY, Settings
-from ..errors import InvalidRecord
+from ..errors import InvalidRecord, UniqueConflict
 from ..vocabulary import JOB_STATES, JobState
 from .config import DashboardConfig
 from .queries import PAGE_SIZES
@@ -136,6 +136,9 @@ async def act_on_dead(broker: Broker, verb: str, ids: list[str]) -> ActionResult
             ok = await (
                 broker.replay_dead(job_id) if verb == "replay" else broker.delete_dead(job_id)
             )
+        except UniqueConflict as exc:  # a newer job holds its unique key
+            result.invalid[job_id] = str(exc)
+            continue
         except InvalidRecord as exc:
             if await broker.job_state(job_id) != JobState.DEAD:
                 result.missing.append(job_id)  # not a dead letter: nothing to delete

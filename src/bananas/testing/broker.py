@@ -92,6 +92,10 @@ class MemoryBroker(WorkerPath):
         self.jobs: dict[str, Entry] = {}
         self.results: dict[str, JobResult] = {}
         self.progress: dict[str, JobProgress] = {}
+        # Unique keys (docs/control.md): digest -> (holder id, until). A key
+        # is held while its job is live (not completed nor dead) and `until`
+        # has not passed on the test clock: judged when the key is asked for.
+        self.unique: dict[str, tuple[str, float]] = {}
         self._seq = 0
         # Handlers in the thread executor enqueue from their threads while the
         # drain reads the jobs on its loop (a timed-out thread runs on).
@@ -114,12 +118,28 @@ class MemoryBroker(WorkerPath):
             if job.id in self.jobs:  # an idempotent `_job_id`: the second is ignored
                 replies.append(False)
                 continue
+            if job.unique is not None:
+                holder = self._unique_holder(job.unique, now)
+                if holder is not None:
+                    job.duplicate_of = holder
+                    replies.append(False)
+                    continue
+                self.unique[job.unique] = (job.id, now + job.unique_ms / 1000)
             due = job.due if job.due is not None else now + (job.delay or 0.0)
             state = JobState.SCHEDULED if due > now else JobState.QUEUED
             self._seq += 1
             self.jobs[job.id] = Entry(job.name, job.priority, job.record, due, self._seq, state)
             replies.append(True)
         return replies
+
+    def _unique_holder(self, digest: str, now: float) -> str | None:
+        held = self.unique.get(digest)
+        if held is None or held[1] <= now:
+            return None
+        entry = self.jobs.get(held[0])
+        if entry is None or entry.state in (JobState.COMPLETED, JobState.DEAD):
+            return None
+        return held[0]
 
     def take(self, types: Collection[str]) -> Delivery | None:
         """Lease the next due job of one of `types` (the ones the app runs:

@@ -9,6 +9,7 @@
 -- KEYS[5]  result_key: the result hash key
 -- KEYS[6]  dead: sorted set id -> time of death (unix ms, server clock)
 -- KEYS[7]  dead_info: hash id -> JSON dead info
+-- KEYS[8]  held: hash id -> digest of the live jobs holding a unique key
 -- ARGV[1]  id
 -- ARGV[2]  token: the caller's lease token
 -- ARGV[3]  record: updated record JSON (status failed), or '' to leave it as is
@@ -22,16 +23,19 @@
 -- ARGV[11] throughput_prefix: minute counter key prefix (counts the failed attempt)
 -- ARGV[12] throughput_keep: seconds a minute's counters are kept
 -- ARGV[13] publish: PUBLISH, or SPUBLISH on Redis Cluster (complete.lua)
+-- ARGV[14] unique_prefix: the unique keys' prefix (_unique.lua)
 --
 -- The PUBLISH is best effort (pcall), as in complete.lua: a refused publish
 -- cannot leave the dead letter half written. The result hash keeps the
 -- token (`lease`): a bury sent again because its reply was lost finds its
--- own and is answered 1.
+-- own and is answered 1. A dead letter is final: the unique key the job
+-- holds is freed (_unique.lua; a replay takes it again).
 --
 -- Returns: 1 done (or done already by this same lease); 0 refused (stale lease).
 
 -- @include _clock.lua
 -- @include _lease.lua
+-- @include _unique.lua
 
 local id = ARGV[1]
 if not lease_queue(KEYS[2], id, ARGV[2]) then
@@ -49,5 +53,6 @@ redis.call('HSET', KEYS[5], 'status', 'failed', 'completed_at', ARGV[6],
   'duration_ms', ARGV[7], 'duration_us', ARGV[8], 'error', ARGV[9], 'lease', ARGV[2])
 redis.call('EXPIRE', KEYS[5], ARGV[5])
 count_attempts(ARGV[11], now, 'failed', 1, ARGV[12])
+unique_release(KEYS[8], ARGV[14], {id})
 redis.pcall(ARGV[13], ARGV[10], 'failed') -- best effort: see the header
 return 1

@@ -6,14 +6,16 @@
 -- KEYS[2]  leases: hash id -> "<token> <ready list>"
 -- KEYS[3]  stalls: hash id -> lost-lease count
 -- KEYS[4]  completed: recent completions sorted set (trimmed by the recoverer)
--- KEYS[5..] per job: record_key, result_key
+-- KEYS[5]  held: hash id -> digest of the live jobs holding a unique key
+-- KEYS[6..] per job: record_key, result_key
 -- ARGV[1]  ttl: result TTL (seconds)
 -- ARGV[2]  throughput_prefix: minute counter key prefix (minute from TIME)
 -- ARGV[3]  throughput_keep: seconds a minute's counters are kept
 -- ARGV[4]  publish: PUBLISH, or SPUBLISH on Redis Cluster (a sharded channel
 --          stays on the shard of its slot; a plain PUBLISH is sent to every
 --          node of a cluster)
--- ARGV[5..] per job: id, token, record, completed_at, duration_ms, duration_us, result,
+-- ARGV[5]  unique_prefix: the unique keys' prefix (_unique.lua)
+-- ARGV[6..] per job: id, token, record, completed_at, duration_ms, duration_us, result,
 --           notify
 --
 -- Per job: its updated record JSON (status completed), completed_at (ISO
@@ -32,7 +34,8 @@
 -- re-issued, so the new holder completes it); or the text "error: <reason>"
 -- when writing that job's record or result failed. The shared structures
 -- (active, leases, stalls, completions, throughput) take one variadic command
--- per batch.
+-- per batch. The unique keys the completed jobs hold are freed
+-- (_unique.lua): one EXISTS per call when no job holds one.
 -- The PUBLISH is best effort (pcall), and last: a user without channel
 -- permission (Redis 7's default for a new ACL user) cannot make it fail the
 -- script after the record and result were written (a failing script is not
@@ -42,12 +45,13 @@
 -- @include _clock.lua
 -- @include _lease.lua
 -- @include _bulk.lua
+-- @include _unique.lua
 
 local ttl = ARGV[1]
-local njobs = (#KEYS - 4) / 2
+local njobs = (#KEYS - 5) / 2
 local ids = {}
 for i = 0, njobs - 1 do
-  ids[i + 1] = ARGV[5 + 8 * i]
+  ids[i + 1] = ARGV[6 + 8 * i]
 end
 local held = redis.call('HMGET', KEYS[2], unpack(ids))
 
@@ -59,11 +63,11 @@ end
 local now = now_ms()
 local out, done, scored, seen = {}, {}, {}, {}
 for i = 0, njobs - 1 do
-  local a = 5 + 8 * i
+  local a = 6 + 8 * i
   local id = ARGV[a]
   if not seen[id] and lease_list(held[i + 1], ARGV[a + 1]) then
     seen[id] = true
-    local k = 5 + 2 * i
+    local k = 6 + 2 * i
     -- pcall: one job's bad key (say, a user id colliding with a foreign key)
     -- fails that job alone, not the batch it shares a call with.
     local err = failed(redis.pcall('SET', KEYS[k], ARGV[a + 2], 'EX', ttl))
@@ -89,7 +93,7 @@ for i = 0, njobs - 1 do
       scored[#scored + 1] = id
       out[i + 1] = 1
     end
-  elseif redis.call('HGET', KEYS[6 + 2 * i], 'lease') == ARGV[a + 1] then
+  elseif redis.call('HGET', KEYS[7 + 2 * i], 'lease') == ARGV[a + 1] then
     out[i + 1] = 1 -- this lease's own ack, applied before (its reply was lost) or just now
   else
     out[i + 1] = 0
@@ -101,5 +105,6 @@ if #done > 0 then
   bulk('HDEL', KEYS[3], done)
   bulk('ZADD', KEYS[4], scored)
   count_attempts(ARGV[2], now, 'completed', #done, ARGV[3])
+  unique_release(KEYS[5], ARGV[5], done)
 end
 return out

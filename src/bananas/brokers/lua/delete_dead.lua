@@ -6,13 +6,22 @@
 -- KEYS[3]  stalls: hash id -> lost-lease count
 -- KEYS[4]  record_key: the job record key
 -- KEYS[5]  result_key: the result hash key
+-- KEYS[6]  held: hash id -> digest of the live jobs holding a unique key
 -- ARGV[1]  id
+-- ARGV[2]  unique_prefix: the unique keys' prefix (_unique.lua)
+--
+-- Its bury freed the unique key the job held; this frees it too, should a
+-- path have buried it without (a foreign router), so a deleted dead letter
+-- never holds a key: one EXISTS when no job holds one.
 --
 -- Returns: 1 deleted; 0 not in the dead-letter queue.
+
+-- @include _unique.lua
 
 local id = ARGV[1]
 if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end
 redis.call('HDEL', KEYS[2], id)
 redis.call('HDEL', KEYS[3], id)
 redis.call('DEL', KEYS[4], KEYS[5])
+unique_release(KEYS[6], ARGV[2], {id})
 return 1

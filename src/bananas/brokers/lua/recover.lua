@@ -12,6 +12,7 @@
 -- KEYS[6]  queues: set of queue members "priority:name"
 -- KEYS[7]  completed: recent completions sorted set
 -- KEYS[8]  index: hash of ready lists that may hold jobs (_index.lua)
+-- KEYS[9]  held: hash id -> digest of the live jobs holding a unique key
 -- ARGV[1]  max_stalls
 -- ARGV[2]  limit: most jobs to recover in this call
 -- ARGV[3]  now_iso: ISO 8601, for the failed result of a buried job
@@ -23,6 +24,7 @@
 -- ARGV[9]  marker_prefix
 -- ARGV[10] keep_completed: how many recent completions to keep
 -- ARGV[11] ttl_ms: completions older than this (ms) have lost their records
+-- ARGV[12] unique_prefix: the unique keys' prefix (_unique.lua)
 --
 -- A stall is charged only to a job that started: a lease still marked not
 -- started ("~<token>", a prefetched job its worker never ran) goes back
@@ -30,6 +32,8 @@
 -- its type and priority, taken from the ready list its lease came from; its
 -- record is left for the caller to mark failed (cjson would re-encode the
 -- payload: big integers, empty arrays), see RedisBroker.recover_expired.
+-- Every job buried here (for stalling, or a record that cannot be routed)
+-- frees the unique key it holds (_unique.lua).
 --
 -- Returns: {recovered ids, buried: flat id, time of death (ms), record
 -- ('' when missing), reason}.
@@ -37,6 +41,7 @@
 -- @include _clock.lua
 -- @include _index.lua
 -- @include _route.lua
+-- @include _unique.lua
 
 local now = now_ms()
 local ctx = {job_prefix = ARGV[5], result_prefix = ARGV[6], notify_prefix = ARGV[7],
@@ -45,7 +50,7 @@ local ctx = {job_prefix = ARGV[5], result_prefix = ARGV[6], notify_prefix = ARGV
   result_ttl = ARGV[4]}
 local max_stalls = tonumber(ARGV[1])
 local ids = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, ARGV[2])
-local recovered, buried = {}, {}
+local recovered, buried, finished = {}, {}, {}
 for _, id in ipairs(ids) do
   local lease = redis.call('HGET', KEYS[2], id)
   local queue = lease and string.match(lease, '^%S+ (.+)$')
@@ -66,6 +71,7 @@ for _, id in ipairs(ids) do
     local reason = 'worker lost while running the job ' .. stalls ..
       ' times (MAX_STALLS=' .. max_stalls .. '): it may be crashing its worker'
     bury(ctx, id, reason, priority, name)
+    finished[#finished + 1] = id
     buried[#buried + 1] = id
     buried[#buried + 1] = now
     buried[#buried + 1] = redis.call('GET', ARGV[5] .. id) or ''
@@ -78,11 +84,12 @@ for _, id in ipairs(ids) do
     recovered[#recovered + 1] = id
   else
     -- No record of where it came from: route it again from its record.
-    route(ctx, id, nil)
+    if not route(ctx, id, nil) then finished[#finished + 1] = id end
     recovered[#recovered + 1] = id
   end
 end
 redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -1 - tonumber(ARGV[10]))
 redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. (now - tonumber(ARGV[11])))
 index_bump(KEYS[8])
+unique_release(KEYS[9], ARGV[12], finished)
 return {recovered, buried}

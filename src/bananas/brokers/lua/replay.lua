@@ -11,16 +11,31 @@
 -- KEYS[7]  marker: that list's wake marker
 -- KEYS[8]  queues: set of queue members "priority:name"
 -- KEYS[9]  index: hash of ready lists that may hold jobs (_index.lua)
+-- KEYS[10] lock: the unique key's string of a unique job (any key of the
+--          partition otherwise: it is then not touched)
+-- KEYS[11] held: hash id -> digest of the live jobs holding a unique key
 -- ARGV[1]  id
 -- ARGV[2]  record: reset record JSON (attempts 0, status pending, no error)
 -- ARGV[3]  member: queue member "priority:name"
+-- ARGV[4]  digest: the unique key's digest from the record ('' for none)
+-- ARGV[5]  ttl_ms: its unique_for, from now (server clock)
 --
--- Returns: 1 replayed; 0 not in the dead-letter queue.
+-- A unique job takes its key again (_unique.lua); if a newer job holds it
+-- the replay is refused and the job stays a dead letter.
+--
+-- Returns: 1 replayed; 0 not in the dead-letter queue; or the id of the
+-- job that holds its unique key (a conflict: nothing changed).
 
 -- @include _index.lua
+-- @include _unique_take.lua
 
 local id = ARGV[1]
-if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end
+if not redis.call('ZSCORE', KEYS[1], id) then return 0 end
+if ARGV[4] ~= '' then
+  local holder = unique_take(KEYS[11], KEYS[10], id, ARGV[4], ARGV[5])
+  if holder then return holder end
+end
+redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)
 redis.call('HDEL', KEYS[3], id)
 redis.call('SET', KEYS[4], ARGV[2])

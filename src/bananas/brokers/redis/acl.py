@@ -38,7 +38,7 @@ class Role(StrEnum):
 ROLE_SCRIPTS: dict[Role, tuple[str, ...]] = {
     # Operator actions (the CLI, the dashboard) are not probed at a worker's start.
     Role.WORKER: tuple(n for n in SCRIPT_NAMES if n not in ("replay", "delete_dead", "cancel")),
-    Role.PRODUCER: ("enqueue",),
+    Role.PRODUCER: ("enqueue", "enqueue_unique"),
     Role.DASHBOARD: ("prune_workers",),  # the workers page drops silent entries
 }
 # Commands sent outside the scripts.

@@ -33,7 +33,7 @@ from ...errors import (
 )
 from ...keys import Keys
 from ..base import Broker
-from ..records import CancelOutcome, DeadInfo, Delivery, JobResult, NewJob, QueueRef
+from ..records import CancelOutcome, DeadInfo, Delivery, JobResult, NewJob
 from .cluster import ClusterTopology, key_slot, parse_cluster_url
 from .cluster_wake import ClusterWaker
 from .connection import redis_errors
@@ -51,6 +51,7 @@ from .partitions import (
     partitions_key,
 )
 from .redis_broker import RedisBroker
+from .unique_place import place
 
 T = TypeVar("T")
 
@@ -236,6 +237,7 @@ class PartitionedBroker(PartitionedFetch, PartitionedFleet, PartitionedViews, Br
     async def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
         await self.parts()
         jobs = [job for batch in batches for job in batch]
+        place(jobs, self.count)  # unique jobs: in their key's partition
         groups = self._grouped([job.id for job in jobs])
 
         async def one(p: int, rows: list[int]) -> list[bool]:

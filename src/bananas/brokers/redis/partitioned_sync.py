@@ -18,6 +18,7 @@ from .connection import redis_errors
 from .partitions import partitions_key
 from .replicas import MinReplicas
 from .sync import RedisSyncClient
+from .unique_place import place
 
 if TYPE_CHECKING:
     from .partitioned import PartitionedBroker
@@ -102,6 +103,7 @@ class PartitionedSyncClient(SyncClient):
     def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
         assert self.parts  # the partition count is known from here on
         jobs = [job for batch in batches for job in batch]
+        place(jobs, self.broker.count)  # unique jobs: in their key's partition
         groups = self.broker._grouped([job.id for job in jobs])
         out = [False] * len(jobs)
         for p, rows in groups.items():

@@ -20,6 +20,7 @@ from ..records import (
     Lease,
     QueueRef,
     Throughput,
+    Unique,
 )
 
 if TYPE_CHECKING:
@@ -149,5 +150,9 @@ class PartitionedViews:
     async def delete_dead(self, job_id: str) -> bool:
         return await self.on_job(job_id, lambda b: b.delete_dead(job_id))
 
-    async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
-        return await self.on_job(job_id, lambda b: b._replay(job_id, record, priority, name))
+    async def _replay(
+        self, job_id: str, record: bytes, priority: str, name: str, unique: Unique | None
+    ) -> bool | str:
+        return await self.on_job(
+            job_id, lambda b: b._replay(job_id, record, priority, name, unique)
+        )

@@ -33,7 +33,7 @@ from .redis_inspect import RedisInspection
 from .redis_upkeep import RedisUpkeep
 from .replicas import MinReplicas
 from .script_loader import Call, LuaScript, load
-from .sync import RedisSyncClient, enqueue_call
+from .sync import RedisSyncClient, enqueue_call, settle_enqueue
 from .upkeep_scripts import Prefixes
 from .wake import RedisWake
 
@@ -84,10 +84,12 @@ class RedisBroker(RedisWake, RedisCancels, RedisUpkeep, RedisInspection, RedisPr
             leases=k.leases,
             stalls=k.stalls,
             completed=k.completed,
+            held=k.unique_held,
             ttl=self._ttl,
             throughput_prefix=k.throughput_prefix,
             throughput_keep=THROUGHPUT_KEEP_S,
             publish=self._publish,
+            unique_prefix=k.unique_prefix,
         )
         self._prefixes = Prefixes(
             k.job_prefix, k.result_prefix, k.notify_prefix, k.ready_prefix, k.marker_prefix
@@ -196,9 +198,10 @@ class RedisBroker(RedisWake, RedisCancels, RedisUpkeep, RedisInspection, RedisPr
         if not self._producer_checked:  # once per broker: a producer's start-up check
             await self.check_access("producer")
         # The batcher sends every batch in one write and reads the replies in order.
-        calls = [self._run(enqueue_call(self.keys, batch)) for batch in batches]
-        replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
-        return [bool(x) for reply in replies for x in reply]
+        calls = [enqueue_call(self.keys, batch) for batch in batches]
+        sent = [self._run(call) for call in calls]
+        replies = [await sent[0]] if len(sent) == 1 else await asyncio.gather(*sent)
+        return settle_enqueue(batches, calls, replies)
 
     async def get_result(self, job_id: str) -> JobResult | None:
         with redis_errors():
@@ -387,6 +390,7 @@ class RedisBroker(RedisWake, RedisCancels, RedisUpkeep, RedisInspection, RedisPr
             active=k.active,
             leases=k.leases,
             **self._letter_keys(job_id),
+            held=k.unique_held,
             id=job_id,
             token=delivery.token,
             record=record or b"",
@@ -400,6 +404,7 @@ class RedisBroker(RedisWake, RedisCancels, RedisUpkeep, RedisInspection, RedisPr
             throughput_prefix=k.throughput_prefix,
             throughput_keep=THROUGHPUT_KEEP_S,
             publish=self._publish,
+            unique_prefix=k.unique_prefix,
         )
         return bool(await self._run(call))
 

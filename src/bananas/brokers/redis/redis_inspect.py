@@ -21,6 +21,7 @@ from ..records import (
     JobSummary,
     QueueRef,
     Throughput,
+    Unique,
     encode_worker,
 )
 from . import upkeep_scripts
@@ -105,22 +106,36 @@ class RedisInspection:
         }
 
     async def delete_dead(self, job_id: str) -> bool:
-        call = upkeep_scripts.delete_dead(**self._letter_keys(job_id), id=job_id)
+        k = self.keys
+        call = upkeep_scripts.delete_dead(
+            **self._letter_keys(job_id),
+            held=k.unique_held,
+            id=job_id,
+            unique_prefix=k.unique_prefix,
+        )
         return bool(await self._run(call))
 
-    async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
+    async def _replay(
+        self, job_id: str, record: bytes, priority: str, name: str, unique: Unique | None
+    ) -> bool | str:
         k = self.keys
+        digest, ttl_ms = unique or ("", 0)
         call = upkeep_scripts.replay(
             **self._letter_keys(job_id),
             ready=k.ready(priority, name),
             marker=k.marker(priority, name),
             queues=k.queues,
             index=k.nonempty,
+            lock=k.unique(digest),
+            held=k.unique_held,
             id=job_id,
             record=record,
             member=f"{priority}:{name}",
+            digest=digest,
+            ttl_ms=ttl_ms,
         )
-        return bool(await self._run(call))
+        reply = await self._run(call)
+        return reply.decode() if isinstance(reply, bytes) else bool(reply)
 
     # -- worker registry ----------------------------------------------------
     async def heartbeat_worker(self, info: WorkerInfo) -> None:

@@ -107,11 +107,13 @@ class RedisUpkeep(ForeignRouting):
             leases=k.leases,
             stalls=k.stalls,
             completed=k.completed,
+            held=k.unique_held,
             max_stalls=max_stalls,
             limit=limit,
             **self._routing(),
             keep_completed=keep_completed,
             ttl_ms=int(self.result_ttl * 1000),
+            unique_prefix=k.unique_prefix,
         )
         recovered, buried = await self._run(call)
         dead = [buried[i : i + 4] for i in range(0, len(buried), 4)]
@@ -141,7 +143,13 @@ class RedisUpkeep(ForeignRouting):
         k = self.keys
         total = 0
         while True:
-            call = upkeep_scripts.move_due(scheduled=k.scheduled, limit=limit, **self._routing())
+            call = upkeep_scripts.move_due(
+                scheduled=k.scheduled,
+                held=k.unique_held,
+                limit=limit,
+                **self._routing(),
+                unique_prefix=k.unique_prefix,
+            )
             moved, buried, more = await self._run(call)
             total += int(moved) + int(buried)
             if not more:

@@ -63,6 +63,7 @@ def flat(groups: Sequence[Sequence[Any]]) -> list[Any]:
 # has exactly one wrapper.
 SCRIPT_NAMES = (
     "enqueue",
+    "enqueue_unique",
     "dequeue",
     "extend",
     "complete",

@@ -42,6 +42,29 @@ def enqueue(
     return _call("enqueue", keys, args)
 
 
+def enqueue_unique(
+    *,
+    queues: str,
+    scheduled: str,
+    index: str,
+    held: str,
+    queue: Sequence[tuple[str, str, str]],
+    job: Sequence[tuple[str, str, str, bytes, str, str, int, str, int]],
+    nq: int,
+) -> Call:
+    """queue items: (ready, marker, member); job items: (record_key, lock, id,
+    record, delay, at, queue_number, digest, ttl_ms); nq = len(queue)."""
+    keys = [queues, scheduled, index, held]
+    args: list[Any] = [nq]
+    for ready, marker, member in queue:
+        keys += (ready, marker)
+        args.append(member)
+    for record_key, lock, *rest in job:
+        keys += (record_key, lock)
+        args += rest
+    return _call("enqueue_unique", keys, args)
+
+
 # -- worker ----------------------------------------------------------------
 def dequeue(
     *,
@@ -81,13 +104,21 @@ def complete_shared(
     leases: str,
     stalls: str,
     completed: str,
+    held: str,
     ttl: str,
     throughput_prefix: str,
     throughput_keep: int,
     publish: str,
+    unique_prefix: str,
 ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     """The KEYS / ARGV every job of a merged complete call shares."""
-    return (active, leases, stalls, completed), (ttl, throughput_prefix, throughput_keep, publish)
+    return (active, leases, stalls, completed, held), (
+        ttl,
+        throughput_prefix,
+        throughput_keep,
+        publish,
+        unique_prefix,
+    )
 
 
 def complete_job(
@@ -121,11 +152,13 @@ def complete(
     leases: str,
     stalls: str,
     completed: str,
+    held: str,
     job: Sequence[tuple[Any, ...]],
     ttl: str,
     throughput_prefix: str,
     throughput_keep: int,
     publish: str,
+    unique_prefix: str,
 ) -> Call:
     """job items: the parameters of `complete_job`, in order."""
     keys, args = complete_shared(
@@ -133,10 +166,12 @@ def complete(
         leases=leases,
         stalls=stalls,
         completed=completed,
+        held=held,
         ttl=ttl,
         throughput_prefix=throughput_prefix,
         throughput_keep=throughput_keep,
         publish=publish,
+        unique_prefix=unique_prefix,
     )
     all_keys, all_args = list(keys), list(args)
     for item in job:
@@ -176,6 +211,7 @@ def bury(
     result_key: str,
     dead: str,
     dead_info: str,
+    held: str,
     id: str,
     token: str,
     record: bytes,
@@ -189,10 +225,11 @@ def bury(
     throughput_prefix: str,
     throughput_keep: int,
     publish: str,
+    unique_prefix: str,
 ) -> Call:
     return _call(
         "bury",
-        [active, leases, stalls, record_key, result_key, dead, dead_info],
+        [active, leases, stalls, record_key, result_key, dead, dead_info, held],
         [
             id,
             token,
@@ -207,6 +244,7 @@ def bury(
             throughput_prefix,
             throughput_keep,
             publish,
+            unique_prefix,
         ],
     )
 

@@ -47,6 +47,7 @@ def recover(
     queues: str,
     completed: str,
     index: str,
+    held: str,
     max_stalls: int,
     limit: int,
     now_iso: str,
@@ -54,11 +55,12 @@ def recover(
     prefixes: Prefixes,
     keep_completed: int,
     ttl_ms: int,
+    unique_prefix: str,
 ) -> Call:
     return _call(
         "recover",
-        [active, leases, stalls, dead, dead_info, queues, completed, index],
-        [max_stalls, limit, now_iso, ttl, *prefixes.args(), keep_completed, ttl_ms],
+        [active, leases, stalls, dead, dead_info, queues, completed, index, held],
+        [max_stalls, limit, now_iso, ttl, *prefixes.args(), keep_completed, ttl_ms, unique_prefix],
     )
 
 
@@ -73,15 +75,17 @@ def move_due(
     dead: str,
     dead_info: str,
     index: str,
+    held: str,
     limit: int,
     now_iso: str,
     ttl: str,
     prefixes: Prefixes,
+    unique_prefix: str,
 ) -> Call:
     return _call(
         "move_due",
-        [scheduled, queues, dead, dead_info, index],
-        [limit, now_iso, ttl, *prefixes.args()],
+        [scheduled, queues, dead, dead_info, index, held],
+        [limit, now_iso, ttl, *prefixes.args(), unique_prefix],
     )
 
 
@@ -124,12 +128,16 @@ def replay(
     index: str,
     id: str,
     record: bytes,
+    lock: str,
+    held: str,
     member: str,
+    digest: str,
+    ttl_ms: int,
 ) -> Call:
     return _call(
         "replay",
-        [dead, dead_info, stalls, record_key, result_key, ready, marker, queues, index],
-        [id, record, member],
+        [dead, dead_info, stalls, record_key, result_key, ready, marker, queues, index, lock, held],
+        [id, record, member, digest, ttl_ms],
     )
 
 
@@ -140,9 +148,13 @@ def delete_dead(
     stalls: str,
     record_key: str,
     result_key: str,
+    held: str,
     id: str,
+    unique_prefix: str,
 ) -> Call:
-    return _call("delete_dead", [dead, dead_info, stalls, record_key, result_key], [id])
+    return _call(
+        "delete_dead", [dead, dead_info, stalls, record_key, result_key, held], [id, unique_prefix]
+    )
 
 
 def heartbeat(
