@@ -1,8 +1,9 @@
 """Unique jobs (docs/control.md): the lock is taken with the enqueue, a
 second enqueue of the key answers the job that holds it, and every final
 path frees it (complete, bury, the recoverer's burial after MAX_STALLS, a
-dead letter's delete); a replay takes it again or reports the holder; the
-TTL frees it too. Cancel frees it through the same hook (another change)."""
+dead letter's delete, a cancel of a queued job, the settle of a cancelled
+running one); a replay takes it again or reports the holder; the TTL frees
+it too."""
 
 from __future__ import annotations
 
@@ -89,6 +90,24 @@ async def test_complete_frees_the_key(broker: Broker) -> None:
     assert not await free(broker)  # running: still held
     assert await broker.complete(lease, lease.raw or b"", b"1", 1.0)
     assert await free(broker)
+
+
+async def test_a_cancel_frees_the_key(broker: Broker) -> None:
+    queued = unique("q")
+    await enqueue_one(broker, queued)
+    assert not await free(broker, "q")  # (the probe above is a duplicate: nothing made)
+    assert (await broker.cancel(queued.id)).value == "cancelled"
+    assert await free(broker, "q")
+
+
+async def test_a_cancelled_running_job_frees_the_key_as_it_settles(broker: Broker) -> None:
+    running = unique("r")
+    await enqueue_one(broker, running)
+    lease = await lease_one(broker)
+    assert (await broker.cancel(running.id)).value == "cancel_requested"
+    assert not await free(broker, "r")  # still running: still held
+    assert await broker.settle_cancelled(lease, None, 1.0)
+    assert await free(broker, "r")
 
 
 async def test_a_retry_keeps_the_key(broker: Broker) -> None:

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from ..errors import InvalidRecord
 from ..job import decode_record, now_iso
+from . import sqlite_unique
 from .records import CancelOutcome, Delivery, cancelled_record
 from .sqlite_db import Store
 from .sqlite_ops import Clock, Outcome, _holds, _set_result, _settled_by
@@ -64,6 +65,7 @@ def cancel(store: Store, job_id: str, clock: Clock, ttl: int) -> CancelOutcome:
             (_cancelled_record(raw, job_id), clock.ms, clock.now + ttl, job_id),
         )
         _set_result(conn, t, job_id, clock, Outcome("cancelled", 0.0, ttl, error="cancelled"))
+        sqlite_unique.release(conn, t, [job_id])  # final: its unique key is free
     return CancelOutcome.CANCELLED
 
 
@@ -83,6 +85,7 @@ def settle_cancelled(
         )
         conn.execute(f"DELETE FROM {t.cancels} WHERE id = ?", (delivery.id,))
         _set_result(conn, t, delivery.id, clock, outcome)
+        sqlite_unique.release(conn, t, [delivery.id])
     return True
 
 

@@ -10,6 +10,7 @@
 -- KEYS[7]  stalls: hash id -> lost-lease count
 -- KEYS[8]  cancels: hash id -> unix ms: running jobs someone cancelled
 -- KEYS[9]  cancelled: sorted set id -> unix ms of the cancel
+-- KEYS[10] unique_held: hash id -> digest of live jobs holding a unique key
 -- ARGV[1]  id
 -- ARGV[2]  seen: the record as the caller read it (applied only if unchanged)
 -- ARGV[3]  record: that record with status cancelled
@@ -17,6 +18,7 @@
 -- ARGV[5]  cancelled_at: ISO 8601, for the result
 -- ARGV[6]  notify: the channel to PUBLISH the outcome on
 -- ARGV[7]  publish: PUBLISH, or SPUBLISH on Redis Cluster (complete.lua)
+-- ARGV[8]  unique_prefix: unique key prefix (a cancelled job frees its key: _unique.lua)
 --
 -- Queued (LREM from its ready list) or scheduled (ZREM): removed and final
 -- at once: the result says status `failed` (what SDK readers know) with
@@ -34,6 +36,7 @@
 -- routed to a ready list), 'unknown' or 'changed'.
 
 -- @include _clock.lua
+-- @include _unique.lua
 
 local id = ARGV[1]
 local raw = redis.call('GET', KEYS[1])
@@ -66,5 +69,6 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 -- The index keeps what the records still do: older entries go here, on a cancel.
 redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - tonumber(ARGV[4]) * 1000)
 redis.call('ZADD', KEYS[9], now, id)
+unique_release(KEYS[10], ARGV[8], {id})
 redis.pcall(ARGV[7], ARGV[6], 'failed') -- best effort, as in bury.lua
 return 'cancelled'

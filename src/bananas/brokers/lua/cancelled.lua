@@ -10,6 +10,7 @@
 -- KEYS[5]  result_key: the result hash key
 -- KEYS[6]  cancels: hash id -> unix ms: running jobs someone cancelled
 -- KEYS[7]  cancelled: sorted set id -> unix ms of the cancel
+-- KEYS[8]  unique_held: hash id -> digest of live jobs holding a unique key
 -- ARGV[1]  id
 -- ARGV[2]  token: the caller's lease token
 -- ARGV[3]  record: updated record JSON (status cancelled), or '' to keep it
@@ -20,6 +21,7 @@
 -- ARGV[8]  error: error text for the result hash
 -- ARGV[9]  notify: the channel to PUBLISH the outcome on
 -- ARGV[10] publish: PUBLISH, or SPUBLISH on Redis Cluster (complete.lua)
+-- ARGV[11] unique_prefix: unique key prefix (a cancelled job frees its key: _unique.lua)
 --
 -- The result reads as cancel.lua's: status `failed`, `cancelled` 1 (what SDK
 -- readers know; Bananas reads it as cancelled).
@@ -30,6 +32,7 @@
 
 -- @include _clock.lua
 -- @include _lease.lua
+-- @include _unique.lua
 
 local id = ARGV[1]
 if not lease_queue(KEYS[2], id, ARGV[2]) then
@@ -51,5 +54,6 @@ redis.call('HSET', KEYS[5], 'status', 'failed', 'cancelled', '1', 'completed_at'
 redis.call('EXPIRE', KEYS[5], ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - tonumber(ARGV[4]) * 1000)
 redis.call('ZADD', KEYS[7], now, id)
+unique_release(KEYS[8], ARGV[11], {id})
 redis.pcall(ARGV[10], ARGV[9], 'failed') -- best effort, as in bury.lua
 return 1

@@ -45,6 +45,7 @@ def cancel_call(keys: Keys, job_id: str, raw: bytes | None, ttl: str, publish: s
         stalls=keys.stalls,
         cancels=keys.cancels,
         cancelled=keys.cancelled,
+        unique_held=keys.unique_held,
         id=job_id,
         seen=raw or b"",
         record=record,
@@ -52,6 +53,7 @@ def cancel_call(keys: Keys, job_id: str, raw: bytes | None, ttl: str, publish: s
         cancelled_at=now_iso(),
         notify=keys.notify_channel(job_id),
         publish=publish,
+        unique_prefix=keys.unique_prefix,
     )
 
 
@@ -102,6 +104,7 @@ class RedisCancels:
             result_key=k.result(job_id),
             cancels=k.cancels,
             cancelled=k.cancelled,
+            unique_held=k.unique_held,
             id=job_id,
             token=delivery.token,
             record=record or b"",
@@ -112,6 +115,7 @@ class RedisCancels:
             error="cancelled",
             notify=k.notify_channel(job_id),
             publish=self._publish,
+            unique_prefix=k.unique_prefix,
         )
         return bool(await self._run(call))
 

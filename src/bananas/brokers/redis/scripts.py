@@ -288,6 +288,7 @@ def cancel(
     stalls: str,
     cancels: str,
     cancelled: str,
+    unique_held: str,
     id: str,
     seen: bytes,
     record: bytes,
@@ -295,11 +296,15 @@ def cancel(
     cancelled_at: str,
     notify: str,
     publish: str,
+    unique_prefix: str,
 ) -> Call:
     return _call(
         "cancel",
-        [record_key, result_key, ready, scheduled, active, dead, stalls, cancels, cancelled],
-        [id, seen, record, ttl, cancelled_at, notify, publish],
+        [
+            *(record_key, result_key, ready, scheduled, active, dead, stalls),
+            *(cancels, cancelled, unique_held),
+        ],
+        [id, seen, record, ttl, cancelled_at, notify, publish, unique_prefix],
     )
 
 
@@ -312,6 +317,7 @@ def cancelled(
     result_key: str,
     cancels: str,
     cancelled: str,
+    unique_held: str,
     id: str,
     token: str,
     record: bytes,
@@ -322,11 +328,15 @@ def cancelled(
     error: str,
     notify: str,
     publish: str,
+    unique_prefix: str,
 ) -> Call:
     return _call(
         "cancelled",
-        [active, leases, stalls, record_key, result_key, cancels, cancelled],
-        [id, token, record, ttl, completed_at, duration_ms, duration_us, error, notify, publish],
+        [active, leases, stalls, record_key, result_key, cancels, cancelled, unique_held],
+        [
+            *(id, token, record, ttl, completed_at, duration_ms, duration_us, error, notify),
+            *(publish, unique_prefix),
+        ],
     )
 
 
