@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from topology import Cluster, start_cluster
 
 from bananas.brokers import Broker, from_url
