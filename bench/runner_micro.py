@@ -49,20 +49,31 @@ async def one_round(runner: JobRunner, records: list[tuple[str, bytes]]) -> floa
 async def main(n: int, rounds: int) -> None:
     settings = Settings()
     runner = JobRunner(
-        app.handlers, StubBroker(), settings, Executors(4),  # type: ignore[arg-type]
-        EventLog("warning", "json", stream=io.StringIO()), WorkerStats(concurrency=4),
+        app.handlers,
+        StubBroker(),
+        settings,
+        Executors(4),  # type: ignore[arg-type]
+        EventLog("warning", "json", stream=io.StringIO()),
+        WorkerStats(concurrency=4),
     )
     if len(sys.argv) > 3 and sys.argv[3] == "hook":
         from bananas.hooks import Hook, Hooks
+
         class Nothing(Hook):
-            def before_run(self, job: Any) -> None: pass
-            def after_run(self, job: Any, outcome: Any) -> None: pass
+            def before_run(self, job: Any) -> None:
+                pass
+
+            def after_run(self, job: Any, outcome: Any) -> None:
+                pass
+
         runner.hooks = Hooks([Nothing()]).for_worker(runner.log, "w")
     jobs = app.build_jobs([noop.spec(k=i) for i in range(n)])
     records = [(j.id, j.record) for j in jobs]
     results = [await one_round(runner, records) for _ in range(rounds)]
-    print(f"per job: median {statistics.median(results):.2f} us, min {min(results):.2f} us "
-          f"({rounds} rounds of {n})")
+    print(
+        f"per job: median {statistics.median(results):.2f} us, min {min(results):.2f} us "
+        f"({rounds} rounds of {n})"
+    )
 
 
 asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))

@@ -18,7 +18,7 @@ import redis
 
 from bananas import Bananas, JobSpec
 from bananas.brokers.base import NewJob
-from bananas.brokers.redis import RedisBroker, scripts
+from bananas.brokers.redis import RedisBroker, script_loader, scripts, upkeep_scripts
 from bananas.config import Settings
 from bananas.errors import BrokerError, BrokerUnavailable
 from bananas.loops import PeriodicTasks
@@ -188,7 +188,7 @@ def _header(name: str) -> dict[str, list[tuple[str, str | list[str]]]]:
     """KEYS / ARGV of a script's header, in order: (name, "fixed") or
     (group, [its names])."""
     sides: dict[str, list[tuple[str, str | list[str]]]] = {"KEYS": [], "ARGV": []}
-    for line in scripts.read_source(f"{name}.lua").splitlines():
+    for line in script_loader.read_source(f"{name}.lua").splitlines():
         if line.startswith("#!lua"):
             continue  # the script flags line
         if not line.startswith("--"):
@@ -217,13 +217,22 @@ SCRIPT_FILES = sorted(
     for p in Path(scripts.__file__).parent.parent.joinpath("lua").glob("*.lua")
     if not p.stem.startswith("_")
 )
+WRAPPER_MODULES = (scripts, upkeep_scripts)
+
+
+def wrapper_of(name: str) -> Any:
+    """The one wrapper of a script, in whichever wrapper module holds it."""
+    found = [getattr(m, name) for m in WRAPPER_MODULES if callable(getattr(m, name, None))]
+    assert len(found) == 1, f"{name}: {len(found)} wrappers"
+    return found[0]
 
 
 def test_every_script_has_a_wrapper() -> None:
-    assert sorted(scripts.SCRIPT_NAMES) == SCRIPT_FILES
+    assert sorted(script_loader.SCRIPT_NAMES) == SCRIPT_FILES
     for name in SCRIPT_FILES:
-        assert callable(getattr(scripts, name)), name
-        assert "Returns:" in scripts.read_source(f"{name}.lua"), f"{name}.lua names no Returns"
+        wrapper_of(name)
+        source = script_loader.read_source(f"{name}.lua")
+        assert "Returns:" in source, f"{name}.lua names no Returns"
 
 
 def test_every_script_declares_its_flags() -> None:
@@ -232,7 +241,7 @@ def test_every_script_declares_its_flags() -> None:
     `allow-oom` only where the script does not grow memory (or frees it)."""
     allow_oom = {"delete_dead", "extend", "heartbeat", "prune_workers", "requeue"}
     for name in SCRIPT_FILES:
-        first = scripts.load(name).source.splitlines()[0]
+        first = script_loader.load(name).source.splitlines()[0]
         assert first == ("#!lua flags=allow-oom" if name in allow_oom else "#!lua"), name
 
 
@@ -242,11 +251,12 @@ def test_wrapper_passes_exactly_the_keys_and_argv_of_the_header(name: str) -> No
     to two items of its member names) and compare the KEYS and ARGV it builds
     with the header's, name for name, in order."""
     header = _header(name)
-    wrapper = getattr(scripts, name)
+    wrapper = wrapper_of(name)
     kwargs: dict[str, Any] = {}
     for param in inspect.signature(wrapper).parameters.values():
         if "Prefixes" in str(param.annotation):
-            kwargs[param.name] = scripts.Prefixes(*(f.name for f in fields(scripts.Prefixes)))
+            prefixes = upkeep_scripts.Prefixes
+            kwargs[param.name] = prefixes(*(f.name for f in fields(prefixes)))
         elif members := _group_names(header, param.name):
             kwargs[param.name] = [tuple(f"{m}#{i}" for m in members) for i in range(2)]
         else:

@@ -87,7 +87,7 @@ class SentinelBed:
 
     def restart(self, port: int, timeout: float = 15) -> None:
         """Start a killed server again; the sentinels turn it into a replica."""
-        self.servers[port].start()
+        self.servers[port].start(timeout)
 
     def wait_ready(self, timeout: float = 20) -> None:
         """Every sentinel sees the primary, the other two sentinels and a

@@ -12,6 +12,7 @@ from .errors import (
     JobTimeout,
     PayloadError,
     PayloadTooLarge,
+    ReplicationTimeout,
 )
 from .handle import JobHandle
 from .vocabulary import Priority, Status
@@ -32,6 +33,7 @@ __all__ = [
     "PayloadError",
     "PayloadTooLarge",
     "Priority",
+    "ReplicationTimeout",
     "Status",
     "current_job",
 ]

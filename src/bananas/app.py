@@ -109,7 +109,10 @@ class Bananas:
         return self._prefix or self.settings.prefix
 
     def new_broker(self) -> Broker:
-        return from_url(self.broker_url, prefix=self.prefix, result_ttl=self.settings.result_ttl)
+        s = self.settings
+        return from_url(
+            self.broker_url, prefix=self.prefix, result_ttl=s.result_ttl, **s.replication
+        )
 
     @property
     def broker(self) -> Broker:

@@ -33,16 +33,6 @@ REGISTRY_EXPIRY = 10.0
 T = TypeVar("T")
 
 
-URL_SCHEMES = (
-    "redis://",
-    "rediss://",
-    "unix://",
-    "redis+cluster://",
-    "rediss+cluster://",
-    "sqlite://",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Settings:
     app: str | None = None
@@ -69,6 +59,9 @@ class Settings:
     max_payload_bytes: int = 1024 * 1024
     max_result_bytes: int = 1024 * 1024
     result_ttl: float = 86400.0
+    # REDIS_MIN_REPLICAS: writes wait for this many replicas (0: off, no WAIT sent)
+    redis_min_replicas: int = 0
+    redis_min_replicas_timeout: float = 1.0
     health_port: int = 6061
     health_host: str = "0.0.0.0"
     metrics_log_interval: float = 30.0
@@ -99,6 +92,14 @@ class Settings:
             if value is not None and value != ():
                 source[key] = value
         return _build(source)
+
+    @property
+    def replication(self) -> dict[str, Any]:
+        """from_url's REDIS_MIN_REPLICAS arguments."""
+        return {
+            "min_replicas": self.redis_min_replicas,
+            "min_replicas_timeout": self.redis_min_replicas_timeout,
+        }
 
     @property
     def effective_broker_url(self) -> str:
@@ -230,6 +231,18 @@ def _aliased(source: Mapping[str, Any], main: str, alias: str) -> tuple[str, Any
     return alias, alias_value
 
 
+_BROKER_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+cluster://",
+    "rediss+cluster://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+    "sqlite://",
+)
+
+
 def _build(source: Mapping[str, Any]) -> Settings:
     values: dict[str, Any] = {}
     defaults = Settings()
@@ -244,11 +257,17 @@ def _build(source: Mapping[str, Any]) -> Settings:
         url = _get(source, name)
         if url is None:
             continue
-        if not str(url).startswith(URL_SCHEMES):
+        if not str(url).startswith(_BROKER_SCHEMES):
             raise ConfigError(
-                f"{name}={redact_url(str(url))!r} is invalid (allowed: redis://, rediss://, "
-                "unix://, redis+cluster://, rediss+cluster:// or sqlite:///path)"
+                f"{name}={redact_url(str(url))!r} is invalid (allowed: "
+                + ", ".join(_BROKER_SCHEMES[:-1])
+                + " or sqlite:///path)"
             )
+        if not str(url).startswith("sqlite://"):
+            # Only a Redis URL pays for the import; its parse names what is wrong
+            from .brokers.redis.urls import parse
+
+            parse(str(url))
         values.setdefault("broker_url", str(url))
     opt("BANANAS_PREFIX", "prefix", _nonempty_name, "letters, digits, _ - . :")
 
@@ -304,6 +323,19 @@ def _build(source: Mapping[str, Any]) -> Settings:
     # Records of finished jobs live this long; cron firing ids rely on it being
     # longer than the scheduler's look-back, hence the 5m floor.
     opt("RESULT_TTL", "result_ttl", _duration_in(300, 365 * 86400), "5m to 365d")
+    opt(
+        "REDIS_MIN_REPLICAS",
+        "redis_min_replicas",
+        _int_in(0, 100),
+        "an integer from 0 (off) to 100",
+    )
+    # At least 1ms (WAIT 0 blocks forever); under the 5 s socket read timeout.
+    opt(
+        "REDIS_MIN_REPLICAS_TIMEOUT",
+        "redis_min_replicas_timeout",
+        _duration_in(0.001, 4),
+        "1ms to 4s",
+    )
     opt("LIVENESS_LOOP_STALL", "liveness_loop_stall", _duration_in(0.5, 3600), "500ms to 1h")
     opt("HEALTH_PORT", "health_port", _int_in(0, 65535), "0 (off) or a port 1-65535")
     opt("HEALTH_HOST", "health_host", _nonempty_text, "an address to bind")

@@ -19,6 +19,42 @@ class BrokerUnavailable(BrokerError):
     """The broker cannot be reached right now (connection refused, timeout)."""
 
 
+class ReplicationTimeout(BrokerUnavailable):
+    """Redis applied a write but fewer than REDIS_MIN_REPLICAS replicas
+    confirmed it within REDIS_MIN_REPLICAS_TIMEOUT (`WAIT`): it stands on
+    the primary, and is lost if the primary fails before its replicas catch
+    up. Sending the same call again is safe: an enqueue by its job id (a job
+    id that exists is left alone), a settle by its lease token. A worker
+    retries its settles as through an outage (it is a BrokerUnavailable)."""
+
+    def __init__(
+        self, acked: int, wanted: int, timeout_ms: int, job_ids: tuple[str, ...] = ()
+    ) -> None:
+        self.acked = acked
+        self.wanted = wanted
+        self.timeout_ms = timeout_ms
+        self.job_ids = job_ids
+        ids = ""
+        if job_ids:
+            shown = ", ".join(job_ids[:5]) + (
+                f" and {len(job_ids) - 5} more" if len(job_ids) > 5 else ""
+            )
+            ids = f" (job ids: {shown})"
+        super().__init__(
+            f"{acked} of {wanted} Redis replicas acknowledged the write within {timeout_ms}ms "
+            f"(REDIS_MIN_REPLICAS={wanted}): it is applied on the primary but may be lost on "
+            f"a failover; sending it again is safe, an enqueue with the same job id is "
+            f"idempotent{ids}"
+        )
+
+    def __reduce__(self) -> tuple[type[ReplicationTimeout], tuple[int, int, int, tuple[str, ...]]]:
+        return (ReplicationTimeout, (self.acked, self.wanted, self.timeout_ms, self.job_ids))
+
+    def for_jobs(self, job_ids: tuple[str, ...]) -> ReplicationTimeout:
+        """The same timeout, naming the jobs of the enqueue it failed."""
+        return ReplicationTimeout(self.acked, self.wanted, self.timeout_ms, job_ids)
+
+
 class BrokerRefusesWrites(BrokerError):
     """The broker answers but refuses writes (Redis at `maxmemory` under
     `noeviction`): nothing of the refused call was applied, and it can be

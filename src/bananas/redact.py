@@ -10,6 +10,11 @@ redis-py takes a password in three places, and each is masked:
   password: masked too, unless the query carries the password (then it is a
   user name, kept).
 
+The same rules cover the multi-host forms (`redis+cluster://user:pw@h1:p,h2:p`,
+`redis+sentinel://:pw@s1:p,s2:p/service?sentinel_password=pw2`): the user-info
+is everything before the last `@`, and `sentinel_password` is a query
+parameter whose name says password. tests/test_redis_urls.py holds examples.
+
 A password with an unescaped `/`, `?` or `#` is not a valid URL part, but an
 operator pastes one anyway: the user-info is taken up to the last `@` before
 the query, so such a password is masked whole, never cut at that character.

@@ -14,14 +14,16 @@ import pytest
 from bananas.errors import ConfigError
 from cluster.bed import Bed, app, configure
 
+# Unset, the count is the cluster's number of primaries when the keyspace is
+# created (the bed has 3).
 REFUSED = (
-    "REDIS_PARTITIONS=8 but this keyspace (prefix 'bananas') was created with 16 "
+    "REDIS_PARTITIONS=8 but this keyspace (prefix 'bananas') was created with 3 "
     "partitions: the count cannot change under existing data"
 )
 
 
 def queued(bed: Bed) -> int:
-    done = bed.workers.cli("status", "--json", REDIS_PARTITIONS="16")
+    done = bed.workers.cli("status", "--json", REDIS_PARTITIONS="")  # unset: the stored one
     assert done.returncode == 0, done.stderr
     return sum(q["depth"] for q in json.loads(done.stdout)["queues"])
 
@@ -47,7 +49,7 @@ def test_count_stored_by_a_producer_alone_is_enforced(
 def test_producer_with_another_count_than_the_workers_is_refused(
     shared_bed: Bed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shared_bed.start_worker()  # stores the default, 16
+    shared_bed.start_worker()  # stores the default: one partition per primary
     monkeypatch.setenv("REDIS_PARTITIONS", "8")
     configure()
     with pytest.raises(ConfigError, match=re.escape(REFUSED)):

@@ -7,9 +7,12 @@ registry codec) and call a few per-backend primitives, the `_name` methods.
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import time
 from collections.abc import Collection, Sequence
 
+from ..errors import BrokerError, ReplicationTimeout
 from ..job import decode_record
 from ..keys import lane
 from ..redact import redact_url
@@ -32,6 +35,9 @@ from .records import (
     decode_workers,
     encode_worker,
 )
+
+# Put-backs of an abandoned wait_and_dequeue (the loop holds tasks weakly).
+_PUTTING_BACK: set[asyncio.Future[None]] = set()
 
 # The records live in records.py; callers may keep importing them from here.
 __all__ = [
@@ -69,7 +75,10 @@ class SyncClient(abc.ABC):
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
         """Write jobs atomically per job; False for an id that already existed."""
-        return self._enqueue(chunks(jobs))
+        try:
+            return self._enqueue(chunks(jobs))
+        except ReplicationTimeout as exc:  # the ids make a retry idempotent: say them
+            raise exc.for_jobs(tuple(job.id for job in jobs)) from None
 
     @abc.abstractmethod
     def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
@@ -130,7 +139,10 @@ class Producer(abc.ABC):
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
         """Write jobs atomically per job; False for an id that already existed."""
-        return await self._enqueue(chunks(jobs))
+        try:
+            return await self._enqueue(chunks(jobs))
+        except ReplicationTimeout as exc:  # the ids make a retry idempotent: say them
+            raise exc.for_jobs(tuple(job.id for job in jobs)) from None
 
     @abc.abstractmethod
     async def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
@@ -188,6 +200,45 @@ class Consumer(abc.ABC):
     @abc.abstractmethod
     async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
         """Block until one of the queues may have a job, or `timeout` passes."""
+
+    async def wait_and_dequeue(
+        self,
+        queues: Sequence[QueueRef],
+        timeout: float,
+        count: int,
+        lease_seconds: float,
+        token_prefix: str,
+        start: int | None = None,
+    ) -> list[Delivery]:
+        """An idle worker's fetch: wait up to `timeout` for a job in `queues`,
+        then `dequeue` (also when the wait timed out: a job whose wake-up was
+        missed is found then). Same lease and token contract as `dequeue`;
+        cancelling it (a stop) leaves no job leased to nobody. A broker that
+        can do both in one round trip (Redis: brokers/redis/wake.py) overrides
+        it."""
+        await self.wait_for_jobs(queues, timeout)
+        # A cancel landing while the dequeue runs (a SQLite transaction in
+        # its thread) would drop jobs it leased until their lease ran out; the
+        # dequeue finishes instead and puts back uncharged what it took.
+        fetch = asyncio.ensure_future(
+            self.dequeue(queues, count, lease_seconds, token_prefix, start)
+        )
+        try:
+            return await asyncio.shield(fetch)
+        except asyncio.CancelledError:
+            fetch.add_done_callback(self._put_back)
+            raise
+
+    def _put_back(self, fetch: asyncio.Future[list[Delivery]]) -> None:
+        if fetch.cancelled() or fetch.exception() is not None or not fetch.result():
+            return
+        task = asyncio.ensure_future(self._requeue_quietly(fetch.result()))
+        _PUTTING_BACK.add(task)
+        task.add_done_callback(_PUTTING_BACK.discard)
+
+    async def _requeue_quietly(self, deliveries: Sequence[Delivery]) -> None:
+        with contextlib.suppress(BrokerError):  # unreachable: they come back by lease expiry
+            await self.requeue(deliveries)
 
     async def extend_leases(
         self,

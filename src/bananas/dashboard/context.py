@@ -39,7 +39,9 @@ class BrokerSource:
     def _make(self) -> Broker:
         assert self._settings is not None
         s = self._settings
-        return from_url(s.effective_broker_url, prefix=s.prefix, result_ttl=s.result_ttl)
+        return from_url(
+            s.effective_broker_url, prefix=s.prefix, result_ttl=s.result_ttl, **s.replication
+        )
 
     def get(self) -> Broker:
         return self._fixed if self._fixed is not None else self._cache.for_loop()

@@ -26,6 +26,12 @@ nobody. Each dequeue says how many of its jobs start at once (the free
 slots); the rest are leased as not started, and the heartbeat marks them
 started when they start: the recoverer charges a stall only to a job that
 started.
+
+Idle: once a dequeue finds nothing, the next fetch is `wait_and_dequeue`,
+which waits (IDLE_WAIT at most) and leases in one call (on Redis, one round
+trip: brokers/redis/wake.py). A stop abandons it mid-wait like any other
+wait; as it may have leased jobs by then, it stays unanswered and is sent
+again at stop like a lost reply.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from dataclasses import dataclass
 from ..brokers.base import Broker, Delivery, QueueRef
 from ..errors import BrokerError, BrokerRefusesWrites
 from ..logs import EventLog
-from ..loops import until_stop
+from ..loops import RECANCEL_EVERY, until_stop
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink
 from .executors import Requeue
@@ -64,6 +70,10 @@ class FetcherParams:
     lease_timeout: float
     token_prefix: str  # the worker id: lease tokens say whose they are
     stop: asyncio.Event  # the worker's stop flag: once set, no job is taken or started
+    # An idle wait leases the job that ends it in the same call (one round
+    # trip). False (--burst): wait, then dequeue, so that `dequeuing` is never
+    # true while the fetcher only waits (the burst's emptiness check reads it).
+    lease_on_wake: bool = True
 
 
 class Fetcher:
@@ -84,6 +94,7 @@ class Fetcher:
         self._releases: set[asyncio.Task[None]] = set()
         # A dequeue that failed: its token prefix and send time, sent again.
         self._unanswered: tuple[str, float] | None = None
+        self._waiting = False  # the loop is in an idle wait (stop() cancels it)
 
     @property
     def in_flight(self) -> int:
@@ -107,8 +118,13 @@ class Fetcher:
         """Stop taking jobs. A dequeue in flight finishes (its jobs join the
         buffer, which the drain puts back); running jobs are left alone."""
         self.p.stop.set()
-        if self._loop is not None:
-            await asyncio.gather(self._loop, return_exceptions=True)
+        loop = self._loop
+        while loop is not None and not loop.done():
+            if self._waiting:  # again until it ends: a cancel may be swallowed (loops.py)
+                loop.cancel()
+            await asyncio.wait([loop], timeout=RECANCEL_EVERY)
+        if loop is not None:
+            await asyncio.gather(loop, return_exceptions=True)
         if self._unanswered is not None and self.p.orders:
             # Its jobs (if it was applied) join the buffer the drain puts back.
             with contextlib.suppress(BrokerError):
@@ -139,6 +155,7 @@ class Fetcher:
         # A dropped connection is replaced by the next call: the first retry goes
         # at once, repeated failures back off (Redis down).
         pause = 0.0
+        idle = False  # the last dequeue found nothing: the next one waits first
         while not p.stop.is_set():
             self.last_fetch = time.monotonic()
             want = self._capacity - len(self._executing) - len(self._buffer)
@@ -148,19 +165,31 @@ class Fetcher:
                 continue
             order = next(orders)
             try:
-                deliveries = await self._dequeue(order, want)
+                if idle and not p.lease_on_wake:
+                    await until_stop(p.broker.wait_for_jobs(order, IDLE_WAIT), p.stop)
+                    idle = False
+                    continue
+                woken = idle
+                if idle:  # one round trip from the wake-up to the leased jobs
+                    deliveries = await self._wait_and_dequeue(order, want)
+                else:
+                    deliveries = await self._dequeue(order, want)
                 if p.link.refusing is not None and p.link.accepts():
                     p.log.info("broker.accepts_writes", detail="jobs are taken again")
                     self._fill_slots()
+                idle = not deliveries
                 if not deliveries:
-                    await until_stop(p.broker.wait_for_jobs(order, IDLE_WAIT), p.stop)
                     continue
             except BrokerRefusesWrites as exc:  # a pause, not an outage: it answers
+                idle = False
                 if p.link.refuses(str(exc)):
                     p.log.warning("broker.refuses_writes", error=str(exc), detail=PAUSED)
                 await until_stop(asyncio.sleep(1.0), p.stop)
                 continue
             except BrokerError as exc:
+                # Sent again at once without a wait: if the lost reply leased
+                # jobs, the broker hands them back to the same token prefix.
+                idle = False
                 p.link.down()
                 p.log.warning("broker.unreachable", error=str(exc), retry_in_s=pause)
                 await until_stop(asyncio.sleep(pause), p.stop)
@@ -170,16 +199,44 @@ class Fetcher:
             pause = 0.0
             self._take(deliveries)
             self._fill_slots()
+            if woken:
+                # The woken jobs start before the next dequeue is built, and
+                # that dequeue then rides in the pipeline of their acks.
+                await asyncio.sleep(0)
 
-    async def _dequeue(self, order: Sequence[QueueRef], want: int) -> list[Delivery]:
-        """One dequeue; a failed one is sent again with its token prefix."""
+    async def _wait_and_dequeue(self, order: Sequence[QueueRef], want: int) -> list[Delivery]:
+        """The idle fetch, awaited in the loop's own task (not through
+        until_stop: a task per wait is one more loop turn between the reply
+        and the job's start); stop() cancels it."""
+        self._waiting = True
+        try:
+            return await self._dequeue(order, want, IDLE_WAIT)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or not self.p.stop.is_set():
+                raise
+            task.uncancel()  # our stop's cancel: the loop ends on the flag
+            return []  # unanswered: stop() sends it again
+        finally:
+            self._waiting = False
+
+    async def _dequeue(
+        self, order: Sequence[QueueRef], want: int, wait: float = 0.0
+    ) -> list[Delivery]:
+        """One dequeue, after waiting up to `wait` seconds for a job; a failed
+        or abandoned one is sent again with its token prefix."""
         p = self.p
         prefix, sent = self._unanswered or (f"{p.token_prefix}:{next(self._seq)}:", 0.0)
         sent = sent or time.monotonic()
         # The jobs that start at once are marked started; the rest wait in the buffer.
         start = max(0, self._concurrency - len(self._executing) - len(self._buffer))
         self._unanswered = (prefix, sent)
-        deliveries = await p.broker.dequeue(order, want, p.lease_timeout, prefix, start)
+        if wait:
+            deliveries = await p.broker.wait_and_dequeue(
+                order, wait, want, p.lease_timeout, prefix, start
+            )
+        else:
+            deliveries = await p.broker.dequeue(order, want, p.lease_timeout, prefix, start)
         self._unanswered = None
         held_until = sent + p.lease_timeout
         for delivery in deliveries:

@@ -27,7 +27,13 @@ from ..app import JobDefinition
 from ..brokers.base import Broker, DeadInfo, Delivery
 from ..config import Settings
 from ..context import JobContext, set_current
-from ..errors import BrokerRefusesWrites, BrokerUnavailable, InvalidRecord, JobTimeout
+from ..errors import (
+    BrokerRefusesWrites,
+    BrokerUnavailable,
+    InvalidRecord,
+    JobTimeout,
+    ReplicationTimeout,
+)
 from ..hooks import COMPLETED as RUN_COMPLETED
 from ..hooks import DEAD, INTERRUPTED, RETRYING, Hooks, Outcome
 from ..job import JobRecord, decode_record, iso_from_unix
@@ -49,6 +55,10 @@ SCHEDULED: str = Status.SCHEDULED.value
 
 REFUSED = (
     "outcomes are kept and written once Redis accepts writes again; no new job starts until then"
+)
+UNCONFIRMED = (
+    "the outcome stands on the Redis primary but fewer than REDIS_MIN_REPLICAS replicas "
+    "confirmed it within the lease; the job runs again only if a failover loses it"
 )
 
 
@@ -333,12 +343,17 @@ class JobRunner:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 1.0)
             except BrokerUnavailable as exc:
+                # ReplicationTimeout too: the outcome is applied on the primary
+                # but not known to be on REDIS_MIN_REPLICAS replicas. Sent again
+                # (idempotent by token) until they confirm it, never run again here.
                 if time.monotonic() + pause > deadline:
                     self.log.error(
                         "job.settle_failed",
                         job_id=delivery.id,
                         error=str(exc),
-                        detail="broker unreachable; the job will run again after its lease expires",
+                        detail=UNCONFIRMED
+                        if isinstance(exc, ReplicationTimeout)
+                        else "broker unreachable; the job will run again after its lease expires",
                     )
                     return Settle.UNREACHABLE
                 await asyncio.sleep(pause)

@@ -6,14 +6,16 @@ snapshot (`status()`) from the parts' read-only fields.
 
   fetcher      worker/fetcher.py      prefetch buffer, slots, fetch loop, job tasks
   leases       worker/leases.py       heartbeat of the leases the fetcher holds
-  router       worker/router.py       foreign-record routing; only if the broker
-                                      has ForeignRouting and this worker takes jobs
+  router       worker/router.py       foreign-record routing (optional)
   maintenance  worker/maintenance.py  lease recoverer, due jobs, cron firings
   monitor      observe/monitor.py     loop ticker, broker snapshot, registry
                                       heartbeat, metrics log, log flush
   health       observe/health.py      /livez /readyz /drainz /metrics thread
+                                      (optional)
   burst        worker/burst.py        only with --burst: stops the worker once the
                                       queues it serves are empty
+The optional parts (hooks, router, burst, health) are built in features.py,
+only when their feature is on; each is None otherwise.
 Helpers (no loop of their own): runner.py runs one job, drain.py is the
 drain's job side, checks.py the start-up checks, shutdown.py bounds a stop
 step; observe/status.py holds the status snapshot and identity types.
@@ -64,15 +66,14 @@ from ..observe.monitor import Monitor, MonitorParams
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink, WorkerIdentity, WorkerState, WorkerStatus
 from ..vocabulary import PRIORITIES, Mode
-from .burst import Burst, BurstParams
 from .checks import check_access, startup_checks, watch_keyspace
 from .drain import drain_jobs
 from .executors import Executors
+from .features import burst_for, router_for, start_health, worker_hooks
 from .fetcher import Fetcher, FetcherParams
 from .leases import Leases, LeasesParams
 from .maintenance import Maintenance, MaintenanceParams
 from .ordering import FetchOrders
-from .router import Router, RouterParams
 from .runner import JobRunner
 from .shutdown import bounded
 
@@ -121,18 +122,13 @@ class Worker:
         # next job starts while the ack is in flight; the slots are the fetcher's.
         self.runner.release_slot = self.fetcher.release_slot
         self.runner.link = self.link
-        self.hooks = app.hooks.for_worker(log, self.id) if app.hooks else None
-        if self.hooks is not None and self.hooks.runs():  # else no per-job hook work
-            self.runner.hooks = self.hooks
+        self.hooks = worker_hooks(app, log, self.id, self.runner)
         watch_keyspace(self.broker, log)
         self.leases = Leases(
             LeasesParams(self.broker, log, self.link, settings.lease_timeout, self.fetcher.leased)
         )
-        routing = foreign_routing(self.broker)
-        self.router = (
-            Router(RouterParams(routing, log, self.priorities, self._stop, settings.routing_keys))
-            if routing is not None and self.types
-            else None
+        self.router = router_for(
+            self.broker, log, self.priorities, self.types, self._stop, settings.routing_keys
         )
         self.maintenance = Maintenance(
             MaintenanceParams(
@@ -161,7 +157,18 @@ class Worker:
         )
         self.metrics = WorkerMetrics(self.stats, self.status, self.identity)
         self.health: HealthServer | None = None
-        self.burst = self._burst() if settings.burst else None
+        self.burst = burst_for(
+            settings,
+            self.broker,
+            log,
+            self.stats,
+            self.fetcher,
+            self.priorities,
+            self.types,
+            routing=self.router is not None,
+            stop=self._stop,
+            on_empty=self.request_stop,
+        )
 
     def _select_types(self) -> tuple[str, ...]:
         if not self.mode.takes_jobs:
@@ -174,23 +181,6 @@ class Worker:
         if not self.mode.takes_jobs:
             return ()
         return PRIORITIES if self.mode.takes_all_priorities else self.settings.priorities
-
-    def _burst(self) -> Burst:
-        return Burst(
-            BurstParams(
-                self.broker,
-                self.log,
-                self.stats,
-                self.fetcher,
-                self.priorities,
-                self.types,
-                scheduled=self.settings.enable_scheduler,
-                unrouted=self.router is not None,
-                stop=self._stop,
-                on_empty=self.request_stop,
-                routes=self.settings.routing_keys,
-            )
-        )
 
     def _fetcher_params(self) -> FetcherParams:
         s = self.settings
@@ -213,6 +203,7 @@ class Worker:
             lease_timeout=s.lease_timeout,
             token_prefix=self.id,
             stop=self._stop,
+            lease_on_wake=not s.burst,
         )
 
     # -- what others read ---------------------------------------------------
@@ -259,7 +250,7 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         self.log.context = {"worker_id": self.id}
-        self._start_health()
+        self.health = start_health(self.settings, self.status, self.metrics.exposition, self.log)
         self.monitor.start()
         try:
             await self._connect()
@@ -320,26 +311,6 @@ class Worker:
         )
         log.flush()
         return 0
-
-    def _start_health(self) -> None:
-        if self.settings.health_port == 0:
-            return
-        # Imported only when serving: uvicorn and Starlette are a third of start-up.
-        from ..observe.health import HealthParams, HealthServer
-
-        params = HealthParams(
-            self.status, self.metrics.exposition, self.settings.liveness_loop_stall
-        )
-        server = HealthServer(params, self.settings.health_host, self.settings.health_port)
-        error = server.start()
-        if error is None:
-            self.health = server
-        else:
-            self.log.error(
-                "health.unavailable",
-                error=error,
-                detail="set HEALTH_PORT to a free port, or 0 to disable",
-            )
 
     async def _connect(self) -> None:
         """Wait for the broker (with back-off) and register the job types."""

@@ -21,7 +21,7 @@ def awaiting(task: asyncio.Future[Any]) -> str:
     """Where a task is suspended: its await chain, outermost first, as
     "file:function:line > ...", so a stuck step names the call it waits on."""
     where: list[str] = []
-    node: Any = getattr(task, "get_coro", lambda: None)()
+    node: Any = _inner(task)
     while node is not None and len(where) < 20:
         frame = getattr(node, "cr_frame", None) or getattr(node, "gi_frame", None)
         if frame is not None:
@@ -33,6 +33,15 @@ def awaiting(task: asyncio.Future[Any]) -> str:
             break
         node = nxt
     return " > ".join(where)
+
+
+def _inner(future: asyncio.Future[Any]) -> Any:
+    """The coroutine a task runs; for asyncio.gather's future (a step made of
+    several stops), the first of its children still running."""
+    children = getattr(future, "_children", None)
+    if children:
+        future = next((c for c in children if not c.done()), children[0])
+    return getattr(future, "get_coro", lambda: None)()
 
 
 async def bounded(log: EventLog, step: str, awaitable: Awaitable[T]) -> T | None:

@@ -21,6 +21,7 @@
 -- ARGV[10] notify: the channel to PUBLISH the outcome on
 -- ARGV[11] throughput_prefix: minute counter key prefix (counts the failed attempt)
 -- ARGV[12] throughput_keep: seconds a minute's counters are kept
+-- ARGV[13] publish: PUBLISH, or SPUBLISH on Redis Cluster (complete.lua)
 --
 -- The PUBLISH is best effort (pcall), as in complete.lua: a refused publish
 -- cannot leave the dead letter half written. The result hash keeps the
@@ -48,5 +49,5 @@ redis.call('HSET', KEYS[5], 'status', 'failed', 'completed_at', ARGV[6],
   'duration_ms', ARGV[7], 'duration_us', ARGV[8], 'error', ARGV[9], 'lease', ARGV[2])
 redis.call('EXPIRE', KEYS[5], ARGV[5])
 count_attempts(ARGV[11], now, 'failed', 1, ARGV[12])
-redis.pcall('PUBLISH', ARGV[10], 'failed') -- best effort: see the header
+redis.pcall(ARGV[13], ARGV[10], 'failed') -- best effort: see the header
 return 1

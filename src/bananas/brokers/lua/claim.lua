@@ -1,4 +1,4 @@
-#!lua flags=allow-oom
+#!lua
 -- claim: take or keep a Redis Cluster partition's upkeep (recovery, due
 -- jobs) for one scheduler, so concurrent schedulers share the partitions
 -- and none runs twice per round (partitioned.py).
@@ -8,8 +8,8 @@
 -- ARGV[2]  ms: how long the claim holds without the owner coming back
 --
 -- The owner keeps its claim by coming back within `ms`; a scheduler that
--- died loses it after `ms` and another takes the partition over. A tiny
--- key: allowed past maxmemory so upkeep (which frees memory) never stops.
+-- died loses it after `ms` and another takes the partition over. Refused
+-- at maxmemory like the upkeep it guards (recover.lua, move_due.lua).
 --
 -- Returns: 1 when the caller holds the claim now, else 0.
 

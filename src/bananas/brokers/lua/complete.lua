@@ -10,7 +10,10 @@
 -- ARGV[1]  ttl: result TTL (seconds)
 -- ARGV[2]  throughput_prefix: minute counter key prefix (minute from TIME)
 -- ARGV[3]  throughput_keep: seconds a minute's counters are kept
--- ARGV[4..] per job: id, token, record, completed_at, duration_ms, duration_us, result,
+-- ARGV[4]  publish: PUBLISH, or SPUBLISH on Redis Cluster (a sharded channel
+--          stays on the shard of its slot; a plain PUBLISH is sent to every
+--          node of a cluster)
+-- ARGV[5..] per job: id, token, record, completed_at, duration_ms, duration_us, result,
 --           notify
 --
 -- Per job: its updated record JSON (status completed), completed_at (ISO
@@ -44,7 +47,7 @@ local ttl = ARGV[1]
 local njobs = (#KEYS - 4) / 2
 local ids = {}
 for i = 0, njobs - 1 do
-  ids[i + 1] = ARGV[4 + 8 * i]
+  ids[i + 1] = ARGV[5 + 8 * i]
 end
 local held = redis.call('HMGET', KEYS[2], unpack(ids))
 
@@ -56,7 +59,7 @@ end
 local now = now_ms()
 local out, done, scored, seen = {}, {}, {}, {}
 for i = 0, njobs - 1 do
-  local a = 4 + 8 * i
+  local a = 5 + 8 * i
   local id = ARGV[a]
   if not seen[id] and lease_list(held[i + 1], ARGV[a + 1]) then
     seen[id] = true
@@ -80,7 +83,7 @@ for i = 0, njobs - 1 do
     if err then
       out[i + 1] = 'error: ' .. err -- the lease stays: the job comes back by recovery
     else
-      redis.pcall('PUBLISH', ARGV[a + 7], 'completed') -- best effort: see below
+      redis.pcall(ARGV[4], ARGV[a + 7], 'completed') -- best effort: see below
       done[#done + 1] = id
       scored[#scored + 1] = now
       scored[#scored + 1] = id

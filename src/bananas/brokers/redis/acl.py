@@ -26,7 +26,7 @@ from redis.exceptions import NoPermissionError
 
 from ...errors import ConfigError
 from ...keys import Keys
-from . import scripts
+from .script_loader import SCRIPT_NAMES, load
 
 
 class Role(StrEnum):
@@ -36,7 +36,7 @@ class Role(StrEnum):
 
 
 ROLE_SCRIPTS: dict[Role, tuple[str, ...]] = {
-    Role.WORKER: tuple(n for n in scripts.SCRIPT_NAMES if n not in ("replay", "delete_dead")),
+    Role.WORKER: tuple(n for n in SCRIPT_NAMES if n not in ("replay", "delete_dead")),
     Role.PRODUCER: ("enqueue",),
     Role.DASHBOARD: ("prune_workers",),  # the workers page drops silent entries
 }
@@ -103,8 +103,8 @@ _NOOP_SHA = hashlib.sha1(_NOOP.encode()).hexdigest()
 @cache
 def script_commands(name: str) -> frozenset[str]:
     """The Redis commands a script calls (includes expanded)."""
-    found = set(_CALL.findall(scripts.load(name).source))
-    if "bulk_mget(" in scripts.load(name).source:
+    found = set(_CALL.findall(load(name).source))
+    if "bulk_mget(" in load(name).source:
         found.add("MGET")
     return frozenset(found)
 

@@ -19,6 +19,11 @@ the replies in order: redis-py's Pipeline object costs more per command than
 the commands themselves at this rate. A broken connection fails the batch in
 flight (the callers see BrokerUnavailable and retry while their lease holds)
 and is replaced on the next batch.
+
+With REDIS_MIN_REPLICAS=N each pipeline ends with one `WAIT N timeout`
+(replicas.py): it covers every call before it, and when fewer than N
+replicas confirm, every call of the pipeline fails with ReplicationTimeout
+(applied on the primary, not known to be replicated).
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...errors import BrokerError
 from .connection import pack_command
-from .scripts import LuaScript
+from .replicas import MinReplicas
+from .script_loader import LuaScript
 
 _BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
 # Items per merged call: bounds one script's run time and its reply size.
@@ -83,6 +89,7 @@ class ScriptBatcher:
         client: Callable[[], Any],
         single: Callable[[LuaScript, Sequence[str], Sequence[Any]], Awaitable[Any]],
         wrap: Callable[[Exception], Exception],
+        replicas: MinReplicas | None = None,
     ) -> None:
         self._client = client  # the redis.asyncio client, created lazily
         self._single = single  # one call with NOSCRIPT handling, for the slow path
@@ -92,6 +99,7 @@ class ScriptBatcher:
         self._running = False
         self._task: asyncio.Future[None] | None = None  # kept: the loop holds tasks weakly
         self._conn: Any = None
+        self._replicas = replicas  # REDIS_MIN_REPLICAS: one WAIT per pipeline (replicas.py)
 
     def call(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
         loop = asyncio.get_running_loop()
@@ -148,8 +156,11 @@ class ScriptBatcher:
             await self._conn.connect()
         return self._conn
 
-    async def _send(self, batch: list[Pending]) -> None:
-        parts = []
+    async def _send(self, batch: list[Pending], load: Sequence[LuaScript] = ()) -> None:
+        """One pipeline: the calls of `batch`, after SCRIPT LOAD of `load`
+        (a redo of calls Redis answered NOSCRIPT) and before one WAIT when
+        REDIS_MIN_REPLICAS is set (replicas.py)."""
+        parts = [pack_command(("SCRIPT", "LOAD", script.source)) for script in load]
         sendable = []
         for item in batch:
             script, keys, args, future = item
@@ -163,15 +174,27 @@ class ScriptBatcher:
         batch = sendable
         if not batch:
             return
+        wait = self._replicas
+        if wait is not None:
+            parts.append(wait.packed)
         replies: list[Any] = []
+        waited: Any = None
         try:
             conn = await self._connection()
             await conn.send_packed_command([b"".join(parts)], check_health=False)
+            for _ in load:
+                with contextlib.suppress(ResponseError):  # the EVALSHA then says why
+                    await conn.read_response()
             for _ in batch:
                 try:
                     replies.append(await conn.read_response())
                 except ResponseError as exc:  # an error reply; the connection is fine
                     replies.append(exc)
+            if wait is not None:
+                try:
+                    waited = await conn.read_response()
+                except ResponseError as exc:
+                    waited = exc
         except BaseException as exc:
             # A broken connection, a reply that cannot be parsed, or this task
             # cancelled: the callers get an error rather than waiting forever.
@@ -184,26 +207,51 @@ class ScriptBatcher:
                 if isinstance(exc, _BROKEN)
                 else BrokerError(f"Redis call failed: {type(exc).__name__}: {exc}")
             )
-            for *_, future in batch[len(replies) :]:
+            # Without the WAIT's answer no call is known to be replicated:
+            # those answered fail too (their callers send them again).
+            answered = len(replies) if wait is None else 0
+            for *_, future in batch[answered:]:
                 if not future.done():
                     future.set_exception(error)
             if not isinstance(exc, Exception):
                 raise  # cancellation and the like go on up
-            batch = batch[: len(replies)]
-        for (script, keys, args, future), reply in zip(batch, replies, strict=True):
+            batch = batch[:answered]
+        await self._settle(batch, replies, None if wait is None else wait.error(waited), load)
+
+    async def _settle(
+        self,
+        batch: list[Pending],
+        replies: list[Any],
+        late: BrokerError | None,
+        loaded: Sequence[LuaScript],
+    ) -> None:
+        """Hand each call its reply; `late`: the pipeline's WAIT fell short."""
+        redo: list[Pending] = []
+        for item, reply in zip(batch, replies, strict=False):
+            script, keys, args, future = item
             if future.done():
                 continue  # its caller was cancelled (drain); the outcome stands
-            if isinstance(reply, NoScriptError):
-                # Redis restarted or flushed its script cache: load and redo this one.
-                try:
-                    future.set_result(await self._single(script, keys, args))
-                except Exception as exc:  # handed to the caller
-                    if not future.done():
-                        future.set_exception(exc)
+            if isinstance(reply, NoScriptError) and not loaded:
+                redo.append(item)
             elif isinstance(reply, Exception):
                 future.set_exception(self._wrap(reply))
+            elif late is not None:
+                future.set_exception(late)
             else:
                 future.set_result(reply)
+        if not redo:
+            return
+        if self._replicas is not None:
+            # Redone on this connection, so that their WAIT covers them.
+            await self._send(redo, load=list({item[0].sha: item[0] for item in redo}.values()))
+            return
+        for script, keys, args, future in redo:
+            # Redis restarted or flushed its script cache: load and redo this one.
+            try:
+                future.set_result(await self._single(script, keys, args))
+            except Exception as exc:  # handed to the caller
+                if not future.done():
+                    future.set_exception(exc)
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -18,7 +18,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import redis as redis_sync
 import redis.asyncio as redis_async
@@ -26,8 +25,8 @@ from redis.crc import key_slot as _key_slot
 from redis.exceptions import RedisError
 
 from ...errors import BrokerUnavailable, ConfigError
-from ...redact import redact_url
 from .connection import client_options
+from .urls import CLUSTER, FORM, parse
 
 SLOTS = 16384
 # A burst of redirects (a reshard moving many slots) reads the map once.
@@ -42,15 +41,17 @@ def key_slot(key: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ClusterURL:
-    """redis+cluster://[user:password@]host:port[,host:port...]"""
+    """redis+cluster://[user:password@]host:port[,host:port...] (urls.py)."""
 
     seeds: tuple[Address, ...]
     username: str | None
     password: str | None
     tls: bool
+    extra: tuple[tuple[str, Any], ...] = ()
 
     def options(self) -> dict[str, Any]:
         opts = client_options()
+        opts.update(dict(self.extra))
         if self.username:
             opts["username"] = self.username
         if self.password:
@@ -60,49 +61,28 @@ class ClusterURL:
         return opts
 
 
-CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-
-
 def parse_cluster_url(url: str) -> ClusterURL:
-    shown = redact_url(url)
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in CLUSTER_SCHEMES:
-        raise ConfigError(f"{shown!r} is not a cluster URL (redis+cluster://host:port,...)")
-    authority, _, path = rest.partition("/")
-    creds, at, hosts = authority.rpartition("@")
-    username = password = None
-    if at:
-        user, colon, secret = creds.partition(":")
-        username, password = (
-            (unquote(user) or None, unquote(secret)) if colon else (None, unquote(user))
-        )
-    if path.strip("/"):
-        raise ConfigError(
-            f"cluster URL {shown!r} names a database: a Redis Cluster has only database 0"
-        )
-    seeds = []
-    for part in hosts.split(","):
-        parsed = urlsplit(f"//{part}")
-        try:
-            port = parsed.port
-        except ValueError:
-            port = None
-        if not parsed.hostname or port is None:
-            raise ConfigError(
-                f"cluster URL {shown!r}: {part!r} is not host:port (allowed: "
-                "redis+cluster://[user:password@]host:port[,host:port...])"
-            )
-        seeds.append((parsed.hostname, port))
-    return ClusterURL(tuple(seeds), username, password, scheme.lower() == "rediss+cluster")
+    parsed = parse(url)
+    if parsed.kind != CLUSTER:
+        raise ConfigError(f"{parsed.redacted!r} is not a cluster URL ({FORM[CLUSTER]})")
+    return ClusterURL(
+        parsed.nodes,
+        parsed.username,
+        parsed.password,
+        parsed.tls,
+        tuple(parsed.connection_options().items()),
+    )
 
 
-def parse_slots(reply: Sequence[Any]) -> list[tuple[int, int, Address]]:
-    """CLUSTER SLOTS -> [(first, last, primary address)]."""
+def parse_slots(reply: Sequence[Any], asked: Address) -> list[tuple[int, int, Address]]:
+    """CLUSTER SLOTS -> [(first, last, primary address)]. A node that never
+    learnt its own address (a one-node cluster) names itself with an empty
+    host: that is the node asked."""
     out = []
     for entry in reply:
         first, last, primary = int(entry[0]), int(entry[1]), entry[2]
         host = primary[0].decode() if isinstance(primary[0], bytes) else str(primary[0])
-        out.append((first, last, (host, int(primary[1]))))
+        out.append((first, last, (host or asked[0], int(primary[1]))))
     return out
 
 
@@ -153,7 +133,7 @@ class ClusterTopology:
                 except (RedisError, OSError) as exc:
                     errors.append(f"{address[0]}:{address[1]}: {exc}")
                     continue
-                ranges = parse_slots(reply)
+                ranges = parse_slots(reply, address)
                 if not ranges:
                     errors.append(f"{address[0]}:{address[1]}: no slots assigned yet")
                     continue
@@ -216,7 +196,7 @@ class SyncClusterTopology:
             except (RedisError, OSError) as exc:
                 errors.append(f"{address[0]}:{address[1]}: {exc}")
                 continue
-            if ranges := parse_slots(reply):
+            if ranges := parse_slots(reply, address):
                 self.map.load(ranges)
                 self._read_at = time.monotonic()
                 return

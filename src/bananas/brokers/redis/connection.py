@@ -50,16 +50,30 @@ def client_options() -> dict[str, Any]:
 def async_client(url: str) -> Any:
     # Typed as Any: redis-py's stubs model decode_responses as bytes | str
     # everywhere; with decode_responses=False every reply here is bytes.
+    if _is_sentinel(url):
+        from .sentinel import async_sentinel_client
+        from .urls import parse
+
+        return async_sentinel_client(parse(url), client_options())
     return redis_async.Redis.from_url(url, **client_options())
 
 
 def sync_client(url: str) -> Any:
+    if _is_sentinel(url):
+        from .sentinel import sync_sentinel_client
+        from .urls import parse
+
+        return sync_sentinel_client(parse(url), client_options())
     return redis_sync.Redis.from_url(url, **client_options())
 
 
 # Cluster replies that mean "not run here, ask the slot map again" (AskError
 # covers MOVED); READONLY: a primary demoted to a replica by a failover.
 REDIRECTS = (AskError, TryAgainError, ClusterDownError, ReadOnlyError)
+
+
+def _is_sentinel(url: str) -> bool:
+    return url[:17].lower().startswith(("redis+sentinel:", "rediss+sentinel:"))
 
 
 def wrap(exc: BaseException) -> BrokerError:

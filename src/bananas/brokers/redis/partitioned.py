@@ -25,18 +25,17 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ...errors import BrokerError, BrokerMoved, BrokerUnavailable, ConfigError
 from ...keys import Keys
-from ...vocabulary import PRIORITIES
 from ..base import Broker
-from ..records import KEEP_COMPLETED, DeadInfo, Delivery, JobResult, NewJob, QueueRef, Recovered
-from . import scripts
+from ..records import DeadInfo, Delivery, JobResult, NewJob, QueueRef
 from .cluster import ClusterTopology, key_slot, parse_cluster_url
 from .cluster_wake import ClusterWaker
 from .connection import redis_errors
 from .keyspace import KeyspaceWatch
+from .partitioned_fleet import PartitionedFleet
 from .partitioned_sync import PartitionedSyncClient
 from .partitioned_views import PartitionedViews
 from .partitions import (
@@ -46,23 +45,20 @@ from .partitions import (
     partition_keys,
     partition_of,
     partitions_key,
-    refuse_changed_count,
 )
 from .redis_broker import RedisBroker
 
 T = TypeVar("T")
 
 SWEEP_S = 1.0
-MIN_SHARE = 16
+MIN_SHARE = 64
 REDIRECT_WAIT_S = 15.0
-# A scheduler keeps a partition's upkeep while it comes back within this.
-CLAIM_MS = 1500
 
 
-def partitions_from_env() -> int:
+def partitions_from_env() -> int | None:
     raw = os.environ.get("REDIS_PARTITIONS", "").strip()
     if not raw:
-        return DEFAULT_PARTITIONS
+        return None
     try:
         value = int(raw)
     except ValueError:
@@ -72,7 +68,7 @@ def partitions_from_env() -> int:
     return check_partitions(value)
 
 
-class PartitionedBroker(PartitionedViews, Broker):
+class PartitionedBroker(PartitionedFleet, PartitionedViews, Broker):
     def __init__(
         self,
         url: str,
@@ -80,17 +76,24 @@ class PartitionedBroker(PartitionedViews, Broker):
         prefix: str = "bananas",
         result_ttl: float = 86400.0,
         partitions: int | None = None,
+        min_replicas: int = 0,
+        min_replicas_timeout: float = 1.0,
     ) -> None:
         self.url = url
         self.prefix = prefix
         self.result_ttl = result_ttl
-        self.count = check_partitions(partitions or partitions_from_env())
+        # REDIS_MIN_REPLICAS: each partition's writes wait for its primary's replicas.
+        self.min_replicas = (min_replicas, min_replicas_timeout)
+        configured = partitions or partitions_from_env()
+        self.configured = None if configured is None else check_partitions(configured)
         self.cluster_url = parse_cluster_url(url)
         self.topology = ClusterTopology(self.cluster_url)
-        self.part_keys = partition_keys(prefix, self.count)
         self.home_keys = home_keys(prefix)
-        self.slots = [key_slot(k.prefix) for k in self.part_keys]
         self.home_slot = key_slot(self.home_keys.prefix)
+        # Known once the keyspace's partition count is read (`agree`).
+        self.count = 0
+        self.part_keys: list[Keys] = []
+        self.slots: list[int] = []
         self._parts: list[RedisBroker] | None = None
         self._home: RedisBroker | None = None
         self._setup = asyncio.Lock()
@@ -110,7 +113,15 @@ class PartitionedBroker(PartitionedViews, Broker):
                     await self.topology.refresh(force=True)
                     self._home = await self._make(self.home_keys, self.home_slot)
                     self._home.keyspace = self.keyspace
-                    await self._check_count(self._home)
+                    with redis_errors():
+                        primaries = len(self.topology.map.primaries())
+                        stored = await self._home.redis.get(partitions_key(self.home_keys))
+                        self.agree(stored, primaries)
+                        if stored is None:
+                            stored = await self._home.redis.set(
+                                partitions_key(self.home_keys), self.count, nx=True, get=True
+                            )
+                            self.agree(stored, primaries)
                     made = [
                         await self._make(k, s)
                         for k, s in zip(self.part_keys, self.slots, strict=True)
@@ -125,15 +136,36 @@ class PartitionedBroker(PartitionedViews, Broker):
 
     async def _make(self, keys: Keys, slot: int) -> RedisBroker:
         node = await self.topology.client_for_slot(slot)
-        return RedisBroker(self.url, prefix=keys.prefix, result_ttl=self.result_ttl, node=node)
+        return RedisBroker(
+            self.url,
+            prefix=keys.prefix,
+            result_ttl=self.result_ttl,
+            node=node,
+            sharded=True,
+            min_replicas=self.min_replicas[0],
+            min_replicas_timeout=self.min_replicas[1],
+        )
 
-    async def _check_count(self, home: RedisBroker) -> None:
-        """The partition count is fixed for a keyspace: the first process
-        stores it; one configured otherwise refuses to start."""
-        key = partitions_key(self.home_keys)
-        with redis_errors():
-            stored = await home.redis.set(key, self.count, nx=True, get=True)
-        refuse_changed_count(stored, self.count, self.prefix)
+    def agree(self, stored: bytes | str | None, primaries: int) -> None:
+        """Settle the partition count: the keyspace's once stored (refusing a
+        REDIS_PARTITIONS that differs), else REDIS_PARTITIONS, else one per
+        primary of the cluster now (the count is then fixed for the keyspace:
+        plan for growth by setting it above the primaries of today)."""
+        count = self.configured or max(1, primaries) or DEFAULT_PARTITIONS
+        if stored is not None:
+            kept = int(stored)
+            if self.configured is not None and kept != self.configured:
+                raise ConfigError(
+                    f"REDIS_PARTITIONS={self.configured} but this keyspace (prefix "
+                    f"{self.prefix!r}) was created with {kept} partitions: the count cannot "
+                    f"change under existing data (set REDIS_PARTITIONS={kept}, or use a new "
+                    "BANANAS_PREFIX)"
+                )
+            count = kept
+        if count != self.count:
+            self.count = check_partitions(count)
+            self.part_keys = partition_keys(self.prefix, self.count)
+            self.slots = [key_slot(k.prefix) for k in self.part_keys]
 
     async def _retarget(self, force: bool = False) -> None:
         await self.topology.refresh(force=force)
@@ -172,6 +204,10 @@ class PartitionedBroker(PartitionedViews, Broker):
     def part_of(self, job_id: str) -> int:
         return partition_of(job_id, self.count)
 
+    async def on_job(self, job_id: str, fn: Callable[[RedisBroker], Awaitable[T]]) -> T:
+        await self.parts()
+        return await self.on(self.part_of(job_id), fn)
+
     def _grouped(self, ids: Sequence[str]) -> dict[int, list[int]]:
         groups: dict[int, list[int]] = {}
         for n, job_id in enumerate(ids):
@@ -184,34 +220,6 @@ class PartitionedBroker(PartitionedViews, Broker):
         parts = await self.parts()
         await asyncio.gather(*(self.on(p, lambda b: b.ping()) for p in range(len(parts))))
 
-    async def check_access(self, role: str) -> None:
-        await self.on(-1, lambda b: b.check_access(role))
-        if role == "worker":
-            await self._refuse_sdk_lists()
-
-    async def _refuse_sdk_lists(self) -> None:
-        """SDK clients push onto lists without a hash tag (docs/wire-format.md),
-        which a cluster cannot route crash-safely into a partition (a move
-        across slots is not atomic): refuse at start, while they hold work."""
-        plain = Keys(self.prefix)
-        lists = [plain.plain_queue(p) for p in PRIORITIES]
-        for key in lists:
-            client = await self.topology.client_for_slot(key_slot(key))
-            with redis_errors():
-                depth = int(await client.llen(key))
-            if depth:
-                raise ConfigError(
-                    f"Redis Cluster: the SDK list {key} holds {depth} job(s), and Bananas on a "
-                    "cluster does not read SDK-format lists (docs/deployment.md, Redis Cluster): "
-                    "drain them with a worker on a standalone Redis, or enqueue with Bananas"
-                )
-
-    async def server_time(self) -> float:
-        return await self.on(-1, lambda b: b.server_time())
-
-    async def durability_warnings(self) -> list[str]:
-        return await self.on(-1, lambda b: b.durability_warnings())
-
     async def close(self) -> None:
         await self._waker.close()
         for part in [*(self._parts or []), *([self._home] if self._home else [])]:
@@ -222,6 +230,7 @@ class PartitionedBroker(PartitionedViews, Broker):
 
     # -- producer -----------------------------------------------------------------
     async def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
+        await self.parts()
         jobs = [job for batch in batches for job in batch]
         groups = self._grouped([job.id for job in jobs])
 
@@ -236,13 +245,13 @@ class PartitionedBroker(PartitionedViews, Broker):
         return out
 
     async def get_result(self, job_id: str) -> JobResult | None:
-        return await self.on(self.part_of(job_id), lambda b: b.get_result(job_id))
+        return await self.on_job(job_id, lambda b: b.get_result(job_id))
 
     async def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
-        return await self.on(self.part_of(job_id), lambda b: b._wait_result(job_id, timeout))
+        return await self.on_job(job_id, lambda b: b._wait_result(job_id, timeout))
 
     async def get_record(self, job_id: str) -> bytes | None:
-        return await self.on(self.part_of(job_id), lambda b: b.get_record(job_id))
+        return await self.on_job(job_id, lambda b: b.get_record(job_id))
 
     # -- consumer -----------------------------------------------------------------
     def _fetch_plan(self, count: int, start: int | None) -> list[tuple[int, int, int]]:
@@ -329,6 +338,7 @@ class PartitionedBroker(PartitionedViews, Broker):
         lease_seconds: float,
         started: Collection[str] = (),
     ) -> list[str]:
+        await self.parts()
         groups = self._grouped([job_id for job_id, _ in leases])
 
         async def one(p: int, rows: list[int]) -> list[str]:
@@ -341,23 +351,22 @@ class PartitionedBroker(PartitionedViews, Broker):
     async def complete(
         self, delivery: Delivery, record: bytes, result: bytes | None, duration_ms: float
     ) -> bool:
-        return await self.on(
-            self.part_of(delivery.id), lambda b: b.complete(delivery, record, result, duration_ms)
+        return await self.on_job(
+            delivery.id, lambda b: b.complete(delivery, record, result, duration_ms)
         )
 
     async def retry(self, delivery: Delivery, record: bytes, delay_seconds: float) -> bool:
-        return await self.on(
-            self.part_of(delivery.id), lambda b: b.retry(delivery, record, delay_seconds)
-        )
+        return await self.on_job(delivery.id, lambda b: b.retry(delivery, record, delay_seconds))
 
     async def _bury(
         self, delivery: Delivery, record: bytes | None, info: DeadInfo, duration_ms: float
     ) -> bool:
-        return await self.on(
-            self.part_of(delivery.id), lambda b: b._bury(delivery, record, info, duration_ms)
+        return await self.on_job(
+            delivery.id, lambda b: b._bury(delivery, record, info, duration_ms)
         )
 
     async def _requeue(self, deliveries: Sequence[Delivery]) -> int:
+        await self.parts()
         groups = self._grouped([d.id for d in deliveries])
 
         async def one(p: int, rows: list[int]) -> int:
@@ -370,51 +379,10 @@ class PartitionedBroker(PartitionedViews, Broker):
     async def set_progress(
         self, delivery: Delivery, fraction: float, message: str, attempt: int, ttl: float
     ) -> bool:
-        return await self.on(
-            self.part_of(delivery.id),
+        return await self.on_job(
+            delivery.id,
             lambda b: b.set_progress(delivery, fraction, message, attempt, ttl),
         )
-
-    # -- upkeep -------------------------------------------------------------------
-    async def _claimed(self, p: int, kind: str) -> bool:
-        k = self.part_keys[p]
-        call = scripts.claim(claim=f"{k.prefix}:upkeep:{kind}", owner=self._owner, ms=CLAIM_MS)
-        return bool(await self.on(p, lambda b: b._run(call)))
-
-    async def _each_claimed(self, kind: str, fn: Callable[[RedisBroker], Awaitable[T]]) -> list[T]:
-        await self.parts()
-
-        async def one(p: int) -> list[T]:
-            if not await self._claimed(p, kind):
-                return []
-            return [await self.on(p, fn)]
-
-        done = await asyncio.gather(*(one(p) for p in range(self.count)))
-        return [x for part in done for x in part]
-
-    async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
-        reports = await self._each_claimed(
-            "recover", lambda b: b.recover(max_stalls, limit, KEEP_COMPLETED)
-        )
-        return Recovered(
-            [i for r in reports for i in r.recovered], [i for r in reports for i in r.buried]
-        )
-
-    async def move_due(self, limit: int = 1000) -> int:
-        return sum(await self._each_claimed("due", lambda b: b.move_due(limit)))
-
-    # -- registry (the home keys) ------------------------------------------------
-    async def _heartbeat(self, worker_id: str, entry: bytes) -> None:
-        await self.on(-1, lambda b: b._heartbeat(worker_id, entry))
-
-    async def heartbeat_worker(self, info: Any) -> None:
-        await self.on(-1, lambda b: b.heartbeat_worker(info))
-
-    async def remove_worker(self, worker_id: str) -> None:
-        await self.on(-1, lambda b: b.remove_worker(worker_id))
-
-    async def _live_workers(self, expiry: float) -> list[tuple[str, bytes, float]]:
-        return await self.on(-1, lambda b: b._live_workers(expiry))
 
 
 __all__ = ["PartitionedBroker"]

@@ -15,7 +15,8 @@ from ..base import SyncClient
 from ..records import JobProgress, JobResult, NewJob
 from .cluster import SyncClusterTopology
 from .connection import redis_errors
-from .partitions import partitions_key, refuse_changed_count
+from .partitions import partitions_key
+from .replicas import MinReplicas
 from .sync import RedisSyncClient
 
 if TYPE_CHECKING:
@@ -30,11 +31,33 @@ class PartitionedSyncClient(SyncClient):
         self.broker = broker
         self.topology = SyncClusterTopology(broker.cluster_url)
         self._lock = threading.Lock()
-        self._counted = False  # the keyspace's partition count checked (or stored)
-        self.parts = [
-            RedisSyncClient(broker.url, keys, node=self._node_of(slot))
-            for keys, slot in zip(broker.part_keys, broker.slots, strict=True)
-        ]
+        self._parts: list[RedisSyncClient] = []
+
+    @property
+    def parts(self) -> list[RedisSyncClient]:
+        if not self._parts:
+            with self._lock:
+                if not self._parts:
+                    self._agree()
+                    b = self.broker
+                    replicas = MinReplicas.of(*b.min_replicas)
+                    self._parts = [
+                        RedisSyncClient(b.url, keys, node=self._node_of(slot), replicas=replicas)
+                        for keys, slot in zip(b.part_keys, b.slots, strict=True)
+                    ]
+        return self._parts
+
+    def _agree(self) -> None:
+        """The keyspace's partition count, as PartitionedBroker.parts reads it."""
+        b = self.broker
+        key = partitions_key(b.home_keys)
+        with redis_errors():
+            home = self.topology.client_for_slot(b.home_slot)
+            primaries = len(self.topology.map.primaries())
+            stored = home.get(key)
+            b.agree(stored, primaries)
+            if stored is None:
+                b.agree(home.set(key, b.count, nx=True, get=True), primaries)
 
     def _node_of(self, slot: int) -> Callable[[], Any]:
         def node() -> Any:
@@ -46,30 +69,14 @@ class PartitionedSyncClient(SyncClient):
     def _retarget(self) -> None:
         with self._lock:
             self.topology.refresh(force=True)
-        for part in self.parts:
+        for part in self._parts:
             part.retarget()
-
-    def _check_count(self) -> None:
-        """As the asyncio side does at start (PartitionedBroker._check_count):
-        a producer alone may be the first to use a keyspace, and one with
-        another REDIS_PARTITIONS would enqueue where no worker looks."""
-        b = self.broker
-        with self._lock:
-            if self._counted:
-                return
-            client = self.topology.client_for_slot(b.home_slot)
-            with redis_errors():
-                stored = client.set(partitions_key(b.home_keys), b.count, nx=True, get=True)
-            refuse_changed_count(stored, b.count, b.prefix)
-            self._counted = True
 
     def on(self, p: int, fn: Callable[[RedisSyncClient], T]) -> T:
         deadline = time.monotonic() + REDIRECT_WAIT_S
         pause = 0.005
         while True:
             try:
-                if not self._counted:
-                    self._check_count()
                 return fn(self.parts[p])
             except BrokerMoved:
                 if time.monotonic() > deadline:
@@ -83,7 +90,12 @@ class PartitionedSyncClient(SyncClient):
                     self._retarget()
                 raise
 
+    def on_job(self, job_id: str, fn: Callable[[RedisSyncClient], T]) -> T:
+        assert self.parts
+        return self.on(self.broker.part_of(job_id), fn)
+
     def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
+        assert self.parts  # the partition count is known from here on
         jobs = [job for batch in batches for job in batch]
         groups = self.broker._grouped([job.id for job in jobs])
         out = [False] * len(jobs)
@@ -94,19 +106,19 @@ class PartitionedSyncClient(SyncClient):
         return out
 
     def get_result(self, job_id: str) -> JobResult | None:
-        return self.on(self.broker.part_of(job_id), lambda c: c.get_result(job_id))
+        return self.on_job(job_id, lambda c: c.get_result(job_id))
 
     def get_record(self, job_id: str) -> bytes | None:
-        return self.on(self.broker.part_of(job_id), lambda c: c.get_record(job_id))
+        return self.on_job(job_id, lambda c: c.get_record(job_id))
 
     def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
-        return self.on(self.broker.part_of(job_id), lambda c: c._wait_result(job_id, timeout))
+        return self.on_job(job_id, lambda c: c._wait_result(job_id, timeout))
 
     def get_progress(self, job_id: str) -> JobProgress | None:
-        return self.on(self.broker.part_of(job_id), lambda c: c.get_progress(job_id))
+        return self.on_job(job_id, lambda c: c.get_progress(job_id))
 
     def close(self) -> None:
-        for part in self.parts:
+        for part in self._parts:
             part.close()
         self.topology.close()
 

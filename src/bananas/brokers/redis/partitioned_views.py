@@ -37,13 +37,17 @@ class PartitionedViews:
     async def on(self, p: int, fn: Callable[[RedisBroker], Awaitable[T]]) -> T:
         raise NotImplementedError
 
-    def part_of(self, job_id: str) -> int:
+    async def on_job(self, job_id: str, fn: Callable[[RedisBroker], Awaitable[T]]) -> T:
+        raise NotImplementedError
+
+    async def parts(self) -> list[RedisBroker]:
         raise NotImplementedError
 
     def _grouped(self, ids: Sequence[str]) -> dict[int, list[int]]:
         raise NotImplementedError
 
     async def _all(self, fn: Callable[[RedisBroker], Awaitable[T]]) -> list[T]:
+        await self.parts()
         return list(await asyncio.gather(*(self.on(p, fn) for p in range(self.count))))
 
     # -- fleet-wide -------------------------------------------------------------
@@ -115,18 +119,19 @@ class PartitionedViews:
 
     # -- one job ----------------------------------------------------------------
     async def job_state(self, job_id: str) -> str | None:
-        return await self.on(self.part_of(job_id), lambda b: b.job_state(job_id))
+        return await self.on_job(job_id, lambda b: b.job_state(job_id))
 
     async def get_dead_info(self, job_id: str) -> DeadInfo | None:
-        return await self.on(self.part_of(job_id), lambda b: b.get_dead_info(job_id))
+        return await self.on_job(job_id, lambda b: b.get_dead_info(job_id))
 
     async def job_lease(self, job_id: str) -> Lease | None:
-        return await self.on(self.part_of(job_id), lambda b: b.job_lease(job_id))
+        return await self.on_job(job_id, lambda b: b.job_lease(job_id))
 
     async def get_progress(self, job_id: str) -> JobProgress | None:
-        return await self.on(self.part_of(job_id), lambda b: b.get_progress(job_id))
+        return await self.on_job(job_id, lambda b: b.get_progress(job_id))
 
     async def _get_results(self, job_ids: Sequence[str]) -> list[JobResult | None]:
+        await self.parts()
         groups = self._grouped(job_ids)
 
         async def one(p: int, rows: list[int]) -> list[JobResult | None]:
@@ -141,9 +146,7 @@ class PartitionedViews:
         return out
 
     async def delete_dead(self, job_id: str) -> bool:
-        return await self.on(self.part_of(job_id), lambda b: b.delete_dead(job_id))
+        return await self.on_job(job_id, lambda b: b.delete_dead(job_id))
 
     async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
-        return await self.on(
-            self.part_of(job_id), lambda b: b._replay(job_id, record, priority, name)
-        )
+        return await self.on_job(job_id, lambda b: b._replay(job_id, record, priority, name))

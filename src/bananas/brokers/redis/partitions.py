@@ -76,15 +76,3 @@ def partition_of(job_id: str, count: int) -> int:
 def partitions_key(home: Keys) -> str:
     """String: the partition count the keyspace was created with."""
     return f"{home.prefix}:partitions"
-
-
-def refuse_changed_count(stored: bytes | str | None, count: int, prefix: str) -> None:
-    """`stored`: the reply of SET partitions_key count NX GET, which the
-    first process of a keyspace (worker, CLI or producer) stores; a process
-    configured otherwise would read and write other partitions' keys."""
-    if stored is not None and int(stored) != count:
-        raise ConfigError(
-            f"REDIS_PARTITIONS={count} but this keyspace (prefix {prefix!r}) was "
-            f"created with {int(stored)} partitions: the count cannot change under "
-            f"existing data (set REDIS_PARTITIONS={int(stored)}, or use a new BANANAS_PREFIX)"
-        )

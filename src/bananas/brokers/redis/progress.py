@@ -10,7 +10,7 @@ from ...keys import Keys
 from ..records import Delivery, JobProgress, Lease
 from . import scripts
 from .connection import redis_errors, text
-from .scripts import Call
+from .script_loader import Call
 
 
 def parse_progress(data: dict[bytes, bytes]) -> JobProgress | None:

@@ -30,15 +30,18 @@ from .progress import RedisProgress
 from .ready_index import INDEX_LIMIT, ReadyIndex, parse_member
 from .redis_inspect import RedisInspection
 from .redis_upkeep import RedisUpkeep
-from .scripts import Call, LuaScript, Prefixes
+from .replicas import MinReplicas
+from .script_loader import Call, LuaScript, load
 from .sync import RedisSyncClient, enqueue_call
+from .upkeep_scripts import Prefixes
+from .wake import RedisWake
 
 # Queues whose key names are kept: a worker's own (priorities x job types)
 # fit many times over; a caller naming ever new ones cannot grow it unbounded.
 MAX_CACHED_QUEUES = 65_536
 
 
-class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
+class RedisBroker(RedisWake, RedisUpkeep, RedisInspection, RedisProgress, Broker):
     def __init__(
         self,
         url: str,
@@ -46,24 +49,33 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
         prefix: str = "bananas",
         result_ttl: float = 86400.0,
         node: Any = None,
+        sharded: bool = False,
+        min_replicas: int = 0,
+        min_replicas_timeout: float = 1.0,
     ) -> None:
         """`node`: a Redis Cluster partition's client to the primary that
         serves its slot (partitioned.py owns it and its sync side); None: a
-        client of `url`, owned here."""
+        client of `url`, owned here. `min_replicas`: REDIS_MIN_REPLICAS."""
         self.url = url
+        # Redis Cluster: result notifications on sharded channels (SPUBLISH /
+        # SSUBSCRIBE on the partition's shard) instead of cluster-wide ones.
+        self.sharded = sharded
+        self._publish = "SPUBLISH" if sharded else "PUBLISH"
         self.keys = k = Keys(prefix)
         self.result_ttl = result_ttl
         self._ttl = str(max(1, int(result_ttl)))
         self._async: Any = node
         self._owns_client = node is None
-        self.sync = self._sync = RedisSyncClient(url, self.keys)
+        # REDIS_MIN_REPLICAS: a WAIT after every batch of script calls (replicas.py).
+        self._replicas = MinReplicas.of(min_replicas, min_replicas_timeout)
+        self.sync = self._sync = RedisSyncClient(url, self.keys, replicas=self._replicas)
         # (ready list, marker) per queue: one entry per queue, not per order.
         self._queue_keys: dict[QueueRef, tuple[str, str]] = {}
         self._ready_index = ReadyIndex()
         self._batcher: ScriptBatcher | None = None
         self.keyspace = KeyspaceWatch()
         self._producer_checked = False  # permissions, probed on the first enqueue
-        self._complete = scripts.load("complete")
+        self._complete = load("complete")
         self._complete_shared = scripts.complete_shared(
             active=k.active,
             leases=k.leases,
@@ -72,6 +84,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
             ttl=self._ttl,
             throughput_prefix=k.throughput_prefix,
             throughput_keep=THROUGHPUT_KEEP_S,
+            publish=self._publish,
         )
         self._prefixes = Prefixes(
             k.job_prefix, k.result_prefix, k.notify_prefix, k.ready_prefix, k.marker_prefix
@@ -90,6 +103,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
         if node is self._async:
             return
         self._async = node
+        await self._close_wake()
         if self._batcher is not None:
             await self._batcher.close()
             self._batcher = None
@@ -113,6 +127,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
         return int(seconds) + int(micros) / 1_000_000
 
     async def close(self) -> None:
+        await self._close_wake()
         if self._batcher is not None:
             await self._batcher.close()
             self._batcher = None
@@ -154,7 +169,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
     # -- script calls ---------------------------------------------------------
     def _script_batcher(self) -> ScriptBatcher:
         if self._batcher is None:
-            self._batcher = ScriptBatcher(lambda: self.redis, self._call_one, wrap)
+            self._batcher = ScriptBatcher(lambda: self.redis, self._call_one, wrap, self._replicas)
         return self._batcher
 
     async def _run(self, call: Call) -> Any:
@@ -162,7 +177,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
 
     async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """A script call by name (tests send malformed calls through it)."""
-        return await self._script_batcher().call(scripts.load(name), keys, args)
+        return await self._script_batcher().call(load(name), keys, args)
 
     async def _call_one(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         with redis_errors():
@@ -191,8 +206,12 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
         deadline = time.monotonic() + timeout
         with redis_errors():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            channel = self.keys.notify_channel(job_id)
             try:
-                await pubsub.subscribe(self.keys.notify_channel(job_id))
+                if self.sharded:
+                    await pubsub.ssubscribe(channel)
+                else:
+                    await pubsub.subscribe(channel)
                 # Checked again after subscribing: the job may have finished in between.
                 while (found := await self.get_result(job_id)) is None:
                     remaining = deadline - time.monotonic()
@@ -252,10 +271,25 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
         token_prefix: str,
         start: int | None,
     ) -> Any:
+        call = self._dequeue_call(queues, count, lease_seconds, token_prefix, start)
+        try:
+            return await self._run(call)
+        except BrokerError:
+            self._ready_index.reset()  # it may be another primary's, or a lost keyspace's
+            raise
+
+    def _dequeue_call(
+        self,
+        queues: Sequence[QueueRef],
+        count: int,
+        lease_seconds: float,
+        token_prefix: str,
+        start: int | None,
+    ) -> Call:
         k = self.keys
         # "<worker>:<seq>:" -> the worker's key of its last dequeue.
         caller = token_prefix.rstrip(":").rpartition(":")[0] or token_prefix
-        call = scripts.dequeue(
+        return scripts.dequeue(
             active=k.active,
             leases=k.leases,
             last=k.dequeued(caller),
@@ -270,11 +304,6 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
             index_limit=INDEX_LIMIT,
             ready_prefix=k.ready_prefix,
         )
-        try:
-            return await self._run(call)
-        except BrokerError:
-            self._ready_index.reset()  # it may be another primary's, or a lost keyspace's
-            raise
 
     async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
         markers = [marker for _, marker in self._ready_keys(queues)]
@@ -363,6 +392,7 @@ class RedisBroker(RedisUpkeep, RedisInspection, RedisProgress, Broker):
             notify=k.notify_channel(job_id),
             throughput_prefix=k.throughput_prefix,
             throughput_keep=THROUGHPUT_KEEP_S,
+            publish=self._publish,
         )
         return bool(await self._run(call))
 

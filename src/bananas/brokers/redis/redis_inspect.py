@@ -23,11 +23,11 @@ from ..records import (
     Throughput,
     encode_worker,
 )
-from . import scripts
+from . import upkeep_scripts
 from .connection import parse_result as _parse_result
 from .connection import redis_errors
 from .keyspace import KeyspaceWatch
-from .scripts import Call
+from .script_loader import Call
 
 
 class RedisInspection:
@@ -103,12 +103,12 @@ class RedisInspection:
         }
 
     async def delete_dead(self, job_id: str) -> bool:
-        call = scripts.delete_dead(**self._letter_keys(job_id), id=job_id)
+        call = upkeep_scripts.delete_dead(**self._letter_keys(job_id), id=job_id)
         return bool(await self._run(call))
 
     async def _replay(self, job_id: str, record: bytes, priority: str, name: str) -> bool:
         k = self.keys
-        call = scripts.replay(
+        call = upkeep_scripts.replay(
             **self._letter_keys(job_id),
             ready=k.ready(priority, name),
             marker=k.marker(priority, name),
@@ -131,7 +131,7 @@ class RedisInspection:
         """Heartbeat, register the job types again, and watch the keyspace marker."""
         k = self.keys
         _, marker = await self._run(
-            scripts.heartbeat(
+            upkeep_scripts.heartbeat(
                 workers=k.workers,
                 seen=k.workers_seen,
                 types=k.types,
@@ -155,7 +155,7 @@ class RedisInspection:
 
     async def _live_workers(self, expiry: float) -> list[tuple[str, bytes, float]]:
         k = self.keys
-        call = scripts.prune_workers(
+        call = upkeep_scripts.prune_workers(
             workers=k.workers, seen=k.workers_seen, expiry_ms=int(expiry * 1000)
         )
         reply = await self._run(call)

@@ -13,10 +13,11 @@ from ...job import now_iso
 from ...keys import Keys
 from ..base import ForeignRouting
 from ..records import KEEP_COMPLETED, Recovered, stalled_record
-from . import scripts
+from . import upkeep_scripts
 from .connection import redis_errors, text
 from .keyspace import REGISTRATION_GRACE_MS
-from .scripts import Call, Prefixes
+from .script_loader import Call
+from .upkeep_scripts import Prefixes
 
 
 class RedisUpkeep(ForeignRouting):
@@ -65,7 +66,7 @@ class RedisUpkeep(ForeignRouting):
     ) -> tuple[int, bool]:
         k = self.keys
         plain, routing = self._foreign_lists(priority, route)
-        call = scripts.route_plain(
+        call = upkeep_scripts.route_plain(
             routing=routing,
             plain=plain,
             types=k.types,
@@ -101,7 +102,7 @@ class RedisUpkeep(ForeignRouting):
 
     async def recover(self, max_stalls: int, limit: int, keep_completed: int) -> Recovered:
         k = self.keys
-        call = scripts.recover(
+        call = upkeep_scripts.recover(
             active=k.active,
             leases=k.leases,
             stalls=k.stalls,
@@ -126,7 +127,7 @@ class RedisUpkeep(ForeignRouting):
             record = stalled_record(raw or None, text(reason))
             if record is not None:
                 job_id = raw_id.decode()
-                call = scripts.fail_stalled(
+                call = upkeep_scripts.fail_stalled(
                     dead=self.keys.dead,
                     record_key=self.keys.job(job_id),
                     id=job_id,
@@ -140,7 +141,7 @@ class RedisUpkeep(ForeignRouting):
         k = self.keys
         total = 0
         while True:
-            call = scripts.move_due(scheduled=k.scheduled, limit=limit, **self._routing())
+            call = upkeep_scripts.move_due(scheduled=k.scheduled, limit=limit, **self._routing())
             moved, buried, more = await self._run(call)
             total += int(moved) + int(buried)
             if not more:

@@ -2,12 +2,14 @@
 
 A script may contain `-- @include <file>.lua`, replaced by that file's text,
 so shared helpers (routing, burying, the clock) have one source. The typed
-wrapper of each script is in scripts.py.
+wrapper of each script is in scripts.py (a job's own transitions) or
+upkeep_scripts.py (the ones around them); both build their calls with `call`.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -45,3 +47,36 @@ def load(name: str) -> LuaScript:
             lines.append(line)
     source = "\n".join(lines) + "\n"
     return LuaScript(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+
+def call(name: str, keys: list[str], args: list[Any]) -> Call:
+    return Call(load(name), keys, args)
+
+
+def flat(groups: Sequence[Sequence[Any]]) -> list[Any]:
+    """A repeated KEYS / ARGV group (`per lease: id, token`) as sent."""
+    return [value for group in groups for value in group]
+
+
+# Every state transition in lua/ (the files not named `_*`, which are included
+# ones); tests/test_broker_redis.py checks this against the files and that each
+# has exactly one wrapper.
+SCRIPT_NAMES = (
+    "enqueue",
+    "dequeue",
+    "extend",
+    "complete",
+    "retry",
+    "bury",
+    "requeue",
+    "progress",
+    "recover",
+    "fail_stalled",
+    "move_due",
+    "route_plain",
+    "replay",
+    "delete_dead",
+    "heartbeat",
+    "prune_workers",
+    "claim",
+)

@@ -32,7 +32,8 @@ from .connection import (
     wrap,
 )
 from .progress import parse_progress
-from .scripts import Call
+from .replicas import MinReplicas
+from .script_loader import Call
 
 
 def enqueue_call(k: Keys, jobs: Sequence[NewJob]) -> Call:
@@ -60,13 +61,22 @@ def enqueue_call(k: Keys, jobs: Sequence[NewJob]) -> Call:
 
 
 class RedisSyncClient(SyncClient):
-    def __init__(self, url: str, keys: Keys, node: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        keys: Keys,
+        node: Callable[[], Any] | None = None,
+        replicas: MinReplicas | None = None,
+    ) -> None:
         """`node`: where a Redis Cluster partition's client comes from (the
-        primary serving its slot, partitioned_sync.py); None: from `url`."""
+        primary serving its slot, partitioned_sync.py; results are then
+        notified on sharded channels); None: from `url`. `replicas`:
+        REDIS_MIN_REPLICAS, one WAIT per batch of calls."""
         self.url = url
         self.keys = keys
         self._node = node
         self._generation = 0  # a held connection of an older one is dropped
+        self._replicas = replicas
         self._client: Any = None
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -82,8 +92,12 @@ class RedisSyncClient(SyncClient):
                     client = sync_client(self.url) if self._node is None else self._node()
                     # A producer's start-up check, once per process: a user
                     # missing a permission fails here, named, not midway.
-                    with redis_errors():
-                        acl.check_sync(client, self.keys, acl.Role.PRODUCER)
+                    try:
+                        with redis_errors():
+                            acl.check_sync(client, self.keys, acl.Role.PRODUCER)
+                    except BaseException:
+                        client.close()  # its connections (a sentinel client's too)
+                        raise
                     self._client = client
         return client
 
@@ -122,7 +136,11 @@ class RedisSyncClient(SyncClient):
         with redis_errors():
             pubsub = self.client().pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub.subscribe(self.keys.notify_channel(job_id))
+                channel = self.keys.notify_channel(job_id)
+                if self._node is None:
+                    pubsub.subscribe(channel)
+                else:
+                    pubsub.ssubscribe(channel)
                 # Checked again after subscribing: the job may have finished in between.
                 while (found := self.get_result(job_id)) is None:
                     remaining = deadline - time.monotonic()
@@ -140,7 +158,8 @@ class RedisSyncClient(SyncClient):
 
     # -- script calls -------------------------------------------------------------
     def run_many(self, calls: Sequence[Call]) -> list[Any]:
-        """Run script calls in one write and one round trip, replies in order."""
+        """Run script calls in one write and one round trip, replies in order
+        (then one WAIT when REDIS_MIN_REPLICAS is set: replicas.py)."""
         try:
             packed = b"".join(
                 pack_command(("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args))
@@ -148,7 +167,11 @@ class RedisSyncClient(SyncClient):
             )
         except TypeError as exc:
             raise BrokerError(f"cannot send {calls[0].script.name}: {exc}") from exc
+        wait = self._replicas
+        if wait is not None:
+            packed += wait.packed
         replies: list[Any] = []
+        late: BrokerError | None = None
         fast = self._held_connection()
         if fast is not None:
             try:
@@ -158,14 +181,21 @@ class RedisSyncClient(SyncClient):
                         replies.append(fast.read_response())
                     except ResponseError as exc:  # an error reply; the connection is fine
                         replies.append(exc)
+                if wait is not None:
+                    late = wait.error(_reply(fast))
             except (RedisError, OSError) as exc:
                 # The held connection broke (or is out of step): drop it. Calls
                 # already answered stand; the rest are redone on the pooled path.
                 fast.disconnect()
                 self._local.conn = None
-                if not isinstance(exc, UNAVAILABLE):
+                if not isinstance(exc, UNAVAILABLE) or (wait is not None and replies):
+                    # With REDIS_MIN_REPLICAS, calls answered before the WAIT's
+                    # reply are applied but not known to be replicated; a redo
+                    # would write nothing for a WAIT to cover: the caller retries.
                     raise wrap(exc) from exc
         out = [self._settle(call, reply) for call, reply in zip(calls, replies, strict=False)]
+        if late is not None:  # every call answered, none known to be replicated
+            raise late
         return out + [self._pooled(call) for call in calls[len(replies) :]]
 
     def _settle(self, call: Call, reply: Any) -> Any:
@@ -180,13 +210,27 @@ class RedisSyncClient(SyncClient):
 
     def _pooled(self, call: Call) -> Any:
         client = self.client()
-        script = call.script
         with redis_errors():
             try:
-                return client.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
+                return self._evalsha(client, call)
             except NoScriptError:
-                client.script_load(script.source)
-                return client.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
+                client.script_load(call.script.source)
+                return self._evalsha(client, call)
+
+    def _evalsha(self, client: Any, call: Call) -> Any:
+        args = (call.script.sha, len(call.keys), *call.keys, *call.args)
+        wait = self._replicas
+        if wait is None:
+            return client.evalsha(*args)
+        # One pooled connection for both: WAIT covers that connection's writes.
+        pipe = client.pipeline(transaction=False)
+        pipe.evalsha(*args)
+        pipe.execute_command(*wait.args)
+        reply, acked = pipe.execute(raise_on_error=False)
+        if isinstance(reply, Exception):
+            raise reply
+        wait.check(acked)
+        return reply
 
     def _held_connection(self) -> Any:
         """This thread's own connection for single sync calls.
@@ -208,3 +252,11 @@ class RedisSyncClient(SyncClient):
         self._local.conn, self._local.pid = conn, os.getpid()
         self._local.generation = self._generation
         return conn
+
+
+def _reply(conn: Any) -> Any:
+    """One reply, an error reply as its exception (not raised)."""
+    try:
+        return conn.read_response()
+    except ResponseError as exc:
+        return exc
