@@ -13,8 +13,7 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 from support import free_port, wait_for
 
-from bananas.brokers.redis.partitions import partition_of
-from cluster.bed import PARTITIONS, Bed, app, configure, http_get
+from cluster.bed import Bed, app, configure, http_get, layout
 
 PARKED = 300  # "parked" jobs at normal priority: no worker here serves that type
 URGENT = 40  # and at high priority
@@ -23,13 +22,15 @@ CHOSEN = 5  # with ids the caller chose: all in partition 0
 
 def park(bed: Bed) -> list[str]:
     """Jobs of a type the workers do not serve, so they stay queued; the
-    generated ids spread them over the partitions."""
+    generated ids spread them over every partition."""
     configure()
     specs = [app.spec("parked", n=i) for i in range(PARKED)]
     specs += [app.spec("parked", n=i, _priority="high") for i in range(URGENT)]
     specs += [app.spec("parked", n=i, _job_id=f"order-{i}") for i in range(CHOSEN)]
     ids = [h.id for h in app.enqueue_many(specs)]
-    assert len({partition_of(i, PARTITIONS) for i in ids}) == PARTITIONS  # all of them
+    lay = layout(bed.cluster)
+    assert lay.count > 1
+    assert len({lay.part(i) for i in ids}) == lay.count  # all of them
     return ids
 
 
@@ -152,11 +153,11 @@ def test_worker_refuses_sdk_list_holding_work(shared_bed: Bed) -> None:
     shared_bed.start_worker()
 
 
-BAD_URLS = {
-    "redis+cluster://u:s3cret@127.0.0.1:notaport": "'127.0.0.1:notaport' is not host:port",
-    "redis+cluster://:s3cret@127.0.0.1:7000/2": "names a database",
-    "redis+cluster://u:s3cret@": "'' is not host:port",
-    "redis+cluster://u:s3cret@127.0.0.1:7000,:7001": "':7001' is not host:port",
+BAD_URLS = {  # the URL -> what the error must say is wrong
+    "redis+cluster://u:s3cret@127.0.0.1:notaport": "has a bad port 'notaport'",
+    "redis+cluster://:s3cret@127.0.0.1:7000/2": "Redis Cluster has only database 0",
+    "redis+cluster://u:s3cret@": "no host",
+    "redis+cluster://u:s3cret@127.0.0.1:7000,:7001": "host ':7001' has no name",
 }
 
 
@@ -169,7 +170,7 @@ def test_invalid_cluster_url_is_a_clear_error_without_the_password(shared_bed: B
             out = done.stdout + done.stderr
             assert done.returncode == 2, (url, command, out)
             assert reason in out, (url, command, out)
-            assert "redis+cluster://[user:password@]host:port" in out or "database" in out
+            assert "redis+cluster://[user:password@]host:port[,host:port...]" in out  # allowed
             assert "s3cret" not in out, out
     # Valid, but no node answers: the error names the nodes, not the password.
     done = shared_bed.workers.cli(
