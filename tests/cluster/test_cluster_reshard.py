@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 
 from support import wait_for
 
@@ -91,11 +92,15 @@ def test_slot_migration_during_drain_loses_nothing(bed: Bed) -> None:
         k for k, job_id, at in producer.acked if at >= moved_at and lay.part(job_id) in moved
     ]
     assert late_moved, "no job enqueued after the migration landed on a moved partition"
+    repeats = bed.workers.repeat_causes()
+    causes = Counter(str(e.get("event")) for e in repeats)
+    errors = sorted({str(e.get("error"))[:300] for e in repeats if e.get("error")})
     print(
         f"\nCLUSTER reshard: {SLOTS} slots {source} -> {target} in {reshard_s:.1f} s during a "
         f"drain of {N} + {len(acked)} produced ({producer.failed} enqueues refused, slowest "
         f"{producer.longest:.2f} s); partitions moved {moved} with {len(in_moved)} parked jobs, "
         f"{len(during)} jobs ran during it ({len(during_moved)} of moved partitions); "
         f"lost {len(log.lost)}, "
-        f"ran more than once {len(log.duplicated)}"
+        f"ran more than once {len(log.duplicated)}; why a job can run again: "
+        f"{dict(causes)} {errors}"
     )
