@@ -62,7 +62,15 @@ clean:
 ## loopback redis-server (peers in bench/.envs/*); writes bench/RESULTS.md and
 ## bench/results/*.json. QUICK=1 for a small smoke run; BENCH_ARGS for more flags
 ## (e.g. BENCH_ARGS="--libs bananas,celery --workloads drain1"). Bounded: 100 min.
-.PHONY: bench
+## Then Bananas on Redis Cluster against standalone (bench/harness/cluster_scale.py,
+## bench/results/cluster-scale.md; CLUSTER=0 skips it). Bounded: 20 min.
+.PHONY: bench bench-cluster
 bench: venv
 	@scripts/ensure-redis.sh
 	timeout -s INT -k 60 6000 $(BIN)/python -m bench.harness $(if $(QUICK),--quick) $(BENCH_ARGS)
+	$(if $(filter 0,$(CLUSTER)),,$(MAKE) bench-cluster)
+
+bench-cluster: venv
+	@scripts/ensure-redis.sh
+	timeout -s INT -k 60 1200 $(BIN)/python -m bench.harness.cluster_scale \
+		$(if $(QUICK),--runs 1 --jobs 5000,--runs 3) --out bench/results/cluster-scale.md

@@ -20,6 +20,9 @@ from cluster_fixtures import (  # noqa: F401  (fixtures: Redis Cluster and Senti
 )
 from support import Backend, RedisServer, WorkerFactory
 
+from bananas import Bananas
+from bananas.config import Settings
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
@@ -111,3 +114,22 @@ def _no_env_leak(monkeypatch: pytest.MonkeyPatch) -> None:
             "MAX_STALLS",
         ):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _test_apps_unconfigured() -> Iterator[None]:
+    """The test apps (tests/apps/*.py) are module-level Bananas objects shared by
+    every test of the session. A test that configures one for a redis-server of
+    its own (`app.configure(...)`) left it pointing there after that server had
+    stopped, and the next test that enqueued without configuring it first got
+    "Connection refused" (tests/test_bad_input.py run after test_observe.py's
+    readyz test or test_acl.py). After each test every loaded test app is back
+    to unconfigured: its brokers closed, its settings read again, from the next
+    test's environment, on first use."""
+    yield
+    for name, module in list(sys.modules.items()):
+        app = getattr(module, "app", None) if name.startswith("apps.") else None
+        if isinstance(app, Bananas):
+            app.configure(Settings())  # closes every cached broker (per loop too)
+            assert hasattr(app, "_settings"), "Bananas keeps its lazy settings elsewhere now"
+            app._settings = None  # no public way back to "read on first use"

@@ -257,3 +257,27 @@ def test_a_call_redone_after_noscript_is_waited_for_too(pair: Replicated) -> Non
             asyncio.run(enqueue_async("unconfirmed"))
     finally:
         primary.close()
+
+
+def test_a_resent_enqueue_on_a_new_connection_is_still_waited_for(pair: Replicated) -> None:
+    """The resend finds its job stored and writes nothing; a WAIT on a fresh
+    connection would then return at once and acknowledge a write no replica
+    has. The fence written before every WAIT (replicas.py) prevents that."""
+    from conformance.kit import job
+
+    def client() -> RedisBroker:
+        broker = from_url(pair.url, min_replicas=1, min_replicas_timeout=0.3)
+        assert isinstance(broker, RedisBroker)
+        return broker
+
+    first = client()
+    assert first.sync.enqueue([job("warm")]) == [True]
+    pair.pause_replica()
+    with pytest.raises(ReplicationTimeout):
+        first.sync.enqueue([job("job-fenced")])
+    # Another process sends it again: a new client, new connections.
+    again = client()
+    with pytest.raises(ReplicationTimeout):
+        again.sync.enqueue([job("job-fenced")])
+    pair.resume_replica()
+    assert client().sync.enqueue([job("job-fenced")]) == [False]  # stored once, now replicated

@@ -185,6 +185,12 @@ class Keys:
         """Hash job type -> unix ms a worker last registered a handler for it."""
         return f"{self.prefix}:types"
 
+    @property
+    def fence(self) -> str:
+        """String written before every WAIT (REDIS_MIN_REPLICAS, replicas.py), so
+        the WAIT covers every earlier write even on a fresh connection."""
+        return f"{self.prefix}:fence"
+
     def progress(self, job_id: str) -> str:
         """Hash {fraction, message, attempt, updated_at} a running job last
         reported (progress.lua); expires like its result."""

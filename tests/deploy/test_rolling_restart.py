@@ -19,7 +19,11 @@ import time
 import httpx
 import pytest
 import redis
+from apps.core import app as core
 from support import WorkerFactory, WorkerProcess, free_port, wait_for
+
+from bananas import Bananas
+from bananas.config import Settings
 
 JOBS = 10_000
 JOB_SECONDS = 0.1
@@ -31,33 +35,37 @@ COMPLETED = re.compile(r'^bananas_jobs_total\{status="completed"\} ([0-9.e+]+)$'
 
 
 class Load(threading.Thread):
-    """Enqueues JOBS `sleepy` jobs at RATE per second, on a fixed schedule."""
+    """Enqueues JOBS `sleepy` jobs at RATE per second, on a fixed schedule,
+    through an app of its own on `settings`' broker (the specs from
+    apps.core's definitions): the shared apps.core.app is reconfigured by
+    every test, and a load left running would enqueue into theirs
+    (test_observe.py's readyz test, run after this test had failed, counted
+    its sleepy runs and timed out). `halt()` ends it early."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(name="load", daemon=True)
+        self.app = Bananas(settings=settings)
         self.started_at = 0.0
         self.finished_at = 0.0
         self.max_lag = 0.0
         self.error: BaseException | None = None
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        from apps.core import app
-
-        from bananas.config import Settings
-
-        app.configure(Settings.load())  # this test's broker, not one an earlier test configured
         try:
             self.started_at = time.monotonic()
             for tick in range(JOBS // BATCH):
                 due = self.started_at + tick * BATCH / RATE
                 delay = due - time.monotonic()
                 if delay > 0:
-                    time.sleep(delay)  # pacing of the load, not a wait for a condition
+                    self._halt.wait(delay)  # pacing of the load, not a wait for a condition
+                if self._halt.is_set():
+                    return
                 self.max_lag = max(self.max_lag, -delay)
                 first = tick * BATCH
-                app.enqueue_many(
+                self.app.enqueue_many(
                     [
-                        ("sleepy", {"k": f"j{n}", "seconds": JOB_SECONDS})
+                        core.spec("sleepy", {"k": f"j{n}", "seconds": JOB_SECONDS})
                         for n in range(first, first + BATCH)
                     ]
                 )
@@ -65,7 +73,13 @@ class Load(threading.Thread):
         except BaseException as exc:
             self.error = exc
         finally:
-            app.close()
+            self.app.close()
+
+    def halt(self) -> None:
+        """Stop enqueueing and wait for the thread (a no-op once it is done)."""
+        self._halt.set()
+        self.join(timeout=10)
+        assert not self.is_alive(), "the load thread did not stop"
 
 
 def _start(workers: WorkerFactory) -> tuple[WorkerProcess, int, float]:
@@ -126,43 +140,46 @@ def test_rolling_restart_under_load_loses_and_repeats_nothing(
     for worker, port, _ in pool:
         wait_for(lambda w=worker, p=port: _ready(w, p), 20, interval=0.05, message="ready")
 
-    load = Load()
+    load = Load(Settings.load())
     load.start()
-    wait_for(lambda: load.started_at > 0, 10, message="load started")
-    replaced: list[dict[str, float]] = []
-    in_flight_at_sigterm = 0
-    for index, at in enumerate(RESTART_AT):
-        wait_for(lambda at=at: time.monotonic() - load.started_at >= at, at + 5, interval=0.05)
-        assert load.error is None, load.error
-        old, old_port, _ = pool[index]
-        # Jobs arrive in batches that one worker takes at a time: SIGTERM the
-        # worker while it holds some, so that its drain has work to finish.
-        wait_for(
-            lambda p=old_port: _in_flight(p) > 0,
-            10,
-            interval=0.01,
-            message="jobs in flight on the worker to restart",
-        )
-        old.signal(signal.SIGTERM)
-        sent = time.monotonic()
-        new, port, started = _start(workers)
-        pool[index] = (new, port, started)
-        code = old.wait(timeout=40)
-        assert code == 0, f"exit {code} after SIGTERM:\n{old.output()[-3000:]}"
-        drained = time.monotonic() - sent
-        wait_for(lambda w=new, p=port: _ready(w, p), TAKING_JOBS_WITHIN, interval=0.05)
-        ready = time.monotonic() - started
-        wait_for(lambda p=port: _completed(p) > 0, TAKING_JOBS_WITHIN, interval=0.05)
-        taking = time.monotonic() - started
-        assert taking < TAKING_JOBS_WITHIN
-        replaced.append({"drain_s": drained, "ready_s": ready, "taking_jobs_s": taking})
-        # the drained worker let go of everything it held, charged nothing
-        events = {e["event"] for e in old.events()}
-        in_flight_at_sigterm += old.events("worker.draining")[0]["in_flight"]
-        assert {"worker.draining", "worker.stopped"} <= events, events
-        assert not events & {"worker.forced_exit", "job.lease_lost", "job.broker_error"}
+    try:
+        wait_for(lambda: load.started_at > 0, 10, message="load started")
+        replaced: list[dict[str, float]] = []
+        in_flight_at_sigterm = 0
+        for index, at in enumerate(RESTART_AT):
+            wait_for(lambda at=at: time.monotonic() - load.started_at >= at, at + 5, interval=0.05)
+            assert load.error is None, load.error
+            old, old_port, _ = pool[index]
+            # Jobs arrive in batches that one worker takes at a time: SIGTERM the
+            # worker while it holds some, so that its drain has work to finish.
+            wait_for(
+                lambda p=old_port: _in_flight(p) > 0,
+                10,
+                interval=0.01,
+                message="jobs in flight on the worker to restart",
+            )
+            old.signal(signal.SIGTERM)
+            sent = time.monotonic()
+            new, port, started = _start(workers)
+            pool[index] = (new, port, started)
+            code = old.wait(timeout=40)
+            assert code == 0, f"exit {code} after SIGTERM:\n{old.output()[-3000:]}"
+            drained = time.monotonic() - sent
+            wait_for(lambda w=new, p=port: _ready(w, p), TAKING_JOBS_WITHIN, interval=0.05)
+            ready = time.monotonic() - started
+            wait_for(lambda p=port: _completed(p) > 0, TAKING_JOBS_WITHIN, interval=0.05)
+            taking = time.monotonic() - started
+            assert taking < TAKING_JOBS_WITHIN
+            replaced.append({"drain_s": drained, "ready_s": ready, "taking_jobs_s": taking})
+            # the drained worker let go of everything it held, charged nothing
+            events = {e["event"] for e in old.events()}
+            in_flight_at_sigterm += old.events("worker.draining")[0]["in_flight"]
+            assert {"worker.draining", "worker.stopped"} <= events, events
+            assert not events & {"worker.forced_exit", "job.lease_lost", "job.broker_error"}
 
-    load.join(timeout=90)
+        load.join(timeout=90)
+    finally:
+        load.halt()  # on a failure above too: it must not outlive this test
     assert not load.is_alive() and load.error is None, load.error
     duration = load.finished_at - load.started_at
     # the load was steady: 200 jobs/s, not a burst and not far behind schedule

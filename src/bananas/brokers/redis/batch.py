@@ -191,10 +191,19 @@ class ScriptBatcher:
                 except ResponseError as exc:  # an error reply; the connection is fine
                     replies.append(exc)
             if wait is not None:
+                # The fence, then the WAIT (replicas.py): each read on its own,
+                # so an error reply to the fence (a slot moved) leaves the
+                # stream in step.
+                try:
+                    fenced = await conn.read_response()
+                except ResponseError as exc:
+                    fenced = exc
                 try:
                     waited = await conn.read_response()
                 except ResponseError as exc:
                     waited = exc
+                if isinstance(fenced, ResponseError):
+                    waited = fenced
         except BaseException as exc:
             # A broken connection, a reply that cannot be parsed, or this task
             # cancelled: the callers get an error rather than waiting forever.

@@ -2,11 +2,9 @@
 each talking to the primary that serves its slot (cluster.py), behind the
 one Broker protocol.
 
-Per job, a call goes to the job's partition alone (crc32 of the id), so the
-per-job cost is the standalone one. A fetch asks the partitions known to
-hold work (those a wake-up named, or whose last dequeue came back full) and
-all of them once a second (SWEEP_S), splitting the free slots between them
-in turns, so every partition is served and none twice as often. Upkeep
+Per job, a call goes to the job's partition alone (partitions.partition_of),
+so the per-job cost is the standalone one. Fetching in turns over the
+partitions is partitioned_fetch.py. Upkeep
 (recovery, due jobs) runs per partition under a claim (lua/claim.lua) that a
 scheduler keeps while it lives, so concurrent schedulers share the
 partitions and none is done twice per round.
@@ -27,14 +25,20 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TypeVar
 
-from ...errors import BrokerError, BrokerMoved, BrokerUnavailable, ConfigError
+from ...errors import (
+    BrokerError,
+    BrokerMoved,
+    BrokerUnavailable,
+    ConfigError,
+)
 from ...keys import Keys
 from ..base import Broker
-from ..records import DeadInfo, Delivery, JobResult, NewJob, QueueRef
+from ..records import DeadInfo, Delivery, JobResult, NewJob
 from .cluster import ClusterTopology, key_slot, parse_cluster_url
 from .cluster_wake import ClusterWaker
 from .connection import redis_errors
 from .keyspace import KeyspaceWatch
+from .partitioned_fetch import PartitionedFetch
 from .partitioned_fleet import PartitionedFleet
 from .partitioned_sync import PartitionedSyncClient
 from .partitioned_views import PartitionedViews
@@ -50,8 +54,6 @@ from .redis_broker import RedisBroker
 
 T = TypeVar("T")
 
-SWEEP_S = 1.0
-MIN_SHARE = 64
 REDIRECT_WAIT_S = 15.0
 
 
@@ -68,7 +70,7 @@ def partitions_from_env() -> int | None:
     return check_partitions(value)
 
 
-class PartitionedBroker(PartitionedFleet, PartitionedViews, Broker):
+class PartitionedBroker(PartitionedFetch, PartitionedFleet, PartitionedViews, Broker):
     def __init__(
         self,
         url: str,
@@ -101,6 +103,8 @@ class PartitionedBroker(PartitionedFleet, PartitionedViews, Broker):
         self._hot: set[int] = set()
         self._sweep_at = 0.0
         self._turn = 0
+        # The last fetch: (token prefix, plan, order), sent the same if repeated.
+        self._last_fetch: tuple[str, list[tuple[int, int, int]], list[int]] = ("", [], [])
         self._owner = uuid.uuid4().hex
         self.keyspace = KeyspaceWatch()  # the home keys' marker (registry)
         self.sync: PartitionedSyncClient = PartitionedSyncClient(self)
@@ -253,85 +257,7 @@ class PartitionedBroker(PartitionedFleet, PartitionedViews, Broker):
     async def get_record(self, job_id: str) -> bytes | None:
         return await self.on_job(job_id, lambda b: b.get_record(job_id))
 
-    # -- consumer -----------------------------------------------------------------
-    def _fetch_plan(self, count: int, start: int | None) -> list[tuple[int, int, int]]:
-        """(partition, jobs to ask, of which to start) for the first round of a
-        fetch: the partitions known to hold work, in turns, at most one per
-        MIN_SHARE jobs asked (a dequeue's fixed cost is then shared by many
-        jobs), and any of them once per SWEEP_S (a partition filled while this
-        worker was busy is found though no wake-up named it: the turns bring
-        every partition into a sweep within a few seconds)."""
-        n = self.count
-        order = [(self._turn + i) % n for i in range(n)]
-        self._turn = (self._turn + 1) % n
-        now = time.monotonic()
-        if now >= self._sweep_at:
-            self._sweep_at = now + SWEEP_S
-        else:
-            order = [p for p in order if p in self._hot]
-        k = min(len(order), max(1, count // MIN_SHARE))
-        if not k:
-            return []
-        base, extra = divmod(count, k)
-        left = count if start is None else start
-        plan = []
-        for i, p in enumerate(order[:k]):
-            ask = base + (1 if i < extra else 0)
-            begin = min(ask, left)
-            left -= begin
-            plan.append((p, ask, begin))
-        return plan
-
-    async def dequeue(
-        self,
-        queues: Sequence[QueueRef],
-        count: int,
-        lease_seconds: float,
-        token_prefix: str,
-        start: int | None = None,
-    ) -> list[Delivery]:
-        await self.parts()
-        plan = self._fetch_plan(count, start)
-
-        async def one(p: int, ask: int, begin: int, prefix: str = token_prefix) -> list[Delivery]:
-            return await self.on(p, lambda b: b.dequeue(queues, ask, lease_seconds, prefix, begin))
-
-        got = await asyncio.gather(*(one(*step) for step in plan))
-        out: list[Delivery] = []
-        dry: set[int] = set()  # asked and found fewer than asked: empty now
-        for (p, ask, _), deliveries in zip(plan, got, strict=True):
-            (self._hot.add if len(deliveries) >= ask else dry.add)(p)
-            out += deliveries
-        # Short: the other partitions one at a time, in turns, each for all that
-        # is missing (never more leased than asked for). Only a fetch that
-        # outruns the work known pays these round trips.
-        extra = 0
-        for p in [(self._turn + i) % self.count for i in range(self.count)]:
-            if len(out) >= count:
-                break
-            if p in dry:
-                continue
-            need = count - len(out)
-            begin = need if start is None else max(0, min(need, start - len(out)))
-            # A token prefix of its own: the same one again would read as the
-            # first call repeated after a lost reply (dequeue.lua).
-            extra += 1
-            more = await one(p, need, begin, f"{token_prefix}r{extra}-")
-            (self._hot.add if len(more) >= need else dry.add)(p)
-            out += more
-        self._hot -= dry
-        return out
-
-    async def wait_for_jobs(self, queues: Sequence[QueueRef], timeout: float) -> bool:
-        parts = await self.parts()
-        try:
-            woken = await self._waker.wait(parts, queues, timeout)
-        except BrokerUnavailable:
-            await self._retarget(force=True)
-            raise
-        self._hot |= woken
-        return bool(woken)
-
+    # -- consumer ---------------------------------------------------------------
     async def _extend(
         self,
         leases: Sequence[tuple[str, str]],

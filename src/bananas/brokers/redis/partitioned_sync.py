@@ -40,9 +40,13 @@ class PartitionedSyncClient(SyncClient):
                 if not self._parts:
                     self._agree()
                     b = self.broker
-                    replicas = MinReplicas.of(*b.min_replicas)
                     self._parts = [
-                        RedisSyncClient(b.url, keys, node=self._node_of(slot), replicas=replicas)
+                        RedisSyncClient(
+                            b.url,
+                            keys,
+                            node=self._node_of(slot),
+                            replicas=MinReplicas.of(*b.min_replicas, keys.fence),
+                        )
                         for keys, slot in zip(b.part_keys, b.slots, strict=True)
                     ]
         return self._parts

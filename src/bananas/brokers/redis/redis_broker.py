@@ -67,7 +67,7 @@ class RedisBroker(RedisWake, RedisUpkeep, RedisInspection, RedisProgress, Broker
         self._async: Any = node
         self._owns_client = node is None
         # REDIS_MIN_REPLICAS: a WAIT after every batch of script calls (replicas.py).
-        self._replicas = MinReplicas.of(min_replicas, min_replicas_timeout)
+        self._replicas = MinReplicas.of(min_replicas, min_replicas_timeout, k.fence)
         self.sync = self._sync = RedisSyncClient(url, self.keys, replicas=self._replicas)
         # (ready list, marker) per queue: one entry per queue, not per order.
         self._queue_keys: dict[QueueRef, tuple[str, str]] = {}

@@ -12,6 +12,12 @@ nothing is sent.
 A call answered before a short WAIT stays applied on the primary: its caller
 gets ReplicationTimeout and may send it again (every script here is
 idempotent on a resend: enqueue by job id, settles and leases by token).
+
+A resend that finds its work done writes nothing, and a WAIT only covers the
+writes of its own connection: after a reconnect it would return at once and
+acknowledge a write no replica has. So every WAIT follows a write of its own
+(the fence: SET <prefix>:fence, a few bytes kept 10 s), which comes after
+every earlier write in the one replication stream.
 """
 
 from __future__ import annotations
@@ -22,21 +28,28 @@ from typing import Any
 from ...errors import BrokerError, ReplicationTimeout
 from .connection import pack_command
 
+FENCE_MS = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class MinReplicas:
     count: int
     timeout_ms: int
+    fence: str = "bananas:fence"
 
     @classmethod
-    def of(cls, count: int, timeout: float) -> MinReplicas | None:
+    def of(cls, count: int, timeout: float, fence: str = "bananas:fence") -> MinReplicas | None:
         """The setting as the clients use it: None when off (count 0). WAIT 0
         means "forever", so at least 1 ms; config.py keeps it under the
         clients' 5 s socket read timeout, or a slow WAIT would read as a
         dead connection."""
         if count <= 0:
             return None
-        return cls(count, max(1, round(timeout * 1000)))
+        return cls(count, max(1, round(timeout * 1000)), fence)
+
+    @property
+    def fence_args(self) -> tuple[str, str, str, str, int]:
+        return ("SET", self.fence, "1", "PX", FENCE_MS)
 
     @property
     def args(self) -> tuple[str, int, int]:
@@ -44,7 +57,8 @@ class MinReplicas:
 
     @property
     def packed(self) -> bytes:
-        return pack_command(self.args)
+        """The fence, then WAIT: two replies, the WAIT's last."""
+        return pack_command(self.fence_args) + pack_command(self.args)
 
     def error(self, reply: Any) -> BrokerError | None:
         """The error of WAIT's reply (the replicas that acknowledged), or None."""

@@ -182,6 +182,7 @@ class RedisSyncClient(SyncClient):
                     except ResponseError as exc:  # an error reply; the connection is fine
                         replies.append(exc)
                 if wait is not None:
+                    _reply(fast)  # the fence (replicas.py)
                     late = wait.error(_reply(fast))
             except (RedisError, OSError) as exc:
                 # The held connection broke (or is out of step): drop it. Calls
@@ -225,8 +226,9 @@ class RedisSyncClient(SyncClient):
         # One pooled connection for both: WAIT covers that connection's writes.
         pipe = client.pipeline(transaction=False)
         pipe.evalsha(*args)
+        pipe.execute_command(*wait.fence_args)
         pipe.execute_command(*wait.args)
-        reply, acked = pipe.execute(raise_on_error=False)
+        reply, _, acked = pipe.execute(raise_on_error=False)
         if isinstance(reply, Exception):
             raise reply
         wait.check(acked)

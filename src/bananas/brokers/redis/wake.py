@@ -71,7 +71,10 @@ class WakeConnection:
             async with asyncio.timeout(timeout + READ_MARGIN):
                 popped = await _read(conn)
                 reply = await _read(conn)
-                waited = await _read(conn) if self._replicas is not None else None
+                waited = None
+                if self._replicas is not None:
+                    await _read(conn)  # the fence (replicas.py)
+                    waited = await _read(conn)
         except BaseException as exc:
             # Cancelled, timed out or broken mid-reply: the stream cannot be
             # trusted, and closing it makes Redis drop the queued EVALSHA if
