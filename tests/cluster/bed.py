@@ -21,12 +21,16 @@ from support import BrokerView, WorkerFactory, WorkerProcess, wait_for
 from topology import Cluster
 
 from bananas.brokers.redis.cluster import key_slot
-from bananas.brokers.redis.partitions import partition_keys, partition_of
+from bananas.brokers.redis.partitions import (
+    home_keys,
+    partition_keys,
+    partition_of,
+    partitions_key,
+)
 from bananas.config import Settings
 from bananas.errors import BrokerError
 
 PREFIX = "bananas"
-PARTITIONS = 16  # the default: these tests run what a user gets
 CHUNK = 2000  # jobs per enqueue_many call
 
 
@@ -97,8 +101,34 @@ def primary_of_slots(cluster: Cluster) -> dict[int, int]:
     return owner
 
 
-def partition_slots() -> list[int]:
-    return [key_slot(k.prefix) for k in partition_keys(PREFIX, PARTITIONS)]
+@dataclass(frozen=True)
+class Layout:
+    """Where a keyspace's partitions are: the count the keyspace was created
+    with (the tests leave REDIS_PARTITIONS unset, as a user would), each
+    partition's slot, and the primary serving each slot."""
+
+    count: int
+    slots: list[int]
+    owner: dict[int, int]  # slot -> primary port
+
+    def part(self, job_id: str) -> int:
+        return partition_of(job_id, self.count)
+
+    def primary(self, job_id: str) -> int:
+        return self.owner[self.slots[self.part(job_id)]]
+
+    def served_by(self, port: int) -> set[int]:
+        return {p for p, slot in enumerate(self.slots) if self.owner[slot] == port}
+
+
+def layout(cluster: Cluster) -> Layout:
+    """The layout now (the keyspace must exist: after a first enqueue)."""
+    with cluster.cluster_client() as c:
+        raw = c.get(partitions_key(home_keys(PREFIX)))
+    assert raw is not None, "the keyspace has no partition count yet"
+    count = int(raw)
+    slots = [key_slot(k.prefix) for k in partition_keys(PREFIX, count)]
+    return Layout(count, slots, primary_of_slots(cluster))
 
 
 def records_per_primary(cluster: Cluster) -> dict[int, int]:
@@ -109,11 +139,6 @@ def records_per_primary(cluster: Cluster) -> dict[int, int]:
         with cluster.client(port, timeout=10) as c:
             counts[port] = sum(1 for _ in c.scan_iter(match=f"{PREFIX}:{{*}}:job:*", count=1000))
     return counts
-
-
-def expected_primary(owner: dict[int, int], job_id: str) -> int:
-    """The primary serving a job's partition, by the slot map `owner`."""
-    return owner[partition_slots()[partition_of(job_id, PARTITIONS)]]
 
 
 def crashes(worker: WorkerProcess) -> list[str]:

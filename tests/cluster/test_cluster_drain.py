@@ -9,8 +9,7 @@ import time
 from cluster.bed import (
     Bed,
     enqueue_ticks,
-    expected_primary,
-    primary_of_slots,
+    layout,
     records_per_primary,
     wait_drained,
 )
@@ -30,10 +29,10 @@ def test_20000_jobs_two_workers_each_once_spread_over_every_primary(bed: Bed) ->
     for port, held in stored.items():
         assert held >= 0.20 * N, f"primary {port} holds {held} of {N} jobs: {stored}"
     sample = list(jobs.values())[:200]
-    owner = primary_of_slots(bed.cluster)
+    lay = layout(bed.cluster)
     computed = {port: 0 for port in stored}
     for job_id in sample:
-        computed[expected_primary(owner, job_id)] += 1
+        computed[lay.primary(job_id)] += 1
     assert all(computed.values()), computed  # the sample alone reaches every primary
 
     workers = [bed.start_worker("--concurrency", "50", LOG_LEVEL="warning") for _ in range(2)]

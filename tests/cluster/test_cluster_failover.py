@@ -17,16 +17,13 @@ import time
 import pytest
 from support import wait_for
 
-from bananas.brokers.redis.partitions import partition_of
 from bananas.config import Settings
 from cluster.bed import (
-    PARTITIONS,
     Bed,
     Producer,
     crashes,
     enqueue_ticks,
-    partition_slots,
-    primary_of_slots,
+    layout,
     wait_replicated,
 )
 
@@ -70,8 +67,8 @@ def run_failover(bed: Bed, rejoin: bool = False, **env: str) -> dict[str, object
         ]
         wait_for(lambda: bed.ran() >= N // 4, 60, interval=0.01, message="the drain under way")
         victim = bed.cluster.primaries()[0]
-        owner = primary_of_slots(bed.cluster)
-        dead_parts = {p for p, slot in enumerate(partition_slots()) if owner[slot] == victim}
+        lay = layout(bed.cluster)
+        dead_parts = lay.served_by(victim)
         killed_at = time.time()
         bed.cluster.kill(victim)
         promoted = bed.cluster.wait_failover(victim, timeout=30)
@@ -111,7 +108,7 @@ def run_failover(bed: Bed, rejoin: bool = False, **env: str) -> dict[str, object
 
     log = bed.runlog(everyone)
     lost = [k for k in acked if not log.runs[k]]
-    lost_elsewhere = [k for k in lost if partition_of(acked[k], PARTITIONS) not in dead_parts]
+    lost_elsewhere = [k for k in lost if lay.part(acked[k]) not in dead_parts]
     ids = {**before, **acked}
     acks = completions(bed)
     # Ran again after its completion was acknowledged (not merely re-run after
@@ -133,7 +130,7 @@ def run_failover(bed: Bed, rejoin: bool = False, **env: str) -> dict[str, object
         # leases that expired and were put back (a worker lost track of them)
         "leases_recovered": len(recovered),
         "of_which_on_live_primaries": sum(
-            1 for job_id in recovered if partition_of(job_id, PARTITIONS) not in dead_parts
+            1 for job_id in recovered if lay.part(job_id) not in dead_parts
         ),
         "dead_lettered": sum(len(w.events("job.dead_lettered")) for w in workers),
         "promotion_s": round(promoted_at - killed_at, 2),

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 
 from support import wait_for
 
-from bananas.brokers.redis.partitions import partition_of
 from cluster.bed import (
-    PARTITIONS,
     Bed,
     Producer,
     crashes,
     enqueue_ticks,
-    partition_slots,
-    primary_of_slots,
+    layout,
 )
 
 N = 10_000
@@ -35,8 +33,8 @@ AFTER = 400  # enqueues acknowledged after the migration before the producer sto
 def test_slot_migration_during_drain_loses_nothing(bed: Bed) -> None:
     before = enqueue_ticks(N, prefix="b")
     parked = enqueue_ticks(PARKED, prefix="late", job_type="late")
-    owner = primary_of_slots(bed.cluster)
-    source = owner[0]
+    lay = layout(bed.cluster)
+    source = lay.owner[0]
     target = max(p for p in bed.cluster.primaries() if p != source)
     producer = Producer("p")
     producer.start()
@@ -56,16 +54,15 @@ def test_slot_migration_during_drain_loses_nothing(bed: Bed) -> None:
     finally:
         producer.stop()
     assert producer.unexpected == [], producer.unexpected
-    moved_owner = primary_of_slots(bed.cluster)
-    slots = partition_slots()
-    moved = [p for p, slot in enumerate(slots) if owner[slot] != moved_owner[slot]]
-    assert moved and all(moved_owner[slots[p]] == target for p in moved), moved
+    now = layout(bed.cluster)
+    moved = [p for p, slot in enumerate(lay.slots) if lay.owner[slot] != now.owner[slot]]
+    assert moved and all(now.owner[lay.slots[p]] == target for p in moved), moved
     acked = {key: job_id for key, job_id, _ in producer.acked}
     # Queued jobs moved with their partitions' keys (whatever the drain's
     # pace: the `late` jobs wait for a worker of their own)...
     view = bed.view()
     assert view.count("queued", "late") == PARKED
-    in_moved = [k for k, job_id in parked.items() if partition_of(job_id, PARTITIONS) in moved]
+    in_moved = [k for k, job_id in parked.items() if lay.part(job_id) in moved]
     assert in_moved
     # ...and are served from the new primary.
     workers.append(bed.start_worker(app="apps.clustered:later", LOG_LEVEL="warning"))
@@ -89,19 +86,21 @@ def test_slot_migration_during_drain_loses_nothing(bed: Bed) -> None:
     assert [k for k in parked if len(log.runs[k]) != 1] == []
     # The drain went on while slots moved, on the moved partitions too.
     during = [k for k, runs in log.runs.items() if began_at <= runs[0][1] <= moved_at]
-    during_moved = [k for k in during if partition_of(ids[k], PARTITIONS) in moved]
+    during_moved = [k for k in during if lay.part(ids[k]) in moved]
     assert during, f"no job ran during the {reshard_s:.1f} s migration"
     late_moved = [
-        k
-        for k, job_id, at in producer.acked
-        if at >= moved_at and partition_of(job_id, PARTITIONS) in moved
+        k for k, job_id, at in producer.acked if at >= moved_at and lay.part(job_id) in moved
     ]
     assert late_moved, "no job enqueued after the migration landed on a moved partition"
+    repeats = bed.workers.repeat_causes()
+    causes = Counter(str(e.get("event")) for e in repeats)
+    errors = sorted({str(e.get("error"))[:300] for e in repeats if e.get("error")})
     print(
         f"\nCLUSTER reshard: {SLOTS} slots {source} -> {target} in {reshard_s:.1f} s during a "
         f"drain of {N} + {len(acked)} produced ({producer.failed} enqueues refused, slowest "
         f"{producer.longest:.2f} s); partitions moved {moved} with {len(in_moved)} parked jobs, "
         f"{len(during)} jobs ran during it ({len(during_moved)} of moved partitions); "
         f"lost {len(log.lost)}, "
-        f"ran more than once {len(log.duplicated)}"
+        f"ran more than once {len(log.duplicated)}; why a job can run again: "
+        f"{dict(causes)} {errors}"
     )

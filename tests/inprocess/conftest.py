@@ -205,3 +205,12 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
     asyncio.run(main())
     return True
+
+
+@pytest.fixture
+def one_partition(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Redis Cluster these orders hold within a partition (jobs spread over
+    partitions are served in turns: docs/deployment.md, Redis Cluster); with
+    REDIS_PARTITIONS=1 a cluster keeps them whole, as documented."""
+    if "+cluster://" in broker_url:
+        monkeypatch.setenv("REDIS_PARTITIONS", "1")

@@ -40,7 +40,9 @@ async def test_drain_finishes_in_flight_and_puts_prefetched_back(harness: Harnes
     assert drained["finished_during_drain"] == 2 and drained["put_back"] == 3
 
 
-async def test_drain_past_timeout_cancels_and_puts_back_uncharged(harness: Harness) -> None:
+async def test_drain_past_timeout_cancels_and_puts_back_uncharged(
+    one_partition: None, harness: Harness
+) -> None:
     ids = await harness.enqueue_many(
         [harness.spec("nap", k=f"long{i}", seconds=30.0) for i in range(2)]
     )

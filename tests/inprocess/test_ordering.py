@@ -15,12 +15,8 @@ ONE_AT_A_TIME = {"concurrency": 1, "prefetch": 0}
 
 
 @pytest.fixture(autouse=True)
-def one_partition(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On Redis Cluster these orders hold within a partition (jobs spread over
-    partitions are served in turns: docs/deployment.md, Redis Cluster); with
-    REDIS_PARTITIONS=1 a cluster keeps them whole, as documented."""
-    if "+cluster://" in broker_url:
-        monkeypatch.setenv("REDIS_PARTITIONS", "1")
+def _one_partition(one_partition: None) -> None:
+    """Every test here needs a single order (conftest.one_partition)."""
 
 
 async def backlog(harness: Harness, per_priority: int) -> None:
