@@ -19,7 +19,6 @@ import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from enum import Enum
 
 import orjson
 
@@ -29,12 +28,9 @@ from ..brokers.records import CANCELLED, cancelled_record
 from ..config import Settings
 from ..context import JobContext, set_current
 from ..errors import (
-    BrokerRefusesWrites,
-    BrokerUnavailable,
     CancelRequested,
     InvalidRecord,
     JobTimeout,
-    ReplicationTimeout,
 )
 from ..hooks import CANCELLED as RUN_CANCELLED
 from ..hooks import COMPLETED as RUN_COMPLETED
@@ -47,6 +43,7 @@ from ..vocabulary import DeadReason, Status
 from .executors import Executors, Requeue
 from .job_hooks import JobHooks, rejected, run_started
 from .progress import ProgressHub
+from .settle import Settle, settle
 
 MAX_TRACEBACK = 16_000
 # Plain strings for the records written on the hot path (an enum member costs
@@ -54,21 +51,6 @@ MAX_TRACEBACK = 16_000
 COMPLETED: str = Status.COMPLETED.value
 FAILED: str = Status.FAILED.value
 SCHEDULED: str = Status.SCHEDULED.value
-
-
-REFUSED = (
-    "outcomes are kept and written once Redis accepts writes again; no new job starts until then"
-)
-UNCONFIRMED = (
-    "the outcome stands on the Redis primary but fewer than REDIS_MIN_REPLICAS replicas "
-    "confirmed it within the lease; the job runs again only if a failover loses it"
-)
-
-
-class Settle(Enum):
-    DONE = "done"
-    REFUSED = "refused"  # the broker refused our token: the lease was re-issued
-    UNREACHABLE = "unreachable"  # no answer within a lease; the job comes back by expiry
 
 
 class JobRunner:
@@ -366,45 +348,12 @@ class JobRunner:
 
     async def _settle(self, delivery: Delivery, action: Callable[[], Awaitable[bool]]) -> Settle:
         """Record an outcome, retrying through a broker outage while the lease
-        could still be ours; after that the job comes back by lease expiry."""
+        could still be ours (settle.py)."""
         delivery.settling = True
         self.release_slot(delivery)
         if delivery.id in self.progress.jobs:  # its last progress goes first
             await self.progress.finish(delivery)
-        deadline = time.monotonic() + self.settings.lease_timeout
-        pause = 0.0  # the first retry at once: a dropped connection is replaced
-        while True:
-            try:
-                done = await action()
-                if self.link.refusing is not None and self.link.accepts():
-                    self.log.info("broker.accepts_writes", detail="outcomes are written again")
-                return Settle.DONE if done else Settle.REFUSED
-            except BrokerRefusesWrites as exc:
-                # Refused whole (nothing applied) and the lease stays ours (its
-                # heartbeat is allowed at maxmemory): keep the outcome and try
-                # again, with no deadline, until Redis takes writes or the
-                # drain puts the job back (it then runs again). No stall.
-                if self.link.refuses(str(exc)):
-                    self.log.warning("broker.refuses_writes", error=str(exc), detail=REFUSED)
-                deadline = time.monotonic() + self.settings.lease_timeout
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
-            except BrokerUnavailable as exc:
-                # ReplicationTimeout too: the outcome is applied on the primary
-                # but not known to be on REDIS_MIN_REPLICAS replicas. Sent again
-                # (idempotent by token) until they confirm it, never run again here.
-                if time.monotonic() + pause > deadline:
-                    self.log.error(
-                        "job.settle_failed",
-                        job_id=delivery.id,
-                        error=str(exc),
-                        detail=UNCONFIRMED
-                        if isinstance(exc, ReplicationTimeout)
-                        else "broker unreachable; the job will run again after its lease expires",
-                    )
-                    return Settle.UNREACHABLE
-                await asyncio.sleep(pause)
-                pause = min(max(pause * 2, 0.05), 1.0)
+        return await settle(delivery, action, self.settings.lease_timeout, self.link, self.log)
 
 
 def _report(tracked: JobHooks, settle: Settle, outcome: Outcome) -> None:
