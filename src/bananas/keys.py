@@ -4,8 +4,12 @@ The first block is the wire format shared with the Bananas client SDKs
 (docs/wire-format.md); the rest is Bananas' own bookkeeping under the same prefix.
 Per-job keys are prefix + id; the Lua scripts receive those prefixes in ARGV
 because a job id is only known inside the script (the same convention as
-asynq and BullMQ). Bananas does not target Redis Cluster: the SDK key names
-carry no hash tag.
+asynq and BullMQ). On Redis Cluster every key of a partition is built from
+`Keys("<prefix>:{<tag>}")` (brokers/redis/partitions.py), so a key a script
+builds from such a prefix and an id it popped hashes to the slot of the
+KEYS it was given: Redis refuses a script touching another slot, and the
+conformance suite runs every script on a cluster. The SDK key names carry
+no hash tag, which is why a cluster does not read SDK-format lists.
 """
 
 from __future__ import annotations
