@@ -22,14 +22,16 @@ from ..records import (
     NewJob,
     QueueRef,
 )
-from . import acl, scripts
+from . import scripts
 from .batch import ScriptBatcher
 from .cancels import RedisCancels
 from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
 from .keyspace import KeyspaceWatch
 from .progress import RedisProgress
 from .ready_index import INDEX_LIMIT, ReadyIndex, parse_member
+from .redis_checks import RedisChecks
 from .redis_inspect import RedisInspection
+from .redis_registry import RedisRegistry
 from .redis_upkeep import RedisUpkeep
 from .replicas import MinReplicas
 from .script_loader import Call, LuaScript, load
@@ -42,7 +44,16 @@ from .wake import RedisWake
 MAX_CACHED_QUEUES = 65_536
 
 
-class RedisBroker(RedisWake, RedisCancels, RedisUpkeep, RedisInspection, RedisProgress, Broker):
+class RedisBroker(
+    RedisWake,
+    RedisCancels,
+    RedisUpkeep,
+    RedisInspection,
+    RedisRegistry,
+    RedisChecks,
+    RedisProgress,
+    Broker,
+):
     def __init__(
         self,
         url: str,
@@ -118,14 +129,6 @@ class RedisBroker(RedisWake, RedisCancels, RedisUpkeep, RedisInspection, RedisPr
         with redis_errors():
             await self.redis.ping()
 
-    async def check_access(self, role: str) -> None:
-        """Raise ConfigError naming the first permission the Redis user lacks
-        for `role` (worker / producer / dashboard): a probe at start (acl.py).
-        A worker's rule covers what it enqueues (cron firings, handlers)."""
-        with redis_errors():
-            await acl.check_async(self.redis, self.keys, acl.Role(role))
-        self._producer_checked = self._producer_checked or role != acl.Role.DASHBOARD
-
     async def server_time(self) -> float:
         with redis_errors():
             seconds, micros = await self.redis.time()
@@ -140,36 +143,6 @@ class RedisBroker(RedisWake, RedisCancels, RedisUpkeep, RedisInspection, RedisPr
             await self._async.aclose()
             self._async = None
         self._sync.close()
-
-    async def durability_warnings(self) -> list[str]:
-        try:
-            info = await self.server_info()
-        except BrokerError:
-            return ["could not read Redis' persistence settings (CONFIG GET is refused here?)"]
-        warnings = []
-        if info.get("appendonly") != "yes":
-            warnings.append(
-                "Redis runs without appendonly yes: acknowledged enqueues can be "
-                "lost if Redis crashes (production: appendonly yes, appendfsync "
-                "everysec)"
-            )
-        if info.get("maxmemory-policy") != "noeviction":
-            warnings.append(
-                f"Redis maxmemory-policy is {info.get('maxmemory-policy')!r}: "
-                "under memory pressure it may evict job keys (production: noeviction)"
-            )
-        return warnings
-
-    async def server_info(self) -> dict[str, Any]:
-        """Persistence settings, for the start-up durability warning."""
-        with redis_errors():
-            cfg: dict[Any, Any] = {}
-            for name in ("appendonly", "maxmemory-policy", "appendfsync"):
-                cfg.update(await self.redis.config_get(name))
-            info = await self.redis.info("server")
-        out = {text(k): text(v) for k, v in cfg.items()}
-        out["redis_version"] = str(info.get("redis_version", ""))
-        return out
 
     # -- script calls ---------------------------------------------------------
     def _script_batcher(self) -> ScriptBatcher:
