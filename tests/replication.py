@@ -10,7 +10,6 @@ import contextlib
 import itertools
 import os
 import signal
-import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,41 +24,9 @@ from bananas.errors import BananasError
 from bananas.keys import Keys
 
 
-class ReplicaServer(RedisServer):
+def replica_server(directory: Path, primary_port: int) -> RedisServer:
     """A redis-server started as the replica of `primary_port`."""
-
-    def __init__(self, directory: Path, primary_port: int) -> None:
-        super().__init__(directory)
-        self.primary_port = primary_port
-
-    def start(self) -> None:
-        args = [
-            self.binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.dir),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--replicaof",
-            "127.0.0.1",
-            str(self.primary_port),
-        ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-
-        def up() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.ConnectionError:
-                return False
-
-        wait_for(up, 10, message="the replica to start")
-        client.close()
+    return RedisServer(directory, extra_args=("--replicaof", "127.0.0.1", str(primary_port)))
 
 
 class Replicated:
@@ -69,7 +36,7 @@ class Replicated:
         (directory / "primary").mkdir(parents=True, exist_ok=True)
         (directory / "replica").mkdir(parents=True, exist_ok=True)
         self.primary = RedisServer(directory / "primary")
-        self.replica = ReplicaServer(directory / "replica", self.primary.port)
+        self.replica = replica_server(directory / "replica", self.primary.port)
         self.paused = False
 
     @property

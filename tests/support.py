@@ -53,7 +53,12 @@ def wait_for(
 
 class RedisServer:
     def __init__(
-        self, directory: Path, port: int | None = None, *, appendonly: bool = False
+        self,
+        directory: Path,
+        port: int | None = None,
+        *,
+        appendonly: bool = False,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -62,6 +67,7 @@ class RedisServer:
         self.dir = directory
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.extra_args = extra_args  # e.g. --replicaof (tests/replication.py)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -91,6 +97,7 @@ class RedisServer:
             "everysec",
             "--maxmemory-policy",
             "noeviction",
+            *self.extra_args,
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
