@@ -159,11 +159,6 @@ class ClusterTopology:
         address = self.map.owner[slot]
         return None if address is None else self._client(address)
 
-    async def primary_clients(self) -> list[Any]:
-        if not self.map.primaries():
-            await self.refresh(force=True)
-        return [self._client(a) for a in self.map.primaries()]
-
     async def close(self) -> None:
         clients, self._clients = self._clients, {}
         for client in clients.values():

@@ -43,7 +43,6 @@ from .partitioned_fleet import PartitionedFleet
 from .partitioned_sync import PartitionedSyncClient
 from .partitioned_views import PartitionedViews
 from .partitions import (
-    DEFAULT_PARTITIONS,
     check_partitions,
     home_keys,
     partition_keys,
@@ -134,11 +133,6 @@ class PartitionedBroker(PartitionedFetch, PartitionedFleet, PartitionedViews, Br
                     self._parts = made
         return self._parts
 
-    async def home(self) -> RedisBroker:
-        await self.parts()
-        assert self._home is not None
-        return self._home
-
     async def _make(self, keys: Keys, slot: int) -> RedisBroker:
         node = await self.topology.client_for_slot(slot)
         return RedisBroker(
@@ -156,7 +150,7 @@ class PartitionedBroker(PartitionedFetch, PartitionedFleet, PartitionedViews, Br
         REDIS_PARTITIONS that differs), else REDIS_PARTITIONS, else one per
         primary of the cluster now (the count is then fixed for the keyspace:
         plan for growth by setting it above the primaries of today)."""
-        count = self.configured or max(1, primaries) or DEFAULT_PARTITIONS
+        count = self.configured or max(1, primaries)
         if stored is not None:
             kept = int(stored)
             if self.configured is not None and kept != self.configured:

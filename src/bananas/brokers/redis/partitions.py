@@ -31,7 +31,6 @@ from ...keys import Keys
 from .cluster import SLOTS, key_slot
 
 MAX_PARTITIONS = 1024
-DEFAULT_PARTITIONS = 16
 
 
 def check_partitions(value: int) -> int:
