@@ -139,3 +139,20 @@ def test_a_cluster_url_selects_the_partitioned_broker() -> None:
     assert isinstance(broker, PartitionedBroker)
     assert broker.cluster_url.seeds == (("127.0.0.1", 1), ("127.0.0.1", 2))
     assert "pw" not in broker.describe()
+
+
+def test_a_refused_connection_is_told_apart_from_a_lost_one() -> None:
+    """A connect that fails means the call was never sent (the partitioned
+    fetch skips that partition); any other unavailability may have run it."""
+    import redis
+    from support import free_port
+
+    from bananas.brokers.redis.connection import redis_errors
+    from bananas.errors import BrokerNotReached, BrokerUnavailable
+
+    client = redis.Redis(port=free_port(), socket_connect_timeout=1, retry=None)
+    with pytest.raises(BrokerNotReached), redis_errors():
+        client.ping()
+    with pytest.raises(BrokerUnavailable) as lost, redis_errors():
+        raise redis.ConnectionError("Connection closed by server.")
+    assert not isinstance(lost.value, BrokerNotReached)

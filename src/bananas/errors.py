@@ -19,6 +19,11 @@ class BrokerUnavailable(BrokerError):
     """The broker cannot be reached right now (connection refused, timeout)."""
 
 
+class BrokerNotReached(BrokerUnavailable):
+    """No connection to the broker could be made, so the call was never sent:
+    nothing of it ran (unlike a connection lost mid-call, whose call may have)."""
+
+
 class ReplicationTimeout(BrokerUnavailable):
     """Redis applied a write but fewer than REDIS_MIN_REPLICAS replicas
     confirmed it within REDIS_MIN_REPLICAS_TIMEOUT (`WAIT`): it stands on

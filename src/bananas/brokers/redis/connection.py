@@ -22,7 +22,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from ...errors import BrokerError, BrokerMoved, BrokerRefusesWrites, BrokerUnavailable
+from ...errors import (
+    BrokerError,
+    BrokerMoved,
+    BrokerNotReached,
+    BrokerRefusesWrites,
+    BrokerUnavailable,
+)
 from ..records import JobResult
 
 # Result waits wake on the job's PUBLISH; they also look every this many
@@ -80,6 +86,10 @@ def wrap(exc: BaseException) -> BrokerError:
     if isinstance(exc, REDIRECTS):
         return BrokerMoved(f"Redis Cluster redirect: {type(exc).__name__} {exc}")
     if isinstance(exc, UNAVAILABLE):
+        # redis-py says a connect failed (refused, timed out) only in its text:
+        # "Error 111 connecting to h:p", "Timeout connecting to server".
+        if "connecting to" in str(exc):
+            return BrokerNotReached(f"Redis unreachable: {exc}")
         return BrokerUnavailable(f"Redis unreachable: {exc}")
     if isinstance(exc, OutOfMemoryError) or str(exc).startswith("OOM "):
         # Every script declares its flags (lua/*.lua first line), so Redis

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from ...errors import BrokerError, BrokerUnavailable, ReplicationTimeout
+from ...errors import BrokerError, BrokerNotReached, BrokerUnavailable
 from ..records import Delivery, QueueRef
 from .cluster_wake import ClusterWaker
 
@@ -33,11 +33,7 @@ MIN_SHARE = 64
 def _never_sent(exc: BaseException) -> bool:
     """A call that failed before Redis could run it: its primary refused the
     connection (or never answered it). Anything else may have run."""
-    return (
-        isinstance(exc, BrokerUnavailable)
-        and not isinstance(exc, ReplicationTimeout)
-        and "connecting to" in str(exc)
-    )
+    return isinstance(exc, BrokerNotReached)
 
 
 class PartitionedFetch:
