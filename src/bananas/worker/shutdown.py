@@ -19,29 +19,37 @@ SHUTDOWN_STEP = 3.0
 
 def awaiting(task: asyncio.Future[Any]) -> str:
     """Where a task is suspended: its await chain, outermost first, as
-    "file:function:line > ...", so a stuck step names the call it waits on."""
+    "file:function:line > ...", so a stuck step names the call it waits on.
+    A coroutine awaiting another task (or a gather of several) is followed
+    into it, through the future the task waits on (`_fut_waiter`): the
+    await chain itself ends at that future's iterator."""
     where: list[str] = []
-    node: Any = _inner(task)
-    while node is not None and len(where) < 20:
-        frame = getattr(node, "cr_frame", None) or getattr(node, "gi_frame", None)
-        if frame is not None:
-            code = frame.f_code
-            where.append(f"{os.path.basename(code.co_filename)}:{code.co_name}:{frame.f_lineno}")
-        nxt = getattr(node, "cr_await", None) or getattr(node, "gi_yieldfrom", None)
-        if nxt is None:
-            where.append(type(node).__name__)
+    future: Any = task
+    while future is not None and len(where) < 20:
+        runner = _running(future)
+        node: Any = getattr(runner, "get_coro", lambda: None)()
+        if node is None:
+            where.append(type(future).__name__)
             break
-        node = nxt
+        while node is not None and len(where) < 20:
+            frame = getattr(node, "cr_frame", None) or getattr(node, "gi_frame", None)
+            if frame is not None:
+                code = frame.f_code
+                where.append(
+                    f"{os.path.basename(code.co_filename)}:{code.co_name}:{frame.f_lineno}"
+                )
+            node = getattr(node, "cr_await", None) or getattr(node, "gi_yieldfrom", None)
+        future = getattr(runner, "_fut_waiter", None)
     return " > ".join(where)
 
 
-def _inner(future: asyncio.Future[Any]) -> Any:
-    """The coroutine a task runs; for asyncio.gather's future (a step made of
-    several stops), the first of its children still running."""
+def _running(future: asyncio.Future[Any]) -> Any:
+    """The task behind a future: itself, or for asyncio.gather's future (a
+    step made of several stops) the first of its children still running."""
     children = getattr(future, "_children", None)
     if children:
-        future = next((c for c in children if not c.done()), children[0])
-    return getattr(future, "get_coro", lambda: None)()
+        return next((c for c in children if not c.done()), children[0])
+    return future
 
 
 async def bounded(log: EventLog, step: str, awaitable: Awaitable[T]) -> T | None:
