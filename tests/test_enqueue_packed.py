@@ -3,6 +3,7 @@ is byte for byte the generic call (enqueue_call + pack_command)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from bananas.brokers.redis.enqueue_packed import MAX_QUEUES, PackedEnqueue
 from bananas.brokers.redis.sync import enqueue_call
 from bananas.config import Settings
 from bananas.errors import BrokerRefusesWrites
+from bananas.job import new_job_id
 from bananas.keys import Keys
 
 CLIENT = Bananas(settings=Settings())  # encodes records as enqueue does, no broker
@@ -118,3 +120,19 @@ def test_one_job_refused_at_maxmemory_writes_nothing(tmp_path: Path) -> None:
         b.sync.close()
     finally:
         server.stop()
+
+
+def test_a_forked_child_draws_ids_of_its_own() -> None:
+    """Single ids come from a per-thread stock (job.py): a child forked with
+    the stock filled must not hand out the parent's next ids."""
+    new_job_id()  # fills this thread's stock
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, then exit at once
+        os.write(write, ",".join(new_job_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 4096).decode().split(",")
+    os.waitpid(pid, 0)
+    ours = [new_job_id() for _ in range(3)]
+    assert len(child) == 3 and not set(child) & set(ours)
