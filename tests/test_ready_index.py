@@ -264,3 +264,36 @@ def test_a_list_filled_without_the_index_is_found_within_the_period(
         await b.close()
 
     run(main())
+
+
+def calls(r: redis.Redis, command: str) -> int:
+    stats = r.info("commandstats").get(f"cmdstat_{command}", {})
+    return int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
+
+
+def test_a_push_onto_a_list_holding_jobs_skips_the_queue_set_and_the_index(
+    redis_url: str, r: redis.Redis
+) -> None:
+    """enqueue.lua names a list in the queue set and the index when its push
+    finds it empty, and only then; a list a dequeue found empty (and dropped
+    from the index) is named again by the next push."""
+    b = RedisBroker(redis_url)
+    b.sync.enqueue([job(0, "t")])
+    before = {c: calls(r, c) for c in ("sadd", "hsetnx", "zadd", "lpush")}
+    assert b.sync.enqueue([job(1, "t")]) == [True]
+    assert b.sync.enqueue([job(2, "t"), job(3, "t")]) == [True, True]
+    after = {c: calls(r, c) - n for c, n in before.items()}
+    assert after == {"sadd": 0, "hsetnx": 0, "zadd": 2, "lpush": 2}
+
+    async def drain() -> int:
+        broker = RedisBroker(redis_url)
+        taken = await broker.dequeue([("normal", "t")], 10, 30, token())
+        assert await broker.dequeue([("normal", "t")], 10, 30, token()) == []
+        await broker.close()
+        return len(taken)
+
+    assert run(drain()) == 4
+    assert "normal:t" not in r.hkeys("bananas:nonempty")  # found empty
+    assert b.sync.enqueue([job(4, "t")]) == [True]
+    assert "normal:t" in r.hkeys("bananas:nonempty")
+    b.sync.close()

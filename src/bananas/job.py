@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,13 +73,45 @@ def created_at(raw: bytes | None) -> float | None:
 
 def new_job_id() -> str:
     """A random (version 4) UUID string, built without uuid.UUID's overhead."""
-    return _uuid4_text(os.urandom(16).hex())
+    return new_job_ids(1)[0]
 
 
 def new_job_ids(count: int) -> list[str]:
-    """`count` new ids from one read of the system's random source."""
+    """`count` new ids from one read of the system's random source (one id:
+    from this thread's stock, see `_spare`)."""
+    if count == 1:
+        return [_spare()]
+    return _fresh_ids(count)
+
+
+def _fresh_ids(count: int) -> list[str]:
     h = os.urandom(16 * count).hex()
     return [_uuid4_text(h[i : i + 32]) for i in range(0, 32 * count, 32)]
+
+
+# One os.urandom read costs a system call (~1.5 us on a VM, half of a
+# single `fn.enqueue()`'s encoding), so single ids come from a stock of
+# _SPARE_IDS read at once. The stock is per thread (never shared, so never
+# handed out twice) and dropped in a forked child, which would otherwise
+# hand out its parent's ids.
+_SPARE_IDS = 64
+_spares = threading.local()
+
+
+def _spare() -> str:
+    try:
+        return _spares.ids.pop()  # type: ignore[no-any-return]
+    except (AttributeError, IndexError):
+        _spares.ids = ids = _fresh_ids(_SPARE_IDS)
+        return ids.pop()
+
+
+def _forget_spares() -> None:
+    global _spares
+    _spares = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_spares)
 
 
 def _uuid4_text(h: str) -> str:

@@ -8,9 +8,10 @@
 -- the version moves), not every list it serves: with hundreds of job types
 -- the 2 keys per list per call cost a third of its drain rate.
 --
--- Every script that pushes to a ready list calls index_add, and bumps the
--- version once at its end (index_bump), so a worker's copy is never missing
--- a list that holds jobs for longer than one dequeue reply. An extra member
+-- Every script that pushes to a ready list calls index_add (enqueue.lua
+-- only when the list was empty: one that held jobs is named already), and
+-- bumps the version once at its end (index_bump), so a worker's copy is
+-- never missing a list that holds jobs for longer than one dequeue reply. An extra member
 -- (a list emptied by something other than dequeue) only costs a key in a
 -- call; dequeue drops it when it finds the list empty (its own HDEL, not
 -- here: the producer's ACL rule has no HDEL).

@@ -19,6 +19,16 @@
 -- order, which leaves the list exactly as one LPUSH per job would.
 -- A job whose record key already exists is left alone (idempotent enqueue by
 -- id: a cron firing or a client retry never creates a second job).
+-- A push onto a list that already held jobs skips the SADD and the index's
+-- HSETNX (two of the five commands of a one-job call): every script that
+-- makes a ready list non-empty names it in both (SADD here, in _route.lua
+-- and replay.lua; requeue/recover put a job back on the list it came from),
+-- the queue set never loses a member, and the index loses one only when a
+-- dequeue finds the list empty (_index.lua). A list filled by a writer that
+-- keeps no index (a Bananas before it) is found by the workers' full
+-- dequeue once a second, as before. The wake marker is set on every push:
+-- a wake-up may have taken it while the list held jobs (dequeue.lua pops
+-- the first list of its order, not the one whose marker woke it).
 --
 -- Returns: array of 1 (enqueued) / 0 (id already existed), in job order.
 
@@ -56,13 +66,18 @@ for i = 0, njobs - 1 do
     out[#out + 1] = 0
   end
 end
-for q in pairs(used) do
-  redis.call('SADD', KEYS[1], ARGV[1 + q])
-end
 for q, ids in pairs(ready) do
-  redis.call('LPUSH', KEYS[2 + 2 * q], unpack(ids))
+  -- More than these ids now: the list held jobs before, so a push already
+  -- named it in the queue set and the index (see above), and it stays named.
+  if redis.call('LPUSH', KEYS[2 + 2 * q], unpack(ids)) == #ids then
+    redis.call('SADD', KEYS[1], ARGV[1 + q])
+    index_add(KEYS[3], ARGV[1 + q])
+  end
   redis.call('ZADD', KEYS[3 + 2 * q], 0, '1')
-  index_add(KEYS[3], ARGV[1 + q])
+  used[q] = nil
+end
+for q in pairs(used) do -- queues of delayed jobs only
+  redis.call('SADD', KEYS[1], ARGV[1 + q])
 end
 index_bump(KEYS[3])
 return out
