@@ -108,7 +108,7 @@ class JobRunner:
         payload = record.payload
         if "wf" in record.fields:  # a workflow's step: its inputs (workflows/member.py)
             try:
-                payload = await member_payload(self.broker, delivery, record)
+                payload = await member_payload(self.broker, delivery, record, definition)
             except Exception as exc:  # its inputs unreadable now: an attempt that failed
                 await self._failed(delivery, record, definition, record.attempts + 1, exc, started)
                 return

@@ -38,7 +38,7 @@ class Role(StrEnum):
 ROLE_SCRIPTS: dict[Role, tuple[str, ...]] = {
     # Operator actions (the CLI, the dashboard) are not probed at a worker's start.
     Role.WORKER: tuple(n for n in SCRIPT_NAMES if n not in ("replay", "delete_dead", "cancel")),
-    Role.PRODUCER: ("enqueue", "enqueue_unique"),
+    Role.PRODUCER: ("enqueue", "enqueue_unique", "wf_enqueue"),
     Role.DASHBOARD: ("prune_workers",),  # the workers page drops silent entries
 }
 # Commands sent outside the scripts.
@@ -62,6 +62,7 @@ _PROBES: dict[str, tuple[str, ...]] = {
     "MGET": ("K",),
     "EXISTS": ("K",),
     "EXPIRE": ("K2", "5"),
+    "PERSIST": ("K2",),
     "HSET": ("K", "f", "v"),
     "HGET": ("K", "f"),
     "HMGET": ("K", "f"),
