@@ -40,6 +40,13 @@ def names(t: Tables) -> tuple[str, str]:
     return t.name("wf"), t.name("wf_steps")
 
 
+def static(t: Tables) -> str:
+    """The table of what a step keeps unchanged (its record until released,
+    its info, its dependents): apart, so that the per-member updates of a
+    10,000-member chord's callback row do not rewrite its 10,000-id info."""
+    return t.name("wf_static")
+
+
 def _bump(conn: sqlite3.Connection, t: Tables, state: str, n: int) -> None:
     conn.execute(
         f"""INSERT INTO {t.name("wf_counts")} (state, n) VALUES (?, ?)
@@ -61,7 +68,11 @@ def ensure(conn: sqlite3.Connection, t: Tables) -> None:
         f"""CREATE TABLE IF NOT EXISTS {steps} (
             id TEXT PRIMARY KEY NOT NULL, wf TEXT NOT NULL, seq INTEGER NOT NULL,
             name TEXT NOT NULL, lane TEXT NOT NULL, state TEXT NOT NULL, wait INTEGER NOT NULL,
-            next TEXT NOT NULL, record BLOB, info BLOB NOT NULL, result BLOB)"""
+            result BLOB)"""
+    )
+    conn.execute(
+        f"""CREATE TABLE IF NOT EXISTS {static(t)} (
+            id TEXT PRIMARY KEY NOT NULL, record BLOB, info BLOB NOT NULL, next TEXT NOT NULL)"""
     )
     conn.execute(f"CREATE INDEX IF NOT EXISTS {t.name('wf_steps:wf')} ON {steps} (wf, seq)")
     conn.execute(
@@ -90,19 +101,13 @@ def enqueue(store: Store, plan: WorkflowPlan, clock: Clock) -> None:
         _bump(conn, t, "running", 1)
         for seq, s in enumerate(plan.steps):
             conn.execute(
-                f"""INSERT INTO {steps} (id, wf, seq, name, lane, state, wait, next, record, info)
-                    VALUES (?, ?, ?, ?, ?, 'waiting', ?, ?, ?, ?)""",
-                (
-                    s.id,
-                    plan.id,
-                    seq,
-                    s.name,
-                    s.lane,
-                    len(s.deps),
-                    ",".join(dependents.get(s.id, ())),
-                    s.record,
-                    s.info(),
-                ),
+                f"""INSERT INTO {steps} (id, wf, seq, name, lane, state, wait)
+                    VALUES (?, ?, ?, ?, ?, 'waiting', ?)""",
+                (s.id, plan.id, seq, s.name, s.lane, len(s.deps)),
+            )
+            conn.execute(
+                f"INSERT INTO {static(t)} (id, record, info, next) VALUES (?, ?, ?, ?)",
+                (s.id, s.record, s.info(), ",".join(dependents.get(s.id, ()))),
             )
         roots = conn.execute(
             f"SELECT id FROM {steps} WHERE wf = ? AND wait = 0 ORDER BY seq", (plan.id,)
@@ -114,14 +119,17 @@ def enqueue(store: Store, plan: WorkflowPlan, clock: Clock) -> None:
 def _release(conn: sqlite3.Connection, t: Tables, step: str, clock: Clock) -> None:
     _, steps = names(t)
     row = conn.execute(
-        f"SELECT name, lane, record FROM {steps} WHERE id = ? AND state = 'waiting'", (step,)
+        f"""SELECT s.name, s.lane, b.record FROM {steps} s JOIN {static(t)} b ON b.id = s.id
+            WHERE s.id = ? AND s.state = 'waiting'""",
+        (step,),
     ).fetchone()
     if row is None:
         return
     name, lane, record = row
     route, priority = split_lane(lane)
     _insert(conn, t, NewJob(step, name, priority, record, route=route), clock)
-    conn.execute(f"UPDATE {steps} SET state = 'queued', record = NULL WHERE id = ?", (step,))
+    conn.execute(f"UPDATE {steps} SET state = 'queued' WHERE id = ?", (step,))
+    conn.execute(f"UPDATE {static(t)} SET record = NULL WHERE id = ?", (step,))
 
 
 def settle(
@@ -164,7 +172,7 @@ def settle(
         stop(conn, t, workflow_id, "failed", clock, ttl, step, str(value or ""))
         return
     conn.execute(f"UPDATE {steps} SET result = ? WHERE id = ?", (stored, step))
-    nexts = conn.execute(f"SELECT next FROM {steps} WHERE id = ?", (step,)).fetchone()[0]
+    nexts = conn.execute(f"SELECT next FROM {static(t)} WHERE id = ?", (step,)).fetchone()[0]
     for dep in filter(None, str(nexts).split(",")):
         left = conn.execute(
             f"UPDATE {steps} SET wait = wait - 1 WHERE id = ? RETURNING wait", (dep,)
@@ -199,9 +207,8 @@ def stop(
     stopped = 0
     for step, st in rows:
         if st == "waiting":
-            conn.execute(
-                f"UPDATE {steps} SET state = 'cancelled', record = NULL WHERE id = ?", (step,)
-            )
+            conn.execute(f"UPDATE {steps} SET state = 'cancelled' WHERE id = ?", (step,))
+            conn.execute(f"UPDATE {static(t)} SET record = NULL WHERE id = ?", (step,))
             _cancel_job(conn, t, step, clock, ttl)
             stopped += 1
             continue
@@ -259,6 +266,10 @@ def _purge(conn: sqlite3.Connection, t: Tables, now: float) -> None:
         )
     ]
     for workflow_id in gone:
+        conn.execute(
+            f"DELETE FROM {static(t)} WHERE id IN (SELECT id FROM {steps} WHERE wf = ?)",
+            (workflow_id,),
+        )
         conn.execute(f"DELETE FROM {steps} WHERE wf = ?", (workflow_id,))
         conn.execute(f"DELETE FROM {wf} WHERE id = ?", (workflow_id,))
 
@@ -339,8 +350,9 @@ def view(store: Store, workflow_id: str) -> WorkflowView | None:
             if row is None:
                 return None
             found = conn.execute(
-                f"""SELECT s.id, s.name, s.state, s.info, j.state, j.record, r.completed_at,
+                f"""SELECT s.id, s.name, s.state, b.info, j.state, j.record, r.completed_at,
                     r.duration_ms, r.error FROM {steps} s
+                    JOIN {static(t)} b ON b.id = s.id
                     LEFT JOIN {t.jobs} j ON j.id = s.id
                     LEFT JOIN {t.results} r ON r.id = s.id
                     WHERE s.wf = ? ORDER BY s.seq""",
@@ -434,9 +446,11 @@ def values(store: Store, workflow_id: str, ids: list[str]) -> dict[str, bytes]:
 
 
 def step_info(store: Store, step: str) -> bytes | None:
-    _, steps = names(store.t)
+    _, _steps = names(store.t)
     row: Any = _guarded(
-        lambda: store.conn.execute(f"SELECT info FROM {steps} WHERE id = ?", (step,)).fetchone(),
+        lambda: store.conn.execute(
+            f"SELECT info FROM {static(store.t)} WHERE id = ?", (step,)
+        ).fetchone(),
         None,
     )
     return None if row is None else bytes(row[0])
