@@ -50,6 +50,7 @@ from .sqlite_progress import get_progress as _get_progress
 from .sqlite_views import SQLiteViews
 from .sqlite_watch import Check, Wait, Watcher
 from .sqlite_workflows import SQLiteWorkflows
+from .sqlite_workflows import purge as purge_workflows
 
 T = TypeVar("T")
 # How often an idle wait looks for a commit: pick-up latency vs idle CPU.
@@ -306,6 +307,7 @@ class SQLiteBroker(SQLiteCancels, SQLiteViews, SQLiteProgress, SQLiteWorkflows, 
         if now >= self._next_purge:
             self._next_purge = now + PURGE_INTERVAL
             upkeep.purge(store, now, ttl=self.result_ttl)
+            purge_workflows(store, now)
 
     async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
         return await self._run(lambda s: self._recover(s, max_stalls, limit))
