@@ -18,7 +18,7 @@ import time
 import pytest
 from support import Backend, WorkerFactory, both_brokers, wait_for
 
-from bananas import Bananas, WorkflowFailed, chain, chord, group
+from bananas import Bananas, BananasError, WorkflowFailed, chain, chord, group
 from bananas.config import Settings
 
 pytestmark = pytest.mark.timeout(180)
@@ -242,3 +242,29 @@ def test_a_workflow_over_two_pools_and_two_routes(workers: WorkerFactory, target
     flow = chain(app.spec("render", k="a", _route="gpu"), app.spec("upload", k="a"))
     assert flow.enqueue().result(timeout=30) == "upload:a:render:a"
     assert runs(target, "pool", "a:gpu") == 1 and runs(target, "pool", "a:cpu") == 1
+
+
+@both_brokers
+def test_a_job_enqueued_with_depends_on_waits_for_a_workflows_steps(
+    workers: WorkerFactory, target: Backend
+) -> None:
+    app = client()
+    workers.start(APP_PATH, "--concurrency", "4")
+    flow = chain(app.spec("slow", k="dep", seconds=1.0), app.spec("upload", k="c"))
+    handle = flow.enqueue()
+    first = handle.steps[0]
+    after = app.enqueue("upload", k="after", _depends_on=[first])
+    assert after.workflow_id == handle.id
+    assert after.result(timeout=30) == "upload:after:dep"
+    assert handle.result(timeout=30) == "upload:c:dep"  # the chain's own output is unchanged
+    with pytest.raises(BananasError, match="already completed"):
+        app.enqueue("upload", k="late", _depends_on=[handle])
+    with pytest.raises(BananasError, match="not a step of a workflow"):
+        app.enqueue("upload", k="plain", _depends_on=[app.enqueue("ident", i=1)])
+
+    async def from_async() -> object:
+        second = await chain(app.spec("slow", k="dep2", seconds=0.5)).enqueue_async()
+        job = await app.enqueue_async("upload", k="a2", _depends_on=[second])
+        return await job.wait(timeout=30)
+
+    assert asyncio.run(from_async()) == "upload:a2:dep2"

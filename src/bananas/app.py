@@ -275,12 +275,24 @@ class Bananas:
     def enqueue(
         self, name: str, payload: dict[str, Any] | None = None, /, **kwargs: Any
     ) -> JobHandle:
-        """Enqueue one job by type name (sync)."""
+        """Enqueue one job by type name (sync). `_depends_on=[handle, ...]`:
+        it waits for steps of a workflow (docs/workflows.md)."""
+        if "_depends_on" in kwargs:
+            from .workflows.depends import enqueue_after_sync
+
+            deps = kwargs.pop("_depends_on")
+            return enqueue_after_sync(self, self.spec(name, payload, **kwargs), deps)
         return self.enqueue_many([self.spec(name, payload, **kwargs)])[0]
 
     async def enqueue_async(
         self, name: str, payload: dict[str, Any] | None = None, /, **kwargs: Any
     ) -> JobHandle:
+        if "_depends_on" in kwargs:
+            from .workflows.depends import enqueue_after
+
+            deps = kwargs.pop("_depends_on")
+            spec = self.spec(name, payload, **kwargs)
+            return await enqueue_after(self, self.async_broker(), spec, deps)
         return (await self.enqueue_many_async([self.spec(name, payload, **kwargs)]))[0]
 
     def enqueue_many(

@@ -12,7 +12,7 @@ import orjson
 from bananas import Bananas, chain, chord, group
 from bananas.brokers import Broker
 from bananas.brokers.base import CancelOutcome, DeadInfo, Delivery
-from bananas.brokers.workflow_records import WorkflowPlan, member_of
+from bananas.brokers.workflow_records import PlannedStep, WorkflowPlan, member_of
 from bananas.config import Settings
 from bananas.workflows.canvas import Canvas
 from bananas.workflows.plan import plan_of
@@ -301,3 +301,55 @@ async def test_the_ids_of_a_workflow_share_one_partition(broker: Broker) -> None
         from bananas.brokers.redis.partitions import partition_of
 
         assert {partition_of(i, count) for i in [first, *ids]} == {partition_of(first, count)}
+
+
+def added(broker: Broker, plan: WorkflowPlan, deps: list[str]) -> PlannedStep:
+    step_id = broker.new_member_id(plan.id)
+    raw = orjson.loads(APP.build_jobs([APP.spec("t", late=1, _job_id=step_id)])[0].record)
+    raw.update({"wf": plan.id, "wf_in": "previous"})
+    shape: Any = deps[0] if len(deps) == 1 else deps
+    return PlannedStep(step_id, "t", "normal", orjson.dumps(raw), deps, "previous", shape, 99)
+
+
+async def test_a_step_added_after_running_steps_waits_for_them(broker: Broker) -> None:
+    plan = await start(broker, group([t(i=0), t(i=1)]))
+    a, b = (s.id for s in plan.steps)
+    late = added(broker, plan, [a, b])
+    assert await broker.add_step(plan.id, late) == "added"
+    assert await broker.add_step(plan.id, late) == "added"  # sent again: once
+    first = await lease(broker)
+    await finish(broker, first, "x")
+    second = await lease(broker)
+    assert await queued(broker) == 0
+    await finish(broker, second, "y")
+    third = await lease(broker)
+    assert third.id == late.id
+    kind, value = await broker.workflow_inputs(plan.id, late.id) or ("", None)
+    assert kind == "previous" and isinstance(value, list) and sorted(value) == ["x", "y"]
+    assert await state(broker, plan) == "running"  # the added step counts
+    await finish(broker, third, "z")
+    head = await broker.workflow_head(plan.id)
+    assert head is not None and (head.state, head.total, head.done) == ("completed", 3, 3)
+
+
+async def test_a_step_added_after_finished_steps_is_ready_at_once(broker: Broker) -> None:
+    plan = await start(broker, chain(t(i=0), t(i=1)))
+    a, _ = (s.id for s in plan.steps)
+    await finish(broker, await lease(broker), "a")
+    assert await broker.add_step(plan.id, added(broker, plan, [a])) == "released"
+    assert await queued(broker) == 2  # the chain's second step and the added one
+    ghost = added(broker, plan, ["0c3c7d4e-0000-4000-8000-000000000000"])
+    assert await broker.add_step(plan.id, ghost) == "no_step"
+
+
+async def test_a_final_workflow_takes_no_step_and_a_failing_one_cancels_it(
+    broker: Broker,
+) -> None:
+    plan = await start(broker, chain(t(i=0), t(i=1)))
+    a, _ = (s.id for s in plan.steps)
+    late = added(broker, plan, [a])
+    assert await broker.add_step(plan.id, late) == "added"
+    await bury(broker, await lease(broker))
+    result = await broker.get_result(late.id)
+    assert result is not None and result.status == "cancelled"
+    assert await broker.add_step(plan.id, added(broker, plan, [a])) == "failed"

@@ -31,6 +31,7 @@ from .records import (
 )
 from .workflow_records import (
     WORKFLOW_STATES,
+    PlannedStep,
     WorkflowHead,
     WorkflowPlan,
     WorkflowView,
@@ -196,6 +197,17 @@ class Workflows(abc.ABC):
         """Write the whole plan: its steps without dependencies are made
         ready, the others wait in the workflow's store until the transition
         that settles their last dependency releases them."""
+
+    def new_member_id(self, workflow_id: str) -> str:
+        """An id for a step added to a workflow (in its partition)."""
+        return new_job_ids(1)[0]
+
+    @abc.abstractmethod
+    async def add_step(self, workflow_id: str, step: PlannedStep) -> str:
+        """Add a step to a running workflow after `step.deps` (steps of it):
+        'added' (it waits), 'released' (its dependencies were all final),
+        or why not: the workflow's final state, 'building', 'unknown',
+        'no_step' (a dependency is not a step of it)."""
 
     @abc.abstractmethod
     async def workflow(self, workflow_id: str) -> WorkflowView | None:

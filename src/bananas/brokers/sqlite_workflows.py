@@ -36,6 +36,7 @@ from .sqlite_workflow_reads import (
 )
 from .workflow_records import (
     FINAL_STEP_STATES,
+    PlannedStep,
     WorkflowHead,
     WorkflowPlan,
     WorkflowView,
@@ -264,6 +265,55 @@ def cancel(store: Store, workflow_id: str, clock: Clock, ttl: int) -> str | None
     return "cancelled"
 
 
+def add_step(store: Store, workflow_id: str, step: PlannedStep, clock: Clock) -> str:
+    """lua/wf_add.lua: a step added to a running workflow after some of its steps."""
+    t = store.t
+    wf, steps = names(t)
+    with store.write() as conn:
+        try:
+            row = conn.execute(f"SELECT state FROM {wf} WHERE id = ?", (workflow_id,)).fetchone()
+        except sqlite3.OperationalError as exc:
+            if missing(exc):
+                return "unknown"
+            raise
+        if row is None:
+            return "unknown"
+        if row[0] != "running":
+            return str(row[0])
+        states = {}
+        for dep in step.deps:
+            found = conn.execute(
+                f"SELECT state FROM {steps} WHERE id = ? AND wf = ?", (dep, workflow_id)
+            ).fetchone()
+            if found is None:
+                return "no_step"
+            states[dep] = found[0]
+        if conn.execute(f"SELECT 1 FROM {steps} WHERE id = ?", (step.id,)).fetchone():
+            return "added"  # sent again
+        open_deps = [d for d, st in states.items() if st not in FINAL_STEP_STATES]
+        seq = conn.execute(f"SELECT total FROM {wf} WHERE id = ?", (workflow_id,)).fetchone()[0]
+        conn.execute(
+            f"""INSERT INTO {steps} (id, wf, seq, name, lane, state, wait)
+                VALUES (?, ?, ?, ?, ?, 'waiting', ?)""",
+            (step.id, workflow_id, seq, step.name, step.lane, len(open_deps)),
+        )
+        conn.execute(
+            f"INSERT INTO {static(t)} (id, record, info, next) VALUES (?, ?, ?, '')",
+            (step.id, step.record, step.info()),
+        )
+        conn.execute(f"UPDATE {wf} SET total = total + 1 WHERE id = ?", (workflow_id,))
+        for dep in open_deps:
+            conn.execute(
+                f"""UPDATE {static(t)} SET next = CASE WHEN next = '' THEN ? ELSE next || ',' || ?
+                    END WHERE id = ?""",
+                (step.id, step.id, dep),
+            )
+        if open_deps:
+            return "added"
+        _release(conn, t, step.id, clock)
+    return "released"
+
+
 def settle_raw(
     conn: sqlite3.Connection,
     t: Tables,
@@ -313,6 +363,10 @@ class SQLiteWorkflows:
     async def enqueue_workflow(self, plan: WorkflowPlan) -> None:
         clock = Clock(*_now())
         await self._run(lambda s: enqueue(s, plan, clock))
+
+    async def add_step(self, workflow_id: str, step: PlannedStep) -> str:
+        clock = Clock(*_now())
+        return await self._run(lambda s: add_step(s, workflow_id, step, clock))
 
     async def workflow(self, workflow_id: str) -> WorkflowView | None:
         return await self._read(lambda s: view(s, workflow_id))

@@ -41,7 +41,7 @@ class WorkflowHandle:
     @property
     def steps(self) -> list[JobHandle]:
         """A JobHandle per step, in plan order."""
-        return [JobHandle(self.app, step) for step in self.step_ids]
+        return [JobHandle(self.app, step, workflow_id=self.id) for step in self.step_ids]
 
     def result(self, timeout: float = 30.0) -> Any:
         """Block until the workflow is final; return its result (a chain's

@@ -86,4 +86,5 @@ SCRIPT_NAMES = (
     "wf_enqueue",
     "wf_complete",
     "wf_cancel",
+    "wf_add",
 )

@@ -427,3 +427,32 @@ def wf_enqueue(
 
 def wf_cancel(*, wf: str, id: str, wf_context: str) -> Call:
     return _call("wf_cancel", [wf], [id, wf_context])
+
+
+def wf_add(
+    *,
+    wf: str,
+    steps: str,
+    info: str,
+    wait: str,
+    rec: str,
+    queue: str,
+    next: str,
+    queues: str,
+    index: str,
+    id: str,
+    step: str,
+    record: bytes,
+    member: str,
+    info_json: bytes,
+    job_prefix: str,
+    ready_prefix: str,
+    marker_prefix: str,
+    dep: Sequence[tuple[str]],
+) -> Call:
+    """dep items: (dep,), the steps it waits for."""
+    return _call(
+        "wf_add",
+        [wf, steps, info, wait, rec, queue, next, queues, index],
+        [id, step, record, member, info_json, job_prefix, ready_prefix, marker_prefix, *_flat(dep)],
+    )

@@ -19,6 +19,7 @@ from ...job import new_job_ids, now_iso, wire_durations
 from ...keys import Keys
 from ..records import THROUGHPUT_KEEP_S, Delivery
 from ..workflow_records import (
+    PlannedStep,
     StepView,
     WorkflowHead,
     WorkflowPlan,
@@ -142,6 +143,30 @@ class RedisWorkflows:
                 ],
             )
             await self._run(call)
+
+    async def add_step(self, workflow_id: str, step: PlannedStep) -> str:
+        k, wf = self.keys, workflow_id
+        call = scripts.wf_add(
+            wf=k.wf(wf),
+            steps=k.wf(wf, "steps"),
+            info=k.wf(wf, "info"),
+            wait=k.wf(wf, "wait"),
+            rec=k.wf(wf, "rec"),
+            queue=k.wf(wf, "queue"),
+            next=k.wf(wf, "next"),
+            queues=k.queues,
+            index=k.nonempty,
+            id=wf,
+            step=step.id,
+            record=step.record,
+            member=step.member,
+            info_json=step.info(),
+            job_prefix=k.job_prefix,
+            ready_prefix=k.ready_prefix,
+            marker_prefix=k.marker_prefix,
+            dep=[(d,) for d in step.deps],
+        )
+        return _text(await self._run(call))
 
     async def workflow_head(self, workflow_id: str) -> WorkflowHead | None:
         with redis_errors():
@@ -296,6 +321,17 @@ class PartitionedWorkflows:
 
     async def prepare_workflows(self) -> None:
         await self.parts()
+
+    def new_member_id(self, workflow_id: str) -> str:
+        home = partition_of(workflow_id, self.count)
+        while True:
+            for candidate in new_job_ids(16 * max(1, self.count)):
+                if partition_of(candidate, self.count) == home:
+                    return candidate
+
+    async def add_step(self, workflow_id: str, step: PlannedStep) -> str:
+        reply: str = await self.on_job(workflow_id, lambda b: b.add_step(workflow_id, step))
+        return reply
 
     async def enqueue_workflow(self, plan: WorkflowPlan) -> None:
         await self.on_job(plan.id, lambda b: b.enqueue_workflow(plan))
