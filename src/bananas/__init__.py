@@ -18,6 +18,7 @@ from .errors import (
 )
 from .handle import JobHandle
 from .vocabulary import Priority, Status
+from .workflows import WorkflowFailed, WorkflowHandle, chain, chord, group
 
 __all__ = [
     "ArgumentsError",
@@ -39,7 +40,12 @@ __all__ = [
     "Priority",
     "ReplicationTimeout",
     "Status",
+    "WorkflowFailed",
+    "WorkflowHandle",
+    "chain",
+    "chord",
     "current_job",
+    "group",
 ]
 
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ in specs.py. This module holds the object that ties them to a broker."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, Never, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Generic, Never, ParamSpec, TypeVar, Unpack, overload
 
 from .brokers import Broker, from_url
 from .brokers.base import NewJob
@@ -22,6 +22,9 @@ from .options import EnqueueOptions, JobOptions, bind_options
 from .schedules import Schedule, zone
 from .specs import JobSpec, encode_specs, make_spec
 from .vocabulary import Priority
+
+if TYPE_CHECKING:
+    from .workflows import WorkflowHandle
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,6 +51,10 @@ class JobFunction(Generic[P, R]):
         if args:
             raise self.definition.positional_error(len(args))
         return self.app.spec(self.name, **kwargs)
+
+    def si(self, *args: Never, **kwargs: Any) -> JobSpec:
+        """`spec(...).immutable()`: a workflow step that gets only its payload."""
+        return self.spec(*args, **kwargs).immutable()
 
     def enqueue(self, *args: Never, **kwargs: Any) -> JobHandle:
         if args:
@@ -257,7 +264,9 @@ class Bananas:
         `_priority`, `_job_id`, `_description`, `_max_retries` are options.
         `name` and `payload` are positional-only, so a handler may have
         parameters of those names (`send_welcome.enqueue(name="Ada")`)."""
-        return make_spec(self.handlers.get(name), name, payload, kwargs)
+        spec = make_spec(self.handlers.get(name), name, payload, kwargs)
+        spec.app = self  # a workflow finds its app from its specs
+        return spec
 
     def build_jobs(self, specs: Iterable[JobSpec | tuple[str, dict[str, Any]]]) -> list[NewJob]:
         """Encode specs into records ready for `Broker.enqueue` (no I/O)."""
@@ -266,12 +275,24 @@ class Bananas:
     def enqueue(
         self, name: str, payload: dict[str, Any] | None = None, /, **kwargs: Any
     ) -> JobHandle:
-        """Enqueue one job by type name (sync)."""
+        """Enqueue one job by type name (sync). `_depends_on=[handle, ...]`:
+        it waits for steps of a workflow (docs/workflows.md)."""
+        if "_depends_on" in kwargs:
+            from .workflows.depends import enqueue_after_sync
+
+            deps = kwargs.pop("_depends_on")
+            return enqueue_after_sync(self, self.spec(name, payload, **kwargs), deps)
         return self.enqueue_many([self.spec(name, payload, **kwargs)])[0]
 
     async def enqueue_async(
         self, name: str, payload: dict[str, Any] | None = None, /, **kwargs: Any
     ) -> JobHandle:
+        if "_depends_on" in kwargs:
+            from .workflows.depends import enqueue_after
+
+            deps = kwargs.pop("_depends_on")
+            spec = self.spec(name, payload, **kwargs)
+            return await enqueue_after(self, self.async_broker(), spec, deps)
         return (await self.enqueue_many_async([self.spec(name, payload, **kwargs)]))[0]
 
     def enqueue_many(
@@ -297,6 +318,12 @@ class Bananas:
 
     def handle(self, job_id: str) -> JobHandle:
         return JobHandle(self, job_id)
+
+    def workflow(self, workflow_id: str) -> WorkflowHandle:
+        """The handle of a workflow enqueued earlier (docs/workflows.md)."""
+        from .workflows import WorkflowHandle
+
+        return WorkflowHandle(self, workflow_id)
 
     async def aclose(self) -> None:
         await self._brokers.aclose()

@@ -29,9 +29,13 @@ class JobInfo(JobResult):
 
 
 class JobHandle:
-    def __init__(self, app: Bananas, job_id: str, *, duplicate: bool = False) -> None:
+    def __init__(
+        self, app: Bananas, job_id: str, *, duplicate: bool = False, workflow_id: str = ""
+    ) -> None:
         self.app = app
         self.id = job_id
+        # The workflow the job is a step of, when known (docs/workflows.md).
+        self.workflow_id = workflow_id
         # True: the enqueue of a unique job created nothing; this is the handle
         # of the live job that holds its key (docs/control.md).
         self.duplicate = duplicate

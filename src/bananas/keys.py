@@ -228,3 +228,58 @@ class Keys:
         """Hash {fraction, message, attempt, updated_at} a running job last
         reported (progress.lua); expires like its result."""
         return f"{self.prefix}:progress:{job_id}"
+
+    # -- workflows (docs/workflows.md) -----------------------------------------
+    @property
+    def wf_prefix(self) -> str:
+        """A workflow's keys are wf:{id} (hash: state, policy, total, done,
+        output, ...) and wf:{id}:<part> (WF_PARTS), all in its partition."""
+        return f"{self.prefix}:wf:"
+
+    def wf(self, workflow_id: str, part: str = "") -> str:
+        return f"{self.prefix}:wf:{workflow_id}" + (f":{part}" if part else "")
+
+    @property
+    def workflows(self) -> str:
+        """Sorted set of running workflow ids scored by creation (unix ms)."""
+        return f"{self.prefix}:workflows"
+
+    @property
+    def workflow_counts(self) -> str:
+        """Hash state -> number of workflows that reached it (running: now)."""
+        return f"{self.prefix}:workflows:count"
+
+    def wf_context(self, ttl: str, publish: str, iso: str) -> str:
+        """What a member's final transition needs to reach its workflow
+        (lua/_wf.lua), packed in one ARGV: tab-separated, in this order."""
+        return "\t".join(
+            (
+                self.wf_prefix,
+                self.job_prefix,
+                self.result_prefix,
+                self.ready_prefix,
+                self.marker_prefix,
+                self.queues,
+                self.nonempty,
+                self.active,
+                self.scheduled,
+                self.cancels,
+                self.cancelled,
+                self.workflows,
+                self.workflow_counts,
+                self.notify_prefix,
+                publish,
+                ttl,
+                iso,
+            )
+        )
+
+
+WF_PARTS = ("steps", "info", "wait", "rec", "queue", "next", "res")
+"""wf:{id}:steps  hash step -> StepState
+wf:{id}:info   hash step -> static JSON {name, deps, in, shape}
+wf:{id}:wait   hash step -> dependencies not final yet (waiting steps)
+wf:{id}:rec    hash step -> the job record of a waiting step
+wf:{id}:queue  hash step -> its queue member "lane:type"
+wf:{id}:next   hash step -> comma-separated ids of the steps depending on it
+wf:{id}:res    hash step -> result JSON (or the error under on_failure=continue)"""

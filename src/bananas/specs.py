@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from .brokers.base import NewJob
 from .definitions import JobDefinition
 from .durations import parse_duration
-from .errors import BananasError, PayloadError
+from .errors import ArgumentsError, BananasError, PayloadError
 from .job import (
     assemble_record,
     check_priority,
@@ -56,6 +56,15 @@ class JobSpec:
     # caller's key (None: the job type and payload are the key).
     unique_for: float | None = None
     unique_key: str | None = None
+    # A workflow step (docs/workflows.md): True, it gets only its own payload,
+    # not its predecessor's result (`previous`) or its header's (`results`).
+    ignore_previous: bool = False
+    app: Any = field(default=None, repr=False, compare=False)  # whose spec (Bananas.spec)
+
+    def immutable(self) -> JobSpec:
+        """This spec as a workflow step that receives nothing from the
+        steps before it (Celery's `si`): only its own payload."""
+        return replace(self, ignore_previous=True)
 
 
 def make_spec(
@@ -86,7 +95,11 @@ def make_spec(
         priority, max_retries = definition.priority, definition.max_retries
         route, unique_for = definition.route, definition.unique_for
         if isinstance(payload, dict):  # anything else: encode_payload says what is wrong
-            definition.check_arguments(payload)
+            try:
+                definition.check_arguments(payload)
+            except ArgumentsError:
+                # A workflow step's `previous` / `results` come at run time.
+                definition.check_arguments({**payload, **_inputs_for(definition, payload)})
     if not options:  # the common case
         return JobSpec(
             name, payload, priority, max_retries=max_retries, route=route, unique_for=unique_for
@@ -188,6 +201,11 @@ def encode_specs(
             new.unique, new.unique_ms = unique
         jobs.append(new)
     return jobs
+
+
+def _inputs_for(definition: JobDefinition, payload: dict[str, Any]) -> dict[str, Any]:
+    required = definition.shape[1]
+    return {k: None for k in ("previous", "results") if k in required and k not in payload}
 
 
 def _seconds(value: Any, option: str) -> float | None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
-from ..errors import UniqueConflict
-from ..job import decode_record
+import orjson
+
+from ..errors import BananasError, UniqueConflict
+from ..job import decode_record, new_job_ids
 from ..keys import lane
 from ..vocabulary import JobState, WorkerInfo, check_state
 from .records import (
@@ -26,6 +28,15 @@ from .records import (
     decode_workers,
     encode_worker,
     record_unique,
+)
+from .workflow_records import (
+    WORKFLOW_STATES,
+    PlannedStep,
+    WorkflowHead,
+    WorkflowPlan,
+    WorkflowView,
+    assemble,
+    shape_ids,
 )
 
 
@@ -160,3 +171,98 @@ class ForeignRouting(abc.ABC):
         """Route jobs other clients pushed without routing: the Redis plain
         list of `priority` (route None), or the Go scheduler's list of due
         jobs of `route` (bananas:route:{route}:queue:{priority})."""
+
+
+class Workflows(abc.ABC):
+    """Workflows (docs/workflows.md): a plan written at once, read back for
+    the handles, the worker (a step's inputs) and the views. `workflow` and
+    `count_workflows` are the views' read API (the `bananas workflow` tree,
+    the dashboard graph, the metrics). The settling of members is on the
+    worker path (a Delivery whose `workflow` is set settles through the
+    member variant of complete / bury / cancelled)."""
+
+    async def prepare_workflows(self) -> None:
+        """Whatever `new_workflow_ids` needs to know first (a cluster: its
+        partition count); nothing by default."""
+        return None
+
+    def new_workflow_ids(self, count: int) -> tuple[str, list[str]]:
+        """A workflow id and `count` member ids. A broker that partitions
+        its keyspace picks them so that every id is in one partition."""
+        first, *rest = new_job_ids(count + 1)
+        return first, rest
+
+    @abc.abstractmethod
+    async def enqueue_workflow(self, plan: WorkflowPlan) -> None:
+        """Write the whole plan: its steps without dependencies are made
+        ready, the others wait in the workflow's store until the transition
+        that settles their last dependency releases them."""
+
+    def new_member_id(self, workflow_id: str) -> str:
+        """An id for a step added to a workflow (in its partition)."""
+        return new_job_ids(1)[0]
+
+    @abc.abstractmethod
+    async def add_step(self, workflow_id: str, step: PlannedStep) -> str:
+        """Add a step to a running workflow after `step.deps` (steps of it):
+        'added' (it waits), 'released' (its dependencies were all final),
+        or why not: the workflow's final state, 'building', 'unknown',
+        'no_step' (a dependency is not a step of it)."""
+
+    @abc.abstractmethod
+    async def workflow(self, workflow_id: str) -> WorkflowView | None:
+        """The workflow with every step (the views' read API); None if
+        unknown or expired."""
+
+    @abc.abstractmethod
+    async def workflow_head(self, workflow_id: str) -> WorkflowHead | None:
+        """The workflow's own fields, without reading its steps."""
+
+    async def count_workflows(self, state: str) -> int:
+        """Workflows in one of WORKFLOW_STATES (final ones: since they were
+        created in this keyspace; the counters outlive the expired workflows)."""
+        if state not in WORKFLOW_STATES:
+            raise BananasError(
+                f"unknown workflow state {state!r} (allowed: {', '.join(WORKFLOW_STATES)})"
+            )
+        return await self._count_workflows(state)
+
+    @abc.abstractmethod
+    async def _count_workflows(self, state: str) -> int: ...
+
+    @abc.abstractmethod
+    async def list_workflows(self, limit: int = 50) -> list[str]:
+        """Ids of running workflows, oldest first (at most `limit`)."""
+
+    @abc.abstractmethod
+    async def cancel_workflow(self, workflow_id: str) -> str | None:
+        """Cancel what has not finished: waiting and queued steps become
+        cancelled at once, running ones are told to stop (they settle
+        cancelled). Returns the workflow's state after (CANCELLED, or the
+        final state it already had); None if unknown."""
+
+    @abc.abstractmethod
+    async def workflow_values(self, workflow_id: str, ids: list[str]) -> dict[str, bytes]:
+        """The stored results (JSON text) of these steps that have one."""
+
+    @abc.abstractmethod
+    async def _step_info(self, workflow_id: str, step_id: str) -> bytes | None: ...
+
+    async def workflow_inputs(self, workflow_id: str, step_id: str) -> tuple[str, object] | None:
+        """What a step receives: (its keyword, the assembled results of
+        the steps it depends on), decoded; None when it takes nothing."""
+        raw = await self._step_info(workflow_id, step_id)
+        if raw is None:
+            return None
+        info = orjson.loads(raw)
+        kind, shape = info.get("in") or "", info.get("shape")
+        if not kind:
+            return None
+        found = await self.workflow_values(workflow_id, shape_ids(shape))
+        values = {k: orjson.loads(v) for k, v in found.items()}
+        return kind, assemble(shape, values)
+
+    async def workflow_output(self, head: WorkflowHead) -> object:
+        """A completed workflow's result, assembled from its output shape."""
+        found = await self.workflow_values(head.id, shape_ids(head.output))
+        return assemble(head.output, {k: orjson.loads(v) for k, v in found.items()})

@@ -121,6 +121,9 @@ class Delivery:
     held_until: float = float("inf")
     # Someone cancelled the job while this worker held it (worker/cancels.py).
     cancel_requested: bool = False
+    # The workflow the job is a step of (its record's `wf`, set by the
+    # runner): it then settles through the member transitions (workflows.md).
+    workflow: str | None = None
 
 
 @dataclass(slots=True)

@@ -49,6 +49,8 @@ from .sqlite_progress import SQLiteProgress
 from .sqlite_progress import get_progress as _get_progress
 from .sqlite_views import SQLiteViews
 from .sqlite_watch import Check, Wait, Watcher
+from .sqlite_workflows import SQLiteWorkflows
+from .sqlite_workflows import purge as purge_workflows
 
 T = TypeVar("T")
 # How often an idle wait looks for a commit: pick-up latency vs idle CPU.
@@ -61,7 +63,7 @@ def _clock() -> Clock:
     return Clock(time.time(), now_iso())
 
 
-class SQLiteBroker(SQLiteCancels, SQLiteViews, SQLiteProgress, Broker):
+class SQLiteBroker(SQLiteCancels, SQLiteViews, SQLiteProgress, SQLiteWorkflows, Broker):
     def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
         self.url = url
         self.path = path_from_url(url)
@@ -272,8 +274,10 @@ class SQLiteBroker(SQLiteCancels, SQLiteViews, SQLiteProgress, Broker):
         self, delivery: Delivery, record: bytes, result: bytes | None, duration_ms: float
     ) -> bool:
         outcome = Outcome("completed", duration_ms, self._ttl, result=result)
+        clock = _clock()
+        after = self._member_settle(delivery, "completed", result, clock)
         return await self._run(
-            lambda s: ops.complete(s, delivery, record, outcome, _clock(), KEEP_COMPLETED)
+            lambda s: ops.complete(s, delivery, record, outcome, clock, KEEP_COMPLETED, after)
         )
 
     async def retry(self, delivery: Delivery, record: bytes, delay_seconds: float) -> bool:
@@ -283,7 +287,9 @@ class SQLiteBroker(SQLiteCancels, SQLiteViews, SQLiteProgress, Broker):
         self, delivery: Delivery, record: bytes | None, info: DeadInfo, duration_ms: float
     ) -> bool:
         outcome = Outcome("failed", duration_ms, self._ttl, error=info.result_error)
-        return await self._run(lambda s: ops.bury(s, delivery, record, info, outcome, _clock()))
+        clock = _clock()
+        after = self._member_settle(delivery, "failed", info.result_error, clock)
+        return await self._run(lambda s: ops.bury(s, delivery, record, info, outcome, clock, after))
 
     async def _requeue(self, deliveries: Sequence[Delivery]) -> int:
         return await self._run(lambda s: ops.requeue(s, deliveries))
@@ -301,6 +307,7 @@ class SQLiteBroker(SQLiteCancels, SQLiteViews, SQLiteProgress, Broker):
         if now >= self._next_purge:
             self._next_purge = now + PURGE_INTERVAL
             upkeep.purge(store, now, ttl=self.result_ttl)
+            purge_workflows(store, now)
 
     async def recover_expired(self, max_stalls: int, limit: int = 500) -> Recovered:
         return await self._run(lambda s: self._recover(s, max_stalls, limit))

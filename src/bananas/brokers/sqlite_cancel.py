@@ -16,6 +16,7 @@ from typing import TypeVar
 from ..errors import InvalidRecord
 from ..job import decode_record, now_iso
 from . import sqlite_unique
+from . import sqlite_workflows as wf
 from .records import CancelOutcome, Delivery, cancelled_record
 from .sqlite_db import Store
 from .sqlite_ops import Clock, Outcome, _holds, _set_result, _settled_by
@@ -66,6 +67,7 @@ def cancel(store: Store, job_id: str, clock: Clock, ttl: int) -> CancelOutcome:
         )
         _set_result(conn, t, job_id, clock, Outcome("cancelled", 0.0, ttl, error="cancelled"))
         sqlite_unique.release(conn, t, [job_id])  # final: its unique key is free
+        wf.settle_raw(conn, t, raw, job_id, "cancelled", "cancelled", clock, ttl)
     return CancelOutcome.CANCELLED
 
 
@@ -86,6 +88,17 @@ def settle_cancelled(
         conn.execute(f"DELETE FROM {t.cancels} WHERE id = ?", (delivery.id,))
         _set_result(conn, t, delivery.id, clock, outcome)
         sqlite_unique.release(conn, t, [delivery.id])
+        if delivery.workflow is not None:
+            wf.settle(
+                conn,
+                t,
+                delivery.workflow,
+                delivery.id,
+                "cancelled",
+                "cancelled",
+                clock,
+                outcome.ttl,
+            )
     return True
 
 

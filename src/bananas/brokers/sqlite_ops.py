@@ -10,7 +10,7 @@ thread and take the clock from their caller, so one transition sees one time.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from ..errors import CancelRequested
@@ -70,6 +70,9 @@ def _settled_by(conn: sqlite3.Connection, t: Tables, job_id: str, token: str, st
     ).fetchone()
     return row is not None
 
+
+After = Callable[[sqlite3.Connection], None] | None
+"""More of the same transaction: a workflow member's move (sqlite_workflows.py)."""
 
 Where = tuple[str, str, str]
 """A queue as the tables name it: (route, priority, job type)."""
@@ -235,7 +238,13 @@ def extend(
 
 
 def complete(
-    store: Store, delivery: Delivery, record: bytes, outcome: Outcome, clock: Clock, keep: int
+    store: Store,
+    delivery: Delivery,
+    record: bytes,
+    outcome: Outcome,
+    clock: Clock,
+    keep: int,
+    after: After = None,
 ) -> bool:
     t = store.t
     with store.write() as conn:
@@ -254,6 +263,8 @@ def complete(
         conn.execute(f"DELETE FROM {t.completed} WHERE seq <= ?", ((cur.lastrowid or 0) - keep,))
         _count(conn, t, clock, "completed")
         unique.release(conn, t, [delivery.id])
+        if after is not None:
+            after(conn)
     return True
 
 
@@ -281,6 +292,7 @@ def bury(
     info: DeadInfo,
     outcome: Outcome,
     clock: Clock,
+    after: After = None,
 ) -> bool:
     t = store.t
     with store.write() as conn:
@@ -299,6 +311,8 @@ def bury(
         _set_result(conn, t, delivery.id, clock, outcome)
         _count(conn, t, clock, "failed")
         unique.release(conn, t, [delivery.id])
+        if after is not None:
+            after(conn)
     return True
 
 

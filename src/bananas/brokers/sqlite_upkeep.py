@@ -12,6 +12,7 @@ import orjson
 from ..routes import DEFAULT_ROUTE, check_route
 from ..vocabulary import PRIORITY_NAMES
 from . import sqlite_unique as unique
+from . import sqlite_workflows as wf
 from .records import (
     THROUGHPUT_KEEP_S,
     DeadInfo,
@@ -123,6 +124,7 @@ def _bury_stalled(
     record = stalled_record(raw, reason)
     if record is not None:
         conn.execute(f"UPDATE {t.jobs} SET record = ? WHERE id = ?", (record, job_id))
+    wf.settle_raw(conn, t, raw, job_id, "failed", reason, clock, ttl)  # a workflow's step
 
 
 def recover(store: Store, max_stalls: int, limit: int, clock: Clock, ttl: int) -> Recovered:
@@ -199,14 +201,20 @@ def purge(store: Store, now: float, limit: int = 1000, ttl: float | None = None)
 
 
 # -- dead letters ------------------------------------------------------------------
-def delete_dead(store: Store, job_id: str) -> bool:
+def delete_dead(store: Store, job_id: str, clock: Clock | None = None, ttl: int = 86400) -> bool:
     t = store.t
     with store.write() as conn:
-        cur = conn.execute(f"DELETE FROM {t.jobs} WHERE id = ? AND state = 'dead'", (job_id,))
-        if cur.rowcount == 0:
+        cur = conn.execute(
+            f"DELETE FROM {t.jobs} WHERE id = ? AND state = 'dead' RETURNING record", (job_id,)
+        )
+        gone = cur.fetchone()
+        if gone is None:
             return False
         conn.execute(f"DELETE FROM {t.results} WHERE id = ?", (job_id,))
         unique.release(conn, t, [job_id])
+        if clock is not None:  # a workflow's step: a no-op after its bury reached it
+            reason = "deleted from the dead letters"
+            wf.settle_raw(conn, t, gone[0], job_id, "failed", reason, clock, ttl)
     return True
 
 

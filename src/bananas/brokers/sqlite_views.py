@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from ..job import now_iso
 from ..vocabulary import JobState
 from . import sqlite_inspect as inspect
 from . import sqlite_upkeep as upkeep
@@ -24,11 +25,14 @@ from .records import (
     Unique,
 )
 from .sqlite_db import Store
+from .sqlite_ops import Clock
 
 T = TypeVar("T")
 
 
 class SQLiteViews:
+    _ttl: int
+
     async def _read(self, fn: Callable[[Store], T]) -> T:
         raise NotImplementedError
 
@@ -73,7 +77,8 @@ class SQLiteViews:
         return await self._read(lambda s: inspect.list_dead(s, offset, limit))
 
     async def delete_dead(self, job_id: str) -> bool:
-        return await self._run(lambda s: upkeep.delete_dead(s, job_id))
+        clock = Clock(time.time(), now_iso())
+        return await self._run(lambda s: upkeep.delete_dead(s, job_id, clock, self._ttl))
 
     async def _replay(
         self, job_id: str, record: bytes, priority: str, name: str, unique: Unique | None

@@ -25,6 +25,7 @@ import orjson
 from ..app import JobDefinition
 from ..brokers.base import Broker, DeadInfo, Delivery
 from ..brokers.records import CANCELLED, cancelled_record
+from ..brokers.workflow_records import member_of
 from ..config import Settings
 from ..context import JobContext, set_current
 from ..errors import (
@@ -40,6 +41,7 @@ from ..logs import EventLog
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink
 from ..vocabulary import DeadReason, Status
+from ..workflows.member import member_payload
 from .executors import Executors, Requeue
 from .job_hooks import JobHooks, rejected, run_started
 from .progress import ProgressHub
@@ -92,6 +94,8 @@ class JobRunner:
         except InvalidRecord as exc:
             await self._reject(delivery, None, f"invalid job record: {exc}")
             return
+        if "wf" in record.fields:  # a workflow's step: it settles as a member
+            delivery.workflow = member_of(record.fields) or None
         definition = self.handlers.get(record.name)
         if definition is None:
             await self._reject(
@@ -101,8 +105,15 @@ class JobRunner:
                 f"this worker (registered: {', '.join(sorted(self.handlers))})",
             )
             return
+        payload = record.payload
+        if "wf" in record.fields:  # a workflow's step: its inputs (workflows/member.py)
+            try:
+                payload = await member_payload(self.broker, delivery, record, definition)
+            except Exception as exc:  # its inputs unreadable now: an attempt that failed
+                await self._failed(delivery, record, definition, record.attempts + 1, exc, started)
+                return
         try:
-            definition.check_payload(record.payload)
+            definition.check_payload(payload)
         except TypeError as exc:
             await self._reject(
                 delivery,
@@ -128,7 +139,7 @@ class JobRunner:
             tracked = run_started(self.hooks, delivery.id, record, attempt)
             scopes = tracked.scopes() if definition.executor == "process" else None
         try:
-            value = await self.executors.run(definition, record.payload, timeout, scopes)
+            value = await self.executors.run(definition, payload, timeout, scopes)
         except asyncio.CancelledError as exc:
             if delivery.cancel_requested:  # ours (worker/cancels.py), not a drain's
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]
@@ -269,6 +280,8 @@ class JobRunner:
     ) -> None:
         """Settle a job someone cancelled: final, not retried (worker/cancels.py)."""
         duration_ms = (time.perf_counter() - started) * 1000
+        if record is not None and "wf" in record.fields:  # a step cancelled unstarted
+            delivery.workflow = member_of(record.fields) or None
         new_record = None if record is None else cancelled_record(record, attempt)
         outcome = await self._settle(
             delivery, lambda: self.broker.settle_cancelled(delivery, new_record, duration_ms)

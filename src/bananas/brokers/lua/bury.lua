@@ -24,6 +24,8 @@
 -- ARGV[12] throughput_keep: seconds a minute's counters are kept
 -- ARGV[13] publish: PUBLISH, or SPUBLISH on Redis Cluster (complete.lua)
 -- ARGV[14] unique_prefix: the unique keys' prefix (_unique.lua)
+-- ARGV[15] wf: the workflow the job is a step of ("" for none: nothing more)
+-- ARGV[16] wf_context: the workflow's prefixes (keys.Keys.wf_context, _wf.lua)
 --
 -- The PUBLISH is best effort (pcall), as in complete.lua: a refused publish
 -- cannot leave the dead letter half written. The result hash keeps the
@@ -36,6 +38,8 @@
 -- @include _clock.lua
 -- @include _lease.lua
 -- @include _unique.lua
+-- @include _index.lua
+-- @include _wf.lua
 
 local id = ARGV[1]
 if not lease_queue(KEYS[2], id, ARGV[2]) then
@@ -54,5 +58,6 @@ redis.call('HSET', KEYS[5], 'status', 'failed', 'completed_at', ARGV[6],
 redis.call('EXPIRE', KEYS[5], ARGV[5])
 count_attempts(ARGV[11], now, 'failed', 1, ARGV[12])
 unique_release(KEYS[8], ARGV[14], {id})
+if ARGV[15] ~= '' then wf_settle(wf_ctx(ARGV[16]), ARGV[15], id, 'failed', ARGV[9], now) end
 redis.pcall(ARGV[13], ARGV[10], 'failed') -- best effort: see the header
 return 1

@@ -19,6 +19,8 @@
 -- ARGV[6]  notify: the channel to PUBLISH the outcome on
 -- ARGV[7]  publish: PUBLISH, or SPUBLISH on Redis Cluster (complete.lua)
 -- ARGV[8]  unique_prefix: unique key prefix (a cancelled job frees its key: _unique.lua)
+-- ARGV[9]  wf: the workflow the job is a step of ("" for none: nothing more)
+-- ARGV[10] wf_context: the workflow's prefixes (keys.Keys.wf_context, _wf.lua)
 --
 -- Queued (LREM from its ready list) or scheduled (ZREM): removed and final
 -- at once: the result says status `failed` (what SDK readers know) with
@@ -37,6 +39,8 @@
 
 -- @include _clock.lua
 -- @include _unique.lua
+-- @include _index.lua
+-- @include _wf.lua
 
 local id = ARGV[1]
 local raw = redis.call('GET', KEYS[1])
@@ -70,5 +74,6 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - tonumber(ARGV[4]) * 1000)
 redis.call('ZADD', KEYS[9], now, id)
 unique_release(KEYS[10], ARGV[8], {id})
+if ARGV[9] ~= '' then wf_settle(wf_ctx(ARGV[10]), ARGV[9], id, 'cancelled', 'cancelled', now) end
 redis.pcall(ARGV[7], ARGV[6], 'failed') -- best effort, as in bury.lua
 return 'cancelled'

@@ -22,6 +22,8 @@
 -- ARGV[9]  notify: the channel to PUBLISH the outcome on
 -- ARGV[10] publish: PUBLISH, or SPUBLISH on Redis Cluster (complete.lua)
 -- ARGV[11] unique_prefix: unique key prefix (a cancelled job frees its key: _unique.lua)
+-- ARGV[12] wf: the workflow the job is a step of ("" for none: nothing more)
+-- ARGV[13] wf_context: the workflow's prefixes (keys.Keys.wf_context, _wf.lua)
 --
 -- The result reads as cancel.lua's: status `failed`, `cancelled` 1 (what SDK
 -- readers know; Bananas reads it as cancelled).
@@ -33,6 +35,8 @@
 -- @include _clock.lua
 -- @include _lease.lua
 -- @include _unique.lua
+-- @include _index.lua
+-- @include _wf.lua
 
 local id = ARGV[1]
 if not lease_queue(KEYS[2], id, ARGV[2]) then
@@ -55,5 +59,6 @@ redis.call('EXPIRE', KEYS[5], ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - tonumber(ARGV[4]) * 1000)
 redis.call('ZADD', KEYS[7], now, id)
 unique_release(KEYS[8], ARGV[11], {id})
+if ARGV[12] ~= '' then wf_settle(wf_ctx(ARGV[13]), ARGV[12], id, 'cancelled', 'cancelled', now) end
 redis.pcall(ARGV[10], ARGV[9], 'failed') -- best effort, as in bury.lua
 return 1

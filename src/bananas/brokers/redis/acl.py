@@ -38,13 +38,14 @@ class Role(StrEnum):
 ROLE_SCRIPTS: dict[Role, tuple[str, ...]] = {
     # Operator actions (the CLI, the dashboard) are not probed at a worker's start.
     Role.WORKER: tuple(n for n in SCRIPT_NAMES if n not in ("replay", "delete_dead", "cancel")),
-    Role.PRODUCER: ("enqueue", "enqueue_unique"),
+    Role.PRODUCER: ("enqueue", "enqueue_unique", "wf_enqueue", "wf_add"),
     Role.DASHBOARD: ("prune_workers",),  # the workers page drops silent entries
 }
 # Commands sent outside the scripts.
 ROLE_DIRECT: dict[Role, tuple[str, ...]] = {
     Role.WORKER: ("PING", "TIME", "BZPOPMIN", "BLMOVE", "HGETALL", "EXISTS"),
-    Role.PRODUCER: ("PING", "HGETALL", "GET"),
+    # HMGET: a workflow handle's result (its steps' results, docs/workflows.md).
+    Role.PRODUCER: ("PING", "HGETALL", "GET", "HMGET"),
     # The pages' reads (redis_inspect.py); replay / delete are the worker's rule.
     Role.DASHBOARD: (
         *("PING", "TIME", "GET", "MGET", "EXISTS", "HGET", "HMGET", "HGETALL", "HVALS"),
@@ -62,6 +63,7 @@ _PROBES: dict[str, tuple[str, ...]] = {
     "MGET": ("K",),
     "EXISTS": ("K",),
     "EXPIRE": ("K2", "5"),
+    "PERSIST": ("K2",),
     "HSET": ("K", "f", "v"),
     "HGET": ("K", "f"),
     "HMGET": ("K", "f"),

@@ -16,6 +16,7 @@ from ...errors import BrokerError, InvalidRecord
 from ...job import decode_record, now_iso, wire_durations
 from ...keys import Keys, lane
 from ..records import CancelOutcome, Delivery, cancelled_record
+from ..workflow_records import member_of
 from . import scripts
 from .connection import redis_errors
 from .script_loader import Call
@@ -26,7 +27,7 @@ _REPLIES = {o.value: o for o in CancelOutcome}
 
 def cancel_call(keys: Keys, job_id: str, raw: bytes | None, ttl: str, publish: str) -> Call:
     """The cancel of `job_id` whose record the caller read as `raw`."""
-    ready_lane, name, record = "normal", "", raw or b""
+    ready_lane, name, record, wf = "normal", "", raw or b"", ""
     if raw is not None:
         try:
             rec = decode_record(raw, expected_id=job_id)
@@ -35,6 +36,7 @@ def cancel_call(keys: Keys, job_id: str, raw: bytes | None, ttl: str, publish: s
         else:
             ready_lane, name = lane(rec.route, rec.priority), rec.name
             record = cancelled_record(rec)
+            wf = member_of(rec.fields)
     return scripts.cancel(
         record_key=keys.job(job_id),
         result_key=keys.result(job_id),
@@ -54,6 +56,8 @@ def cancel_call(keys: Keys, job_id: str, raw: bytes | None, ttl: str, publish: s
         notify=keys.notify_channel(job_id),
         publish=publish,
         unique_prefix=keys.unique_prefix,
+        wf=wf,
+        wf_context=keys.wf_context(ttl, publish, now_iso()) if wf else "",
     )
 
 
@@ -116,6 +120,10 @@ class RedisCancels:
             notify=k.notify_channel(job_id),
             publish=self._publish,
             unique_prefix=k.unique_prefix,
+            wf=delivery.workflow or "",
+            wf_context=k.wf_context(self._ttl, self._publish, now_iso())
+            if delivery.workflow
+            else "",
         )
         return bool(await self._run(call))
 

@@ -51,6 +51,7 @@ from .partitions import (
 )
 from .redis_broker import RedisBroker
 from .unique_place import place
+from .workflows import PartitionedWorkflows
 
 T = TypeVar("T")
 
@@ -70,7 +71,9 @@ def partitions_from_env() -> int | None:
     return check_partitions(value)
 
 
-class PartitionedBroker(PartitionedFetch, PartitionedFleet, PartitionedViews, Broker):
+class PartitionedBroker(
+    PartitionedWorkflows, PartitionedFetch, PartitionedFleet, PartitionedViews, Broker
+):
     def __init__(
         self,
         url: str,

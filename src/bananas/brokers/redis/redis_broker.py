@@ -38,6 +38,7 @@ from .script_loader import Call, LuaScript, load
 from .sync import RedisSyncClient, enqueue_call, settle_enqueue
 from .upkeep_scripts import Prefixes
 from .wake import RedisWake
+from .workflows import RedisWorkflows
 
 # Queues whose key names are kept: a worker's own (priorities x job types)
 # fit many times over; a caller naming ever new ones cannot grow it unbounded.
@@ -52,6 +53,7 @@ class RedisBroker(
     RedisRegistry,
     RedisChecks,
     RedisProgress,
+    RedisWorkflows,
     Broker,
 ):
     def __init__(
@@ -314,6 +316,8 @@ class RedisBroker(
     async def complete(
         self, delivery: Delivery, record: bytes, result: bytes | None, duration_ms: float
     ) -> bool:
+        if delivery.workflow is not None:  # a workflow member (workflows.py)
+            return await self._complete_member(delivery, record, result, duration_ms)
         k = self.keys
         job_id = delivery.id
         item_keys, item_args = scripts.complete_job(
@@ -378,6 +382,10 @@ class RedisBroker(
             throughput_keep=THROUGHPUT_KEEP_S,
             publish=self._publish,
             unique_prefix=k.unique_prefix,
+            wf=delivery.workflow or "",
+            wf_context=k.wf_context(self._ttl, self._publish, info.failed_at)
+            if delivery.workflow
+            else "",
         )
         return bool(await self._run(call))
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ...job import created_at
+from ...job import created_at, now_iso
 from ...job import record_field as _field
 from ...keys import PRIORITY_RANK, Keys, parse_member, split_lane
 from ...vocabulary import PRIORITIES, JobState
@@ -23,6 +23,7 @@ from ..records import (
     Throughput,
     Unique,
 )
+from ..workflow_records import member_of_raw
 from . import upkeep_scripts
 from .connection import parse_result as _parse_result
 from .connection import redis_errors
@@ -33,6 +34,11 @@ from .script_loader import Call
 class RedisInspection:
     keys: Keys
     keyspace: KeyspaceWatch
+    _ttl: str
+    _publish: str
+
+    async def get_record(self, job_id: str) -> bytes | None:
+        raise NotImplementedError
 
     @property
     def redis(self) -> Any:
@@ -106,11 +112,14 @@ class RedisInspection:
 
     async def delete_dead(self, job_id: str) -> bool:
         k = self.keys
+        wf = member_of_raw(await self.get_record(job_id))  # a workflow's step (workflows.md)
         call = upkeep_scripts.delete_dead(
             **self._letter_keys(job_id),
             held=k.unique_held,
             id=job_id,
             unique_prefix=k.unique_prefix,
+            wf=wf,
+            wf_context=k.wf_context(self._ttl, self._publish, now_iso()) if wf else "",
         )
         return bool(await self._run(call))
 

@@ -13,6 +13,7 @@ from ...job import now_iso
 from ...keys import Keys
 from ..base import ForeignRouting
 from ..records import KEEP_COMPLETED, Recovered, stalled_record
+from ..workflow_records import member_of_raw
 from . import upkeep_scripts
 from .connection import redis_errors, text
 from .keyspace import REGISTRATION_GRACE_MS
@@ -24,6 +25,7 @@ class RedisUpkeep(ForeignRouting):
     keys: Keys
     result_ttl: float
     _ttl: str
+    _publish: str
     _prefixes: Prefixes
 
     @property
@@ -129,12 +131,18 @@ class RedisUpkeep(ForeignRouting):
             record = stalled_record(raw or None, text(reason))
             if record is not None:
                 job_id = raw_id.decode()
+                wf = member_of_raw(raw)
                 call = upkeep_scripts.fail_stalled(
                     dead=self.keys.dead,
                     record_key=self.keys.job(job_id),
                     id=job_id,
                     died_ms=int(died_ms),
                     record=record,
+                    wf=wf,
+                    wf_context=self.keys.wf_context(self._ttl, self._publish, now_iso())
+                    if wf
+                    else "",
+                    reason=text(reason),
                 )
                 writes.append(self._run(call))
         await asyncio.gather(*writes)

@@ -83,4 +83,8 @@ SCRIPT_NAMES = (
     "cancel",
     "cancelled",
     "cancel_check",
+    "wf_enqueue",
+    "wf_complete",
+    "wf_cancel",
+    "wf_add",
 )

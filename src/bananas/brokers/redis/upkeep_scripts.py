@@ -64,8 +64,18 @@ def recover(
     )
 
 
-def fail_stalled(*, dead: str, record_key: str, id: str, died_ms: int, record: bytes) -> Call:
-    return _call("fail_stalled", [dead, record_key], [id, died_ms, record])
+def fail_stalled(
+    *,
+    dead: str,
+    record_key: str,
+    id: str,
+    died_ms: int,
+    record: bytes,
+    wf: str,
+    wf_context: str,
+    reason: str,
+) -> Call:
+    return _call("fail_stalled", [dead, record_key], [id, died_ms, record, wf, wf_context, reason])
 
 
 def move_due(
@@ -151,9 +161,13 @@ def delete_dead(
     held: str,
     id: str,
     unique_prefix: str,
+    wf: str,
+    wf_context: str,
 ) -> Call:
     return _call(
-        "delete_dead", [dead, dead_info, stalls, record_key, result_key, held], [id, unique_prefix]
+        "delete_dead",
+        [dead, dead_info, stalls, record_key, result_key, held],
+        [id, unique_prefix, wf, wf_context],
     )
 
 
