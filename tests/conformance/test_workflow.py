@@ -353,3 +353,24 @@ async def test_a_final_workflow_takes_no_step_and_a_failing_one_cancels_it(
     result = await broker.get_result(late.id)
     assert result is not None and result.status == "cancelled"
     assert await broker.add_step(plan.id, added(broker, plan, [a])) == "failed"
+
+
+async def test_a_member_buried_by_max_stalls_settles_even_if_the_upkeep_dies_then(
+    broker: Broker, monkeypatch: Any
+) -> None:
+    """On Redis, recover.lua buries and a second script (fail_stalled.lua)
+    writes the failed record: an upkeep killed between the two must not
+    leave the workflow waiting on a dead step. Here the second never runs."""
+    from bananas.brokers.redis.redis_upkeep import RedisUpkeep
+
+    async def killed_before_the_record(self: object, dead: object) -> None:
+        return None
+
+    monkeypatch.setattr(RedisUpkeep, "_fail_stalled", killed_before_the_record)
+    plan = await start(broker, chord(group([t(i=0), t(i=1)]), t(cb=1)))
+    d = await lease_one(broker, lease=0.05)
+    recovered = await expire(broker, max_stalls=1)
+    assert recovered.buried == [d.id]
+    head = await broker.workflow_head(plan.id)
+    assert head is not None and (head.state, head.failed_step) == ("failed", d.id)
+    assert "MAX_STALLS=1" in (head.error or "")

@@ -14,9 +14,9 @@
 -- Only while the job is still that same dead letter: a replay (or a replay
 -- and a second death) in between keeps the newer record.
 --
--- A member's workflow learns here that the step failed (recover.lua buried
--- it): if the upkeep dies between the two, the dead letter's deletion (or
--- the workflow's repair, docs/workflows.md) settles it later.
+-- A member's step was settled by recover.lua already (in the script that
+-- buried it); settling it here again changes nothing (_wf.lua ignores a
+-- final step) and covers a record recover could not decode.
 --
 -- Returns: 1 written; 0 the job is no longer that dead letter.
 

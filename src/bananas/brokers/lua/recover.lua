@@ -25,6 +25,7 @@
 -- ARGV[10] keep_completed: how many recent completions to keep
 -- ARGV[11] ttl_ms: completions older than this (ms) have lost their records
 -- ARGV[12] unique_prefix: the unique keys' prefix (_unique.lua)
+-- ARGV[13] wf_context: the workflow prefixes (keys.Keys.wf_context, _wf.lua)
 --
 -- A stall is charged only to a job that started: a lease still marked not
 -- started ("~<token>", a prefetched job its worker never ran) goes back
@@ -34,6 +35,11 @@
 -- payload: big integers, empty arrays), see RedisBroker.recover_expired.
 -- Every job buried here (for stalling, or a record that cannot be routed)
 -- frees the unique key it holds (_unique.lua).
+-- A workflow member buried for stalling settles its step as failed here, in
+-- the same script (_wf.lua), so an upkeep killed before fail_stalled.lua
+-- cannot leave its workflow waiting on a dead step; fail_stalled then finds
+-- the step final and changes nothing more. The record is decoded only when
+-- it names a workflow (a plain job pays one substring search).
 --
 -- Returns: {recovered ids, buried: flat id, time of death (ms), record
 -- ('' when missing), reason}.
@@ -42,6 +48,7 @@
 -- @include _index.lua
 -- @include _route.lua
 -- @include _unique.lua
+-- @include _wf.lua
 
 local now = now_ms()
 local ctx = {job_prefix = ARGV[5], result_prefix = ARGV[6], notify_prefix = ARGV[7],
@@ -49,6 +56,7 @@ local ctx = {job_prefix = ARGV[5], result_prefix = ARGV[6], notify_prefix = ARGV
   dead = KEYS[4], dead_info = KEYS[5], now_ms = now, now_iso = ARGV[3],
   result_ttl = ARGV[4]}
 local max_stalls = tonumber(ARGV[1])
+local wf_ctx_now = nil
 local ids = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, ARGV[2])
 local recovered, buried, finished = {}, {}, {}
 for _, id in ipairs(ids) do
@@ -72,9 +80,17 @@ for _, id in ipairs(ids) do
       ' times (MAX_STALLS=' .. max_stalls .. '): it may be crashing its worker'
     bury(ctx, id, reason, priority, name)
     finished[#finished + 1] = id
+    local record = redis.call('GET', ARGV[5] .. id) or ''
+    if string.find(record, '"wf"', 1, true) then
+      local ok, fields = pcall(cjson.decode, record)
+      if ok and type(fields) == 'table' and type(fields.wf) == 'string' then
+        wf_ctx_now = wf_ctx_now or wf_ctx(ARGV[13])
+        wf_settle(wf_ctx_now, fields.wf, id, 'failed', reason, now)
+      end
+    end
     buried[#buried + 1] = id
     buried[#buried + 1] = now
-    buried[#buried + 1] = redis.call('GET', ARGV[5] .. id) or ''
+    buried[#buried + 1] = record
     buried[#buried + 1] = reason
   elseif queue then
     redis.call('RPUSH', queue, id)

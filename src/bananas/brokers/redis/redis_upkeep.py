@@ -116,6 +116,7 @@ class RedisUpkeep(ForeignRouting):
             keep_completed=keep_completed,
             ttl_ms=int(self.result_ttl * 1000),
             unique_prefix=k.unique_prefix,
+            wf_context=k.wf_context(self._ttl, self._publish, now_iso()),
         )
         recovered, buried = await self._run(call)
         dead = [buried[i : i + 4] for i in range(0, len(buried), 4)]

@@ -56,11 +56,22 @@ def recover(
     keep_completed: int,
     ttl_ms: int,
     unique_prefix: str,
+    wf_context: str,
 ) -> Call:
     return _call(
         "recover",
         [active, leases, stalls, dead, dead_info, queues, completed, index, held],
-        [max_stalls, limit, now_iso, ttl, *prefixes.args(), keep_completed, ttl_ms, unique_prefix],
+        [
+            max_stalls,
+            limit,
+            now_iso,
+            ttl,
+            *prefixes.args(),
+            keep_completed,
+            ttl_ms,
+            unique_prefix,
+            wf_context,
+        ],
     )
 
 
