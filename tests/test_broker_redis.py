@@ -18,7 +18,7 @@ import redis
 
 from bananas import Bananas, JobSpec
 from bananas.brokers.base import NewJob
-from bananas.brokers.redis import RedisBroker, script_loader, scripts, upkeep_scripts
+from bananas.brokers.redis import RedisBroker, script_loader, scripts, slots, upkeep_scripts
 from bananas.config import Settings
 from bananas.errors import BrokerError, BrokerUnavailable
 from bananas.loops import PeriodicTasks
@@ -217,7 +217,7 @@ SCRIPT_FILES = sorted(
     for p in Path(scripts.__file__).parent.parent.joinpath("lua").glob("*.lua")
     if not p.stem.startswith("_")
 )
-WRAPPER_MODULES = (scripts, upkeep_scripts)
+WRAPPER_MODULES = (scripts, upkeep_scripts, slots)
 
 
 def wrapper_of(name: str) -> Any:

@@ -40,6 +40,7 @@ from .connection import redis_errors
 from .keyspace import KeyspaceWatch
 from .partitioned_fetch import PartitionedFetch
 from .partitioned_fleet import PartitionedFleet
+from .partitioned_slots import PartitionedSlots
 from .partitioned_sync import PartitionedSyncClient
 from .partitioned_views import PartitionedViews
 from .partitions import (
@@ -70,7 +71,9 @@ def partitions_from_env() -> int | None:
     return check_partitions(value)
 
 
-class PartitionedBroker(PartitionedFetch, PartitionedFleet, PartitionedViews, Broker):
+class PartitionedBroker(
+    PartitionedFetch, PartitionedFleet, PartitionedViews, PartitionedSlots, Broker
+):
     def __init__(
         self,
         url: str,

@@ -35,6 +35,7 @@ from .redis_registry import RedisRegistry
 from .redis_upkeep import RedisUpkeep
 from .replicas import MinReplicas
 from .script_loader import Call, LuaScript, load
+from .slots import RedisSlots
 from .sync import RedisSyncClient, enqueue_call, settle_enqueue
 from .upkeep_scripts import Prefixes
 from .wake import RedisWake
@@ -52,6 +53,7 @@ class RedisBroker(
     RedisRegistry,
     RedisChecks,
     RedisProgress,
+    RedisSlots,
     Broker,
 ):
     def __init__(
