@@ -158,3 +158,22 @@ async def test_a_lease_not_ours_is_not_parked(broker: Broker) -> None:
     assert await broker.job_state(other.id) == "running"  # left with its real holder
     [usage] = await slots.slot_usage()
     assert (usage.running, usage.waiting) == (1, 0)  # and not a waiter
+
+
+async def test_a_hold_is_its_leases_not_the_jobs(broker: Broker) -> None:
+    """A job put back (a retry, a drain) and leased again elsewhere holds a
+    slot of its own: the first lease's release does not drop it."""
+    [a] = ids(1)
+    await broker.enqueue(jobs(a))
+    slots = limits(broker)
+    first = await lease_one(broker)
+    assert await slots.admit([slot(first, limit=1)], LEASE) == [True]
+    await broker.requeue([first])
+    second = await lease_one(broker)
+    assert second.id == first.id and second.token != first.token
+    assert await slots.admit([slot(second, limit=1)], LEASE) == [False]  # the first holds
+    await slots.release_slots([slot(first, limit=1)], LEASE)  # ... until it lets go
+    third = await lease_one(broker)
+    assert await slots.admit([slot(third, limit=1)], LEASE) == [True]
+    assert await slots.extend_slots([slot(first, limit=1)], LEASE) == [first.id]
+    assert await slots.extend_slots([slot(third, limit=1)], LEASE) == []

@@ -4,7 +4,8 @@ the job as a waiter, release hands the freed slot to the oldest waiter and
 resumes it, all at once (no step between them can be lost, unlike the
 turns a Redis Cluster takes between a bucket's partition and a job's).
 
-Tables: `slots` (bucket, job id, holder deadline in unix seconds),
+Tables: `slots` (bucket, hold, deadline in unix seconds; a hold is
+"<id> <token>", its lease's, or "<id>", a woken waiter's reservation),
 `slot_waiters` (FIFO by seq) and `slot_buckets` (bucket -> limit, the
 buckets in use). A parked job is 'scheduled' with its safety re-check as
 its due time; a waiter no longer parked (cancelled, or its re-check moved
@@ -19,11 +20,17 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from .capabilities import ConcurrencyLimits, SlotJob, SlotUsage
+from .records import Delivery
 from .sqlite_db import Store, Tables
 from .sqlite_ops import _make_ready
 
 T = TypeVar("T")
 MARGIN = 0.05  # seconds after the soonest holder deadline a waiter looks again
+
+
+def _member(d: Delivery) -> str:
+    """A lease's hold: "<id> <token>" (a woken waiter's reservation is "<id>")."""
+    return f"{d.id} {d.token}"
 
 
 def _prune(conn: sqlite3.Connection, t: Tables, bucket: str, now: float) -> None:
@@ -64,7 +71,7 @@ def _wake(conn: sqlite3.Connection, t: Tables, bucket: str, limit: int, deadline
         if row is None:
             return
         conn.execute(f"DELETE FROM {t.slot_waiters} WHERE seq = ?", (row[0],))
-        if _resume(conn, t, str(row[1])):
+        if _resume(conn, t, str(row[1])):  # its reservation: "<id>"
             _hold(conn, t, bucket, str(row[1]), deadline)
             free -= 1
 
@@ -90,11 +97,16 @@ def admit(store: Store, jobs: Sequence[SlotJob], lease: float) -> list[bool]:
                 f"INSERT OR REPLACE INTO {t.slot_buckets} (bucket, lim) VALUES (?, ?)",
                 (bucket, job.limit),
             )
+            hold = _member(d)
             held = conn.execute(
-                f"SELECT 1 FROM {t.slots} WHERE bucket = ? AND job_id = ?", (bucket, d.id)
+                f"SELECT 1 FROM {t.slots} WHERE bucket = ? AND job_id IN (?, ?)",
+                (bucket, hold, d.id),
             ).fetchone()
             if held is not None or _held(conn, t, bucket) < job.limit:
-                _hold(conn, t, bucket, d.id, deadline)
+                conn.execute(
+                    f"DELETE FROM {t.slots} WHERE bucket = ? AND job_id = ?", (bucket, d.id)
+                )
+                _hold(conn, t, bucket, hold, deadline)
                 conn.execute(
                     f"DELETE FROM {t.slot_waiters} WHERE bucket = ? AND job_id = ?", (bucket, d.id)
                 )
@@ -123,7 +135,7 @@ def release(store: Store, jobs: Sequence[SlotJob], lease: float) -> None:
         for job in jobs:
             conn.execute(
                 f"DELETE FROM {t.slots} WHERE bucket = ? AND job_id = ?",
-                (job.bucket, job.delivery.id),
+                (job.bucket, _member(job.delivery)),
             )
         for bucket, limit in {(j.bucket, j.limit) for j in jobs}:
             _prune(conn, t, bucket, now)
@@ -145,7 +157,7 @@ def extend(store: Store, jobs: Sequence[SlotJob], lease: float) -> list[str]:
         for job in jobs:
             done = conn.execute(
                 f"UPDATE {t.slots} SET deadline = ? WHERE bucket = ? AND job_id = ?",
-                (now + lease, job.bucket, job.delivery.id),
+                (now + lease, job.bucket, _member(job.delivery)),
             ).rowcount
             if not done:
                 lost.append(job.delivery.id)

@@ -1,6 +1,7 @@
 -- Concurrency slots (docs/control.md), spliced into the scripts that say
 -- `-- @include _slots.lua`. A bucket is three keys of one partition:
--- holders (sorted set id -> holder deadline, unix ms, server clock), waiters
+-- holders (sorted set "<id> <token>", a lease's hold, or "<id>", a woken
+-- waiter's reservation -> deadline, unix ms, server clock), waiters
 -- (sorted set id -> unix ms it joined: parked jobs, oldest first) and where
 -- (hash id -> the ready list member a waiter is resumed into).
 

@@ -3,7 +3,8 @@
 -- say there is none (docs/control.md).
 --
 -- KEYS[1]  buckets: hash bucket -> limit, the buckets in use (for status)
--- KEYS[2]  holders: sorted set id -> holder deadline (unix ms, server clock)
+-- KEYS[2]  holders: sorted set "<id> <token>" (a lease's hold) or "<id>" (a
+--          woken waiter's reservation) -> deadline (unix ms, server clock)
 -- KEYS[3]  waiters: sorted set id -> join order (unix ms it joined, or one
 --          more than the last waiter's: parked jobs, FIFO)
 -- KEYS[4]  where: hash id -> ready list member a waiter is resumed into
@@ -12,11 +13,14 @@
 -- ARGV[3]  lease_ms: a holder's deadline is TIME + lease_ms
 -- ARGV[4]  join: "1": a job without a slot joins the waiters (it is parked
 --          already); "0": it is only told
--- ARGV[5..] per job: id, member
+-- ARGV[5..] per job: id, token, member
 --
--- A job already holding (a waiter woken with a slot reserved, or a repeated
--- call) keeps its slot, extended. Expired holders are pruned first; a slot
--- they freed that no job of the call takes goes to the oldest waiters.
+-- A hold is its lease's ("<id> <token>"): a job retried and leased again
+-- by another worker is a new hold, never the old one, which its worker
+-- releases. A waiter woken with a slot reserved ("<id>") turns the
+-- reservation into its lease's hold; a repeated call keeps its hold.
+-- Expired holders are pruned first; a slot they freed that no job of the
+-- call takes goes to the oldest waiters.
 -- A waiter keeps its place when it joins again.
 --
 -- Returns: {recheck_ms, flags (1: holds a slot, per job), woken (id,
@@ -33,12 +37,18 @@ local deadline = now + lease_ms
 slots_prune(KEYS[2], now)
 redis.call('HSET', KEYS[1], ARGV[1], limit)
 local flags = {}
-for i = 5, #ARGV, 2 do
+for i = 5, #ARGV, 3 do
   local id = ARGV[i]
-  local held = redis.call('ZSCORE', KEYS[2], id)
+  -- joining, the job is parked already: a slot it finds free is reserved
+  -- for it, as for a woken waiter, and taken up when it is leased again
+  local hold = ARGV[4] == '1' and id or id .. ' ' .. ARGV[i + 1]
+  local held = redis.call('ZSCORE', KEYS[2], hold)
+  if not held and hold ~= id and redis.call('ZREM', KEYS[2], id) == 1 then
+    held = true  -- its reservation
+  end
   if held or redis.call('ZCARD', KEYS[2]) < limit then
-    redis.call('ZADD', KEYS[2], deadline, id)
-    if not held and redis.call('ZREM', KEYS[3], id) == 1 then redis.call('HDEL', KEYS[4], id) end
+    redis.call('ZADD', KEYS[2], deadline, hold)
+    if redis.call('ZREM', KEYS[3], id) == 1 then redis.call('HDEL', KEYS[4], id) end
     flags[#flags + 1] = 1
   else
     if ARGV[4] == '1' and not redis.call('ZSCORE', KEYS[3], id) then
@@ -47,8 +57,8 @@ for i = 5, #ARGV, 2 do
       local score = now
       if #last > 0 then score = math.max(now, tonumber(last[2]) + 1) end
       redis.call('ZADD', KEYS[3], score, id)
-      redis.call('HSET', KEYS[4], id, ARGV[i + 1])
     end
+    if ARGV[4] == '1' then redis.call('HSET', KEYS[4], id, ARGV[i + 2]) end
     flags[#flags + 1] = 0
   end
 end

@@ -4,12 +4,12 @@
 -- slots to the oldest waiters, so a dead worker's slot comes back at its
 -- expiry while other holders of the bucket live.
 --
--- KEYS[1]  holders: sorted set id -> holder deadline (unix ms, server clock)
+-- KEYS[1]  holders: sorted set "<id> <token>" or "<id>" (a reservation) -> deadline
 -- KEYS[2]  waiters: sorted set id -> unix ms it joined (parked jobs, FIFO)
 -- KEYS[3]  where: hash id -> ready list member a waiter is resumed into
 -- ARGV[1]  limit: the job type's concurrency
 -- ARGV[2]  lease_ms: the new deadline is TIME + lease_ms
--- ARGV[3..] per job: id
+-- ARGV[3..] per job: id, token
 --
 -- Returns: {lost (the ids that held no slot any more), woken (id, member
 -- per waiter handed a slot)}.
@@ -21,9 +21,11 @@ local now = now_ms()
 local deadline = now + tonumber(ARGV[2])
 slots_prune(KEYS[1], now)
 local lost = {}
-for i = 3, #ARGV do
-  if redis.call('ZADD', KEYS[1], 'XX', 'CH', deadline, ARGV[i]) == 0
-      and not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+for i = 3, #ARGV, 2 do
+  local hold = ARGV[i] .. ' ' .. ARGV[i + 1]
+  if redis.call('ZSCORE', KEYS[1], hold) then
+    redis.call('ZADD', KEYS[1], deadline, hold)
+  else
     lost[#lost + 1] = ARGV[i]
   end
 end

@@ -52,9 +52,9 @@ def slot_acquire(
     limit: int,
     lease_ms: int,
     join: str,
-    job: Sequence[tuple[str, str]],
+    job: Sequence[tuple[str, str, str]],
 ) -> Call:
-    """job items: (id, member)."""
+    """job items: (id, token, member)."""
     return _call(
         "slot_acquire",
         [buckets, holders, waiters, where],
@@ -71,9 +71,9 @@ def slot_release(
     bucket: str,
     limit: int,
     lease_ms: int,
-    job: Sequence[tuple[str]],
+    job: Sequence[tuple[str, str]],
 ) -> Call:
-    """job items: (id,)."""
+    """job items: (id, token); token '' gives back a woken waiter's reservation."""
     return _call(
         "slot_release",
         [buckets, holders, waiters, where],
@@ -82,9 +82,15 @@ def slot_release(
 
 
 def slot_extend(
-    *, holders: str, waiters: str, where: str, limit: int, lease_ms: int, job: Sequence[tuple[str]]
+    *,
+    holders: str,
+    waiters: str,
+    where: str,
+    limit: int,
+    lease_ms: int,
+    job: Sequence[tuple[str, str]],
 ) -> Call:
-    """job items: (id,)."""
+    """job items: (id, token)."""
     return _call("slot_extend", [holders, waiters, where], [limit, lease_ms, *_flat(job)])
 
 
@@ -136,7 +142,12 @@ class RedisSlotCalls:
         }
 
     async def _slot_acquire(
-        self, bucket: str, limit: int, lease_ms: int, join: bool, jobs: Sequence[tuple[str, str]]
+        self,
+        bucket: str,
+        limit: int,
+        lease_ms: int,
+        join: bool,
+        jobs: Sequence[tuple[str, str, str]],
     ) -> tuple[int, list[bool], list[Woken]]:
         call = slot_acquire(
             buckets=self.keys.slot_buckets,
@@ -151,7 +162,7 @@ class RedisSlotCalls:
         return int(recheck), [bool(int(f)) for f in flags], _woken(bucket, limit, woken)
 
     async def _slot_release(
-        self, bucket: str, limit: int, lease_ms: int, ids: Sequence[str]
+        self, bucket: str, limit: int, lease_ms: int, holds: Sequence[tuple[str, str]]
     ) -> list[Woken]:
         call = slot_release(
             buckets=self.keys.slot_buckets,
@@ -159,16 +170,14 @@ class RedisSlotCalls:
             bucket=bucket,
             limit=limit,
             lease_ms=lease_ms,
-            job=[(i,) for i in ids],
+            job=holds,
         )
         return _woken(bucket, limit, await self._run(call))
 
     async def _slot_extend(
-        self, bucket: str, limit: int, lease_ms: int, ids: Sequence[str]
+        self, bucket: str, limit: int, lease_ms: int, holds: Sequence[tuple[str, str]]
     ) -> tuple[list[str], list[Woken]]:
-        call = slot_extend(
-            **self._bucket_keys(bucket), limit=limit, lease_ms=lease_ms, job=[(i,) for i in ids]
-        )
+        call = slot_extend(**self._bucket_keys(bucket), limit=limit, lease_ms=lease_ms, job=holds)
         lost, woken = await self._run(call)
         return [_text(x) for x in lost], _woken(bucket, limit, woken)
 
@@ -232,7 +241,7 @@ class SlotSteps(ConcurrencyLimits):
 
         async def take(rows: list[int], join: bool) -> tuple[int, list[bool], list[Woken]]:
             first = jobs[rows[0]]
-            items = [(jobs[r].delivery.id, jobs[r].member) for r in rows]
+            items = [_item(jobs[r]) for r in rows]
             return await self._in_bucket(
                 first.bucket,
                 lambda b: b._slot_acquire(first.bucket, first.limit, lease_ms, join, items),
@@ -270,7 +279,7 @@ class SlotSteps(ConcurrencyLimits):
 
         async def join(rows: list[int]) -> list[Woken]:
             first = jobs[rows[0]]
-            items = [(jobs[r].delivery.id, jobs[r].member) for r in rows]
+            items = [_item(jobs[r]) for r in rows]
             _, flags, wake = await self._in_bucket(
                 first.bucket,
                 lambda b: b._slot_acquire(first.bucket, first.limit, lease_ms, True, items),
@@ -291,16 +300,18 @@ class SlotSteps(ConcurrencyLimits):
         woken: list[Woken] = []
         for wake in await asyncio.gather(
             *(
-                self._release_ids(jobs[rows[0]], [jobs[r].delivery.id for r in rows], lease_ms)
+                self._release_ids(jobs[rows[0]], [_hold(jobs[r]) for r in rows], lease_ms)
                 for rows in _by_bucket(jobs)
             )
         ):
             woken += wake
         await self._resume(woken, lease_ms)
 
-    async def _release_ids(self, job: SlotJob, ids: list[str], lease_ms: int) -> list[Woken]:
+    async def _release_ids(
+        self, job: SlotJob, holds: list[tuple[str, str]], lease_ms: int
+    ) -> list[Woken]:
         return await self._in_bucket(
-            job.bucket, lambda b: b._slot_release(job.bucket, job.limit, lease_ms, ids)
+            job.bucket, lambda b: b._slot_release(job.bucket, job.limit, lease_ms, holds)
         )
 
     async def _extend_slots(self, jobs: Sequence[SlotJob], lease_seconds: float) -> list[str]:
@@ -308,9 +319,9 @@ class SlotSteps(ConcurrencyLimits):
 
         async def one(rows: list[int]) -> tuple[list[str], list[Woken]]:
             first = jobs[rows[0]]
-            ids = [jobs[r].delivery.id for r in rows]
+            holds = [_hold(jobs[r]) for r in rows]
             return await self._in_bucket(
-                first.bucket, lambda b: b._slot_extend(first.bucket, first.limit, lease_ms, ids)
+                first.bucket, lambda b: b._slot_extend(first.bucket, first.limit, lease_ms, holds)
             )
 
         lost: list[str] = []
@@ -346,10 +357,18 @@ class SlotSteps(ConcurrencyLimits):
     async def _give_back(self, group: list[Woken], lease_ms: int) -> list[Woken]:
         """Release the reserved slots of waiters (of one bucket) not resumed."""
         bucket, limit = group[0][0], group[0][1]
-        ids = [w[2] for w in group]
+        holds = [(w[2], "") for w in group]  # their reservations
         return await self._in_bucket(
-            bucket, lambda b: b._slot_release(bucket, limit, lease_ms, ids)
+            bucket, lambda b: b._slot_release(bucket, limit, lease_ms, holds)
         )
+
+
+def _item(job: SlotJob) -> tuple[str, str, str]:
+    return (job.delivery.id, job.delivery.token, job.member)
+
+
+def _hold(job: SlotJob) -> tuple[str, str]:
+    return (job.delivery.id, job.delivery.token)
 
 
 def _by_bucket(jobs: Sequence[SlotJob]) -> list[list[int]]:
