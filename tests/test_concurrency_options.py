@@ -67,3 +67,27 @@ def test_buckets_cannot_collide() -> None:
     assert bucket_of("a:b", None) != bucket_of("a", "b")
     assert bucket_parts(bucket_of("a", "b")) == ("a", "b")
     assert bucket_parts(bucket_of("a", None)) == ("a", None)
+
+
+def test_usage_of_a_sqlite_file_without_the_slot_tables_is_empty(tmp_path: Any) -> None:
+    """`bananas status` on a file no worker of this version has written yet (the
+    read opens it for writing first, which adds the tables)."""
+    import asyncio
+    import sqlite3
+
+    from bananas.brokers import from_url
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE unrelated (a)")
+    conn.commit()
+    conn.close()
+
+    async def usage() -> list[Any]:
+        broker = from_url(f"sqlite:///{path}")
+        try:
+            return await broker.slot_usage()  # type: ignore[attr-defined, no-any-return]
+        finally:
+            await broker.close()
+
+    assert asyncio.run(usage()) == []

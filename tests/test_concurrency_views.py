@@ -36,7 +36,7 @@ def test_status_dashboard_and_metrics_show_capped_work(
         HEALTH_HOST="127.0.0.1",
     )
     app.configure(Settings.load())
-    app.enqueue_many([app.spec("capped", ms=4000) for _ in range(8)])
+    app.enqueue_many([app.spec("capped", ms=30_000) for _ in range(8)])  # outlast the checks
 
     def limits() -> list[dict[str, object]]:
         out = workers.cli("status", "--json")
