@@ -1,4 +1,4 @@
-#!lua
+#!lua flags=allow-oom
 -- slot_extend: the holders' heartbeat: each slot held another lease from
 -- now (docs/control.md). It also prunes expired holders and hands their
 -- slots to the oldest waiters, so a dead worker's slot comes back at its
@@ -10,6 +10,10 @@
 -- ARGV[1]  limit: the job type's concurrency
 -- ARGV[2]  lease_ms: the new deadline is TIME + lease_ms
 -- ARGV[3..] per job: id, token
+--
+-- allow-oom: it grows nothing (a hold extended; a waiter moved to a hold),
+-- and a worker whose Redis refuses writes (maxmemory) must keep its slots
+-- as it keeps its leases (extend.lua).
 --
 -- Returns: {lost (the ids that held no slot any more), woken (id, member
 -- per waiter handed a slot)}.

@@ -1,4 +1,4 @@
-#!lua
+#!lua flags=allow-oom
 -- slot_release: give back the slots of jobs that settled or were put back,
 -- and hand every free slot to the oldest waiter (docs/control.md).
 --
@@ -15,6 +15,8 @@
 -- A woken waiter holds its slot from here (reserved): its resume puts it at
 -- the head of its ready list and its next acquire finds it holding. The
 -- bucket leaves `buckets` once it has no holder and no waiter.
+--
+-- allow-oom: it frees a hold (or moves a waiter to it), growing nothing.
 --
 -- Returns: woken, id and member per waiter handed a slot (the caller resumes them).
 
