@@ -18,7 +18,7 @@ import redis
 
 from bananas import Bananas, JobSpec
 from bananas.brokers.base import NewJob
-from bananas.brokers.redis import RedisBroker, script_loader, scripts, upkeep_scripts
+from bananas.brokers.redis import RedisBroker, script_loader, scripts, slots, upkeep_scripts
 from bananas.config import Settings
 from bananas.errors import BrokerError, BrokerUnavailable
 from bananas.loops import PeriodicTasks
@@ -217,7 +217,7 @@ SCRIPT_FILES = sorted(
     for p in Path(scripts.__file__).parent.parent.joinpath("lua").glob("*.lua")
     if not p.stem.startswith("_")
 )
-WRAPPER_MODULES = (scripts, upkeep_scripts)
+WRAPPER_MODULES = (scripts, upkeep_scripts, slots)
 
 
 def wrapper_of(name: str) -> Any:
@@ -240,6 +240,7 @@ def test_every_script_declares_its_flags() -> None:
     (no flags: the first memory-growing write fails, later ones go through);
     `allow-oom` only where the script does not grow memory (or frees it)."""
     allow_oom = {"delete_dead", "extend", "heartbeat", "prune_workers", "requeue"}
+    allow_oom |= {"slot_extend", "slot_release"}  # a hold's heartbeat and give-back
     for name in SCRIPT_FILES:
         first = script_loader.load(name).source.splitlines()[0]
         assert first == ("#!lua flags=allow-oom" if name in allow_oom else "#!lua"), name

@@ -144,6 +144,7 @@ class Bananas:
         executor: str | None = None,
         route: str | None = None,
         unique_for: str | float | None = None,
+        concurrency: int | None = None,
     ) -> JobFunction[P, R]: ...
 
     @overload
@@ -159,6 +160,7 @@ class Bananas:
         executor: str | None = None,
         route: str | None = None,
         unique_for: str | float | None = None,
+        concurrency: int | None = None,
     ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
     def job(
@@ -173,14 +175,24 @@ class Bananas:
         executor: str | None = None,
         route: str | None = None,
         unique_for: str | float | None = None,
+        concurrency: int | None = None,
     ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
         """Register a job handler. Async functions run on the event loop, plain
         functions in a thread pool, `executor="process"` in a process pool.
-        `unique_for="10m"`: at most one live job per key (docs/control.md)."""
+        `unique_for="10m"`: at most one live job per key; `concurrency=2`: at
+        most 2 running at once across all workers (docs/control.md)."""
 
         def register(func: Callable[P, R]) -> JobFunction[P, R]:
             definition = define(
-                func, name, priority, timeout, max_retries, executor, route, unique_for
+                func,
+                name,
+                priority,
+                timeout,
+                max_retries,
+                executor,
+                route,
+                unique_for,
+                concurrency,
             )
             if definition.name in self.handlers:
                 raise BananasError(f"job type {definition.name!r} is registered twice")

@@ -194,6 +194,7 @@ def record_tail(
     scheduled_for: float | None = None,
     route: str | None = None,
     unique: tuple[str, int] | None = None,
+    concurrency_key: str | None = None,
 ) -> bytes:
     """A new record's fields after `id`, encoded. Ready-now jobs alike in
     these fields share one tail across a batch (see `assemble_record`).
@@ -215,6 +216,8 @@ def record_tail(
         head["routing_key"] = route
     if unique is not None:  # Bananas' own fields: an SDK ignores them (wire-format.md)
         head["unique_key"], head["unique_for_ms"] = unique
+    if concurrency_key is not None:  # Bananas' own (concurrency.py)
+        head["concurrency_key"] = concurrency_key
     return b"," + orjson.dumps(head)[1:-1]
 
 

@@ -224,6 +224,25 @@ class Keys:
         looking up its ids, so jobs without a key pay nothing (lua/_unique.lua)."""
         return f"{self.prefix}:unique-held"
 
+    @property
+    def slot_buckets(self) -> str:
+        """Hash bucket -> limit: the concurrency buckets in use (docs/control.md),
+        each dropped once it has no holder and no waiter."""
+        return f"{self.prefix}:slots"
+
+    def slot_holders(self, bucket: str) -> str:
+        """Sorted set id -> holder deadline (unix ms, server clock): the jobs
+        holding one of the bucket's slots."""
+        return f"{self.prefix}:slots:{bucket}:holders"
+
+    def slot_waiters(self, bucket: str) -> str:
+        """Sorted set id -> join order (unix ms, strictly increasing): parked jobs, oldest first."""
+        return f"{self.prefix}:slots:{bucket}:waiters"
+
+    def slot_where(self, bucket: str) -> str:
+        """Hash id -> ready list member of a waiter: where it is resumed."""
+        return f"{self.prefix}:slots:{bucket}:where"
+
     def progress(self, job_id: str) -> str:
         """Hash {fraction, message, attempt, updated_at} a running job last
         reported (progress.lua); expires like its result."""

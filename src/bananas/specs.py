@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .brokers.base import NewJob
+from .concurrency import check_concurrency_key
 from .definitions import JobDefinition
 from .durations import parse_duration
 from .errors import ArgumentsError, BananasError, PayloadError
@@ -35,6 +36,7 @@ _OPTIONS = (
     "_route",
     "_unique_key",
     "_unique_for",
+    "_concurrency_key",
 )
 _OPTION_NAMES = frozenset(_OPTIONS)
 
@@ -65,6 +67,7 @@ class JobSpec:
         """This spec as a workflow step that receives nothing from the
         steps before it (Celery's `si`): only its own payload."""
         return replace(self, ignore_previous=True)
+    concurrency_key: str | None = None  # the bucket of a limited type (concurrency.py)
 
 
 def make_spec(
@@ -133,6 +136,12 @@ def make_spec(
             f"_job_id given for the unique job type {name!r}: a job id already makes the "
             "enqueue idempotent by id; a unique job is deduplicated by its key (choose one)"
         )
+    concurrency_key = options.get("_concurrency_key")
+    if concurrency_key is not None:
+        limit = None if definition is None else definition.concurrency
+        concurrency_key = check_concurrency_key(
+            concurrency_key, name, limit, definition is not None
+        )
     return JobSpec(
         name=name,
         payload=payload,
@@ -145,6 +154,7 @@ def make_spec(
         route=route,
         unique_for=unique_for,
         unique_key=unique_key,
+        concurrency_key=concurrency_key,
     )
 
 
@@ -180,6 +190,8 @@ def encode_specs(
             ttl_ms = max(1, round(spec.unique_for * 1000))
             unique = (unique_digest(name, spec.payload, spec.unique_key), ttl_ms)
             tail = None
+        elif spec.concurrency_key is not None:
+            tail = None  # its own tail: the record names its key
         else:
             tail = tails.get(alike) if due is None else None
         if tail is None:
@@ -192,8 +204,9 @@ def encode_specs(
                 scheduled_for=due,
                 route=spec.route,
                 unique=unique,
+                concurrency_key=spec.concurrency_key,
             )
-            if due is None and unique is None:
+            if due is None and unique is None and spec.concurrency_key is None:
                 tails[alike] = tail
         record = assemble_record(job_id, tail, payload_json)
         new = NewJob(job_id, name, spec.priority, record, spec.at, delay, spec.route)

@@ -1,6 +1,7 @@
 """The Broker protocol's capabilities beside the worker path (base.py):
 inspection for the CLI, the dashboard and the metrics, the fleet registry,
-operator actions, and the optional routing of foreign records. Each public
+operator actions, the optional routing of foreign records, and the
+optional concurrency limits. Each public
 method does the bookkeeping every backend shares and calls the backend's
 `_name` primitives; brokers/base.py composes them into `Broker`."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import orjson
 
@@ -20,6 +22,7 @@ from .records import (
     CancelOutcome,
     DeadInfo,
     DeadLetter,
+    Delivery,
     JobSummary,
     Lease,
     QueueRef,
@@ -266,3 +269,68 @@ class Workflows(abc.ABC):
         """A completed workflow's result, assembled from its output shape."""
         found = await self.workflow_values(head.id, shape_ids(head.output))
         return assemble(head.output, {k: orjson.loads(v) for k, v in found.items()})
+@dataclass(frozen=True, slots=True)
+class SlotJob:
+    """A leased job of a type with a concurrency limit (docs/control.md):
+    its bucket (concurrency.bucket_of), the type's limit, and its ready
+    list's member ("lane:type", where a waiter is resumed)."""
+
+    delivery: Delivery
+    bucket: str
+    limit: int
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlotUsage:
+    """One bucket in use: its limit, the slots held, the jobs waiting."""
+
+    bucket: str
+    limit: int
+    running: int
+    waiting: int
+
+
+class ConcurrencyLimits(abc.ABC):
+    """Optional: concurrency limits (docs/control.md). Only a worker with a
+    type that has a limit calls these; unlimited jobs never do.
+
+    A bucket's slots are holders scored by a deadline (broker clock, a lease
+    long, extended by the holder's heartbeat): a holder whose worker died
+    expires, and the next acquire, release or heartbeat in the bucket
+    prunes it. A job that finds no free slot is parked (its lease taken
+    back, no attempt charged, with a safety re-check time) and joins the
+    bucket's waiters; a freed slot goes to the oldest waiter, which is
+    resumed at the head of its ready list."""
+
+    async def admit(self, jobs: Sequence[SlotJob], lease_seconds: float) -> list[bool]:
+        """Take a slot for each job (True: run it), or park it as a waiter (False)."""
+        return await self._admit(jobs, lease_seconds) if jobs else []
+
+    @abc.abstractmethod
+    async def _admit(self, jobs: Sequence[SlotJob], lease_seconds: float) -> list[bool]: ...
+
+    async def release_slots(self, jobs: Sequence[SlotJob], lease_seconds: float) -> None:
+        """Drop these holders (their jobs settled or were put back); freed
+        slots go to the oldest waiters, which are resumed."""
+        if jobs:
+            await self._release_slots(jobs, lease_seconds)
+
+    @abc.abstractmethod
+    async def _release_slots(self, jobs: Sequence[SlotJob], lease_seconds: float) -> None: ...
+
+    async def extend_slots(self, jobs: Sequence[SlotJob], lease_seconds: float) -> list[str]:
+        """The holder heartbeat: a lease from now; returns the ids no longer holding."""
+        return await self._extend_slots(jobs, lease_seconds) if jobs else []
+
+    @abc.abstractmethod
+    async def _extend_slots(self, jobs: Sequence[SlotJob], lease_seconds: float) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def slot_usage(self, limit: int = 200) -> list[SlotUsage]:
+        """The buckets in use (at most `limit`), busiest first."""
+
+
+def concurrency_limits(broker: object) -> ConcurrencyLimits | None:
+    """The broker's concurrency limits, if it has them."""
+    return broker if isinstance(broker, ConcurrencyLimits) else None

@@ -79,6 +79,9 @@ class Tables:
         self.progress = self.name("progress")
         self.cancels = self.name("cancels")
         self.unique = self.name("unique")
+        self.slots = self.name("slots")  # concurrency limits (sqlite_slots.py)
+        self.slot_waiters = self.name("slot_waiters")
+        self.slot_buckets = self.name("slot_buckets")
         # Queued-job queries name their index: without statistics the planner
         # may pick the job-type index and scan a whole type to find one priority.
         self.ready = f"{self.jobs} INDEXED BY {self.name('jobs:ready')}"
@@ -182,6 +185,14 @@ class Tables:
                 expires REAL NOT NULL)""",
             f"CREATE INDEX IF NOT EXISTS {ix('unique:job')} ON {t.unique} (job_id)",
             f"CREATE INDEX IF NOT EXISTS {ix('unique:expires')} ON {t.unique} (expires)",
+            # Concurrency slots (sqlite_slots.py); added without a version bump.
+            f"""CREATE TABLE IF NOT EXISTS {t.slots} (bucket TEXT NOT NULL, job_id TEXT NOT NULL,
+                deadline REAL NOT NULL, PRIMARY KEY (bucket, job_id)) WITHOUT ROWID""",
+            f"""CREATE TABLE IF NOT EXISTS {t.slot_waiters} (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, bucket TEXT NOT NULL,
+                job_id TEXT NOT NULL, UNIQUE (bucket, job_id))""",
+            f"""CREATE TABLE IF NOT EXISTS {t.slot_buckets} (
+                bucket TEXT PRIMARY KEY NOT NULL, lim INTEGER NOT NULL) WITHOUT ROWID""",
         ]
 
 

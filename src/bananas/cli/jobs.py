@@ -14,6 +14,7 @@ from ..app import Bananas
 from ..brokers import Broker
 from ..errors import BananasError, BrokerError
 from ..keys import split_lane
+from ..observe.limits import limit_rows
 from ..routes import DEFAULT_ROUTE
 from ..unserved import why_unfinished
 from ..vocabulary import PRIORITIES, Status
@@ -97,6 +98,7 @@ def status(as_json: bool, broker: str | None) -> None:
 
     async def go(b: Broker) -> None:
         stats = await b.stats()
+        limits = await limit_rows(b)
         fleet = [asdict(w) for w in await b.list_workers(settings.registry_expiry)]
         data = {
             "broker": b.describe(),
@@ -109,11 +111,12 @@ def status(as_json: bool, broker: str | None) -> None:
             "in_flight": stats.active,
             "dead": stats.dead,
             "cancelled": stats.cancelled,
+            "concurrency_limits": [row.to_json() for row in limits],
         }
         if as_json:
             click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
         else:
-            click.echo(render_status(data, stats))
+            click.echo(render_status(data, stats) + _render_limits(limits))
 
     run_with_broker(settings, go)
 
@@ -168,6 +171,17 @@ def render_status(data: dict[str, Any], stats: Any) -> str:
         lines.append("\nROUTE LIST (Go scheduler, moved on by the route's workers)  DEPTH")
         for (r, p), d in sorted(stats.unrouted_routes.items()):
             lines.append(f"{r + ' ' + p:<58} {d}")
+    return "\n".join(lines)
+
+
+def _render_limits(limits: list[Any]) -> str:
+    """Capped work (docs/control.md): parked, counted in `scheduled`, waiting for a slot."""
+    if not limits:
+        return ""
+    lines = ["", "", "CONCURRENCY LIMITS (waiting jobs are parked, counted in scheduled)"]
+    lines.append(f"{'JOB TYPE':<31} {'KEY':<20} USE")
+    for row in limits:
+        lines.append(f"{row.job_type:<31} {row.key or '-':<20} {row.use}")
     return "\n".join(lines)
 
 

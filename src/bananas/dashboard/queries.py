@@ -13,6 +13,7 @@ from typing import Any
 from ..brokers.base import Broker, Throughput
 from ..keys import lane as lane_of
 from ..keys import split_lane
+from ..observe.limits import LimitRow, limit_rows
 from ..routes import DEFAULT_ROUTE
 from ..vocabulary import PRIORITIES, JobState
 from .fleet import normalize_worker
@@ -55,6 +56,7 @@ class Overview:
     draining: int
     prefetched: int = 0  # leased ahead of a free slot, as the workers report it
     routed: bool = False  # some queue is on a named route: the table shows the column
+    limits: list[LimitRow] = field(default_factory=list)  # concurrency buckets in use
     now: float = field(default_factory=time.time)
 
     @property
@@ -66,16 +68,18 @@ class Overview:
         data = asdict(self)
         data["throughput"] = [asdict(t) for t in self.throughput]
         data["failure_rate"] = self.failure_rate
+        data["limits"] = [row.to_json() for row in self.limits]
         return data
 
 
 async def overview(broker: Broker, worker_expiry: float) -> Overview:
-    stats, running, oldest, throughput, workers = await asyncio.gather(
+    stats, running, oldest, throughput, workers, limits = await asyncio.gather(
         broker.stats(),
         broker.active_by_queue(),
         broker.oldest_ready_age(),
         broker.throughput(60),
         broker.list_workers(worker_expiry),
+        limit_rows(broker),
     )
     # One row per (route, job type): the default route's first, as before routes.
     types = sorted(
@@ -124,6 +128,7 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
         draining=sum(1 for w in fleet if w.draining),
         prefetched=prefetched,
         routed=any(r.route != DEFAULT_ROUTE for r in rows),
+        limits=limits,
     )
 
 

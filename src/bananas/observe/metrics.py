@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..keys import split_lane
+from .limits import LimitRow
 from .stats import WorkerStats
 from .status import WorkerIdentity, WorkerStatus
 
@@ -136,6 +137,8 @@ class _WorkerCollector(Collector):
             "bananas_scheduled_jobs", "Delayed and back-off jobs waiting.", snap.stats.scheduled
         )
         yield _gauge("bananas_dead_letter_jobs", "Jobs in the dead-letter queue.", snap.stats.dead)
+        if snap.limits:  # concurrency limits (docs/control.md), where a type here has one
+            yield from _limit_gauges(snap.limits)
         yield _gauge(
             "bananas_cancelled_jobs",
             "Cancelled jobs whose result is still kept (RESULT_TTL).",
@@ -162,6 +165,20 @@ class _WorkerCollector(Collector):
         me = self.identity
         info.add_metric([me.id, str(me.mode), me.group], 1)
         yield info
+
+
+def _limit_gauges(rows: tuple[LimitRow, ...]) -> Iterator[Metric]:
+    labels = ["job_type", "key"]
+    families = (
+        ("bananas_concurrency_limit", "A concurrency bucket's limit.", "limit"),
+        ("bananas_concurrency_running", "Slots of a concurrency bucket held.", "running"),
+        ("bananas_concurrency_waiting", "Jobs parked for a concurrency slot.", "waiting"),
+    )
+    for name, doc, attr in families:
+        family = GaugeMetricFamily(name, doc, labels=labels)
+        for row in rows:
+            family.add_metric([row.job_type, row.key or ""], getattr(row, attr))
+        yield family
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -26,6 +26,7 @@ from ..errors import BrokerError, BrokerRefusesWrites
 from ..logs import EventLog
 from ..loops import PeriodicTasks
 from ..vocabulary import WorkerInfo
+from .limits import limit_rows
 from .stats import IntervalSampler, WorkerStats
 from .status import BrokerLink, BrokerSnapshot, WorkerIdentity, WorkerStatus, registry_info
 
@@ -44,6 +45,7 @@ class MonitorParams:
     status: Callable[[], WorkerStatus]
     registry_heartbeat: float
     metrics_log_interval: float
+    limits: bool = False  # a type here has a concurrency limit: its use is read too
 
 
 class Monitor:
@@ -96,8 +98,9 @@ class Monitor:
         await broker.ping()
         stats = await broker.stats()
         ages = await broker.oldest_ready_age()
+        limits = tuple(await limit_rows(broker)) if self.p.limits else ()
         self.p.link.up()
-        self.snapshot = BrokerSnapshot(stats, ages, time.monotonic())
+        self.snapshot = BrokerSnapshot(stats, ages, time.monotonic(), limits)
         self.utilization, self.error_rate = self._gauge_sampler.sample()
 
     async def _register(self) -> None:

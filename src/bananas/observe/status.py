@@ -17,6 +17,7 @@ from typing import Any
 
 from ..brokers.base import BrokerStats
 from ..vocabulary import Mode, WorkerInfo
+from .limits import LimitRow
 from .stats import WorkerStats
 
 FETCH_STALL = 15.0  # /livez fails when the fetch loop is this quiet with free slots
@@ -75,6 +76,7 @@ class BrokerSnapshot:
     stats: BrokerStats = field(default_factory=BrokerStats)
     oldest_age: dict[str, float] = field(default_factory=dict)
     taken_at: float = 0.0  # monotonic seconds; 0 = never taken
+    limits: tuple[LimitRow, ...] = ()  # concurrency buckets in use (only where limits run)
 
     @property
     def queue_depth(self) -> int:

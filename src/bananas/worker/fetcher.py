@@ -52,6 +52,7 @@ from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink
 from .executors import Requeue
 from .ordering import FetchOrders
+from .slots import SlotGate
 
 PAUSED = "no job is taken or started until Redis accepts writes again"
 IDLE_WAIT = 1.0  # seconds a blocking wait lasts before the loop looks again
@@ -74,6 +75,8 @@ class FetcherParams:
     # trip). False (--burst): wait, then dequeue, so that `dequeuing` is never
     # true while the fetcher only waits (the burst's emptiness check reads it).
     lease_on_wake: bool = True
+    # Concurrency limits (worker/slots.py): None unless a type here has one.
+    slots: SlotGate | None = None
 
 
 class Fetcher:
@@ -203,6 +206,8 @@ class Fetcher:
                 continue
             p.link.up()
             pause = 0.0
+            if p.slots is not None:  # limited types: only those with a slot start
+                deliveries = await p.slots.admit(deliveries)
             self._take(deliveries)
             self._fill_slots()
             if woken:
@@ -344,6 +349,8 @@ class Fetcher:
             )
         finally:
             p.stats.end(delivery.id)
+            if p.slots is not None:
+                p.slots.release(delivery)
             self.release_slot(delivery)
             del self._tasks[delivery.id]
             del self.leased[delivery.id]

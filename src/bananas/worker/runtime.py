@@ -78,6 +78,7 @@ from .maintenance import Maintenance, MaintenanceParams
 from .ordering import FetchOrders
 from .runner import JobRunner
 from .shutdown import bounded
+from .slots import slot_gate_for
 
 if TYPE_CHECKING:
     from ..observe.health import HealthServer
@@ -120,6 +121,9 @@ class Worker:
             app.handlers, self.broker, settings, self.executors, log, self.stats
         )
         self.fetcher = Fetcher(self._fetcher_params())
+        self.slots = self.fetcher.p.slots
+        if self.slots is not None:
+            self.slots.leased = self.fetcher.leased  # its heartbeat reads them
         # The runner frees a job's slot as its outcome starts settling, so the
         # next job starts while the ack is in flight; the slots are the fetcher's.
         self.runner.release_slot = self.fetcher.release_slot
@@ -156,6 +160,7 @@ class Worker:
                 self.status,
                 registry_heartbeat=settings.registry_heartbeat,
                 metrics_log_interval=settings.metrics_log_interval,
+                limits=self.slots is not None,
             )
         )
         self.metrics = WorkerMetrics(self.stats, self.status, self.identity)
@@ -207,6 +212,9 @@ class Worker:
             token_prefix=self.id,
             stop=self._stop,
             lease_on_wake=not s.burst,
+            slots=slot_gate_for(
+                self.broker, self.app.handlers, self.types, s.lease_timeout, self.log
+            ),
         )
 
     # -- what others read ---------------------------------------------------
@@ -281,6 +289,8 @@ class Worker:
             self.hooks.emit("on_worker_start", self.identity)
         self._state = WorkerState.RUNNING
         self.leases.start()
+        if self.slots is not None:
+            self.slots.start()
         self.cancels.start()
         self.maintenance.start()
         self.fetcher.start()
@@ -300,6 +310,8 @@ class Worker:
         log = self.log
         await bounded(log, "cancels", self.cancels.stop())
         await bounded(log, "leases", self.leases.stop())
+        if self.slots is not None:
+            await bounded(log, "slots", self.slots.stop())
         await bounded(log, "maintenance", self.maintenance.stop())
         await bounded(log, "monitor", self.monitor.stop())
         self.executors.shutdown()

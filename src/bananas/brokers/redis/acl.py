@@ -50,6 +50,7 @@ ROLE_DIRECT: dict[Role, tuple[str, ...]] = {
     Role.DASHBOARD: (
         *("PING", "TIME", "GET", "MGET", "EXISTS", "HGET", "HMGET", "HGETALL", "HVALS"),
         *("LLEN", "LRANGE", "LINDEX", "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "SMEMBERS"),
+        "ZCOUNT",  # the concurrency limits' usage (slots.py)
     ),
 }
 
@@ -83,6 +84,8 @@ _PROBES: dict[str, tuple[str, ...]] = {
     "ZREVRANGE": ("K", "0", "-1"),
     "ZREMRANGEBYRANK": ("K", "0", "-1"),
     "ZREMRANGEBYSCORE": ("K", "0", "0"),
+    "ZPOPMIN": ("K",),
+    "ZCOUNT": ("K", "0", "0"),
     "RPUSH": ("K", "v"),
     "LPUSH": ("K", "v"),
     "RPOP": ("K",),

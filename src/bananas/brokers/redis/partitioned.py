@@ -40,6 +40,7 @@ from .connection import redis_errors
 from .keyspace import KeyspaceWatch
 from .partitioned_fetch import PartitionedFetch
 from .partitioned_fleet import PartitionedFleet
+from .partitioned_slots import PartitionedSlots
 from .partitioned_sync import PartitionedSyncClient
 from .partitioned_views import PartitionedViews
 from .partitions import (
@@ -72,7 +73,7 @@ def partitions_from_env() -> int | None:
 
 
 class PartitionedBroker(
-    PartitionedWorkflows, PartitionedFetch, PartitionedFleet, PartitionedViews, Broker
+    PartitionedWorkflows, PartitionedFetch, PartitionedFleet, PartitionedViews, PartitionedSlots, Broker
 ):
     def __init__(
         self,

@@ -72,6 +72,12 @@ def partition_of(job_id: str, count: int) -> int:
     return zlib.crc32(job_id.encode()) % count
 
 
+def partition_of_key(key: str, count: int) -> int:
+    """The partition of a limit's key (a concurrency bucket, a rate key): its
+    structures live there, so each of its scripts touches one slot."""
+    return zlib.crc32(key.encode()) % count
+
+
 def partitions_key(home: Keys) -> str:
     """String: the partition count the keyspace was created with."""
     return f"{home.prefix}:partitions"

@@ -35,6 +35,7 @@ from .redis_registry import RedisRegistry
 from .redis_upkeep import RedisUpkeep
 from .replicas import MinReplicas
 from .script_loader import Call, LuaScript, load
+from .slots import RedisSlots
 from .sync import RedisSyncClient, enqueue_call, settle_enqueue
 from .upkeep_scripts import Prefixes
 from .wake import RedisWake
@@ -54,6 +55,7 @@ class RedisBroker(
     RedisChecks,
     RedisProgress,
     RedisWorkflows,
+    RedisSlots,
     Broker,
 ):
     def __init__(

@@ -3,7 +3,7 @@
 A script may contain `-- @include <file>.lua`, replaced by that file's text,
 so shared helpers (routing, burying, the clock) have one source. The typed
 wrapper of each script is in scripts.py (a job's own transitions) or
-upkeep_scripts.py (the ones around them); both build their calls with `call`.
+upkeep_scripts.py (the ones around them), slot_* in slots.py; all build their calls with `call`.
 """
 
 from __future__ import annotations
@@ -87,4 +87,9 @@ SCRIPT_NAMES = (
     "wf_complete",
     "wf_cancel",
     "wf_add",
+    "slot_acquire",
+    "slot_release",
+    "slot_extend",
+    "slot_park",
+    "slot_resume",
 )
