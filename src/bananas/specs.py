@@ -67,6 +67,7 @@ class JobSpec:
         """This spec as a workflow step that receives nothing from the
         steps before it (Celery's `si`): only its own payload."""
         return replace(self, ignore_previous=True)
+
     concurrency_key: str | None = None  # the bucket of a limited type (concurrency.py)
 
 

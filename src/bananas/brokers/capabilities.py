@@ -269,6 +269,8 @@ class Workflows(abc.ABC):
         """A completed workflow's result, assembled from its output shape."""
         found = await self.workflow_values(head.id, shape_ids(head.output))
         return assemble(head.output, {k: orjson.loads(v) for k, v in found.items()})
+
+
 @dataclass(frozen=True, slots=True)
 class SlotJob:
     """A leased job of a type with a concurrency limit (docs/control.md):

@@ -64,7 +64,9 @@ def _clock() -> Clock:
     return Clock(time.time(), now_iso())
 
 
-class SQLiteBroker(SQLiteCancels, SQLiteViews, SQLiteProgress, SQLiteWorkflows, SQLiteSlots, Broker):
+class SQLiteBroker(
+    SQLiteCancels, SQLiteViews, SQLiteProgress, SQLiteWorkflows, SQLiteSlots, Broker
+):
     def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
         self.url = url
         self.path = path_from_url(url)

@@ -73,7 +73,12 @@ def partitions_from_env() -> int | None:
 
 
 class PartitionedBroker(
-    PartitionedWorkflows, PartitionedFetch, PartitionedFleet, PartitionedViews, PartitionedSlots, Broker
+    PartitionedWorkflows,
+    PartitionedFetch,
+    PartitionedFleet,
+    PartitionedViews,
+    PartitionedSlots,
+    Broker,
 ):
     def __init__(
         self,
