@@ -137,6 +137,7 @@ class Bananas:
         executor: str | None = None,
         route: str | None = None,
         unique_for: str | float | None = None,
+        rate_limit: str | None = None,
     ) -> JobFunction[P, R]: ...
 
     @overload
@@ -152,6 +153,7 @@ class Bananas:
         executor: str | None = None,
         route: str | None = None,
         unique_for: str | float | None = None,
+        rate_limit: str | None = None,
     ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
     def job(
@@ -166,14 +168,16 @@ class Bananas:
         executor: str | None = None,
         route: str | None = None,
         unique_for: str | float | None = None,
+        rate_limit: str | None = None,
     ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
         """Register a job handler. Async functions run on the event loop, plain
         functions in a thread pool, `executor="process"` in a process pool.
-        `unique_for="10m"`: at most one live job per key (docs/control.md)."""
+        `unique_for="10m"`: at most one live job per key; `rate_limit="100/s"`:
+        at most that many starts across the fleet (docs/control.md)."""
 
         def register(func: Callable[P, R]) -> JobFunction[P, R]:
             definition = define(
-                func, name, priority, timeout, max_retries, executor, route, unique_for
+                func, name, priority, timeout, max_retries, executor, route, unique_for, rate_limit
             )
             if definition.name in self.handlers:
                 raise BananasError(f"job type {definition.name!r} is registered twice")

@@ -161,6 +161,7 @@ def record_tail(
     scheduled_for: float | None = None,
     route: str | None = None,
     unique: tuple[str, int] | None = None,
+    rate_key: str | None = None,
 ) -> bytes:
     """A new record's fields after `id`, encoded. Ready-now jobs alike in
     these fields share one tail across a batch (see `assemble_record`).
@@ -182,6 +183,8 @@ def record_tail(
         head["routing_key"] = route
     if unique is not None:  # Bananas' own fields: an SDK ignores them (wire-format.md)
         head["unique_key"], head["unique_for_ms"] = unique
+    if rate_key is not None:  # the bucket of a rate-limited type (rates.py)
+        head["rate_key"] = rate_key
     return b"," + orjson.dumps(head)[1:-1]
 
 

@@ -59,6 +59,7 @@ class EnqueueOptions(TypedDict, total=False):
     route: str
     unique_key: str
     unique_for: str | float
+    rate_key: str
 
 
 _NAMES = tuple(EnqueueOptions.__annotations__)

@@ -21,6 +21,7 @@ from .job import (
     now_iso,
     record_tail,
 )
+from .rates import check_rate_key
 from .routes import DEFAULT_ROUTE, check_route
 from .unique import check_unique_for, unique_digest
 from .vocabulary import PRIORITY_NAMES, Priority
@@ -35,6 +36,7 @@ _OPTIONS = (
     "_route",
     "_unique_key",
     "_unique_for",
+    "_rate_key",
 )
 _OPTION_NAMES = frozenset(_OPTIONS)
 
@@ -56,6 +58,7 @@ class JobSpec:
     # caller's key (None: the job type and payload are the key).
     unique_for: float | None = None
     unique_key: str | None = None
+    rate_key: str | None = None  # the bucket of a rate-limited type (rates.py)
 
 
 def make_spec(
@@ -120,6 +123,14 @@ def make_spec(
             f"_job_id given for the unique job type {name!r}: a job id already makes the "
             "enqueue idempotent by id; a unique job is deduplicated by its key (choose one)"
         )
+    rate_key = options.get("_rate_key")
+    if rate_key is not None:
+        rate_key = check_rate_key(rate_key, name)
+        if definition is not None and definition.rate_limit is None:
+            raise BananasError(
+                f"_rate_key given for {name!r}, which has no rate limit: declare "
+                '@app.job(rate_limit="100/s") (or "/m", "/h") to limit it per key'
+            )
     return JobSpec(
         name=name,
         payload=payload,
@@ -132,6 +143,7 @@ def make_spec(
         route=route,
         unique_for=unique_for,
         unique_key=unique_key,
+        rate_key=rate_key,
     )
 
 
@@ -147,7 +159,7 @@ def encode_specs(
     now = time.time()
     stamp = now_iso()  # one created_at for the batch: they are enqueued together
     # Alike ready-now jobs share their encoded fields; only id and payload differ.
-    tails: dict[tuple[str, str, int | None, str, str | None], bytes] = {}
+    tails: dict[tuple[str, str, int | None, str, str | None, str | None], bytes] = {}
     for item, fresh_id in zip(items, new_job_ids(len(items)), strict=True):
         spec = item if isinstance(item, JobSpec) else to_spec(item[0], item[1])
         name = spec.name
@@ -159,7 +171,7 @@ def encode_specs(
         # clock decides when it is due), the record shows this host's guess.
         delay = spec.delay or None if spec.at is None else None
         due = spec.at if spec.at is not None else (now + delay if delay else None)
-        alike = (name, spec.priority, spec.max_retries, spec.description, spec.route)
+        alike = (name, spec.priority, spec.max_retries, spec.description, spec.route, spec.rate_key)
         unique = None
         if spec.unique_for is not None:  # its own tail: the record names its key
             if spec.job_id is not None:
@@ -179,6 +191,7 @@ def encode_specs(
                 scheduled_for=due,
                 route=spec.route,
                 unique=unique,
+                rate_key=spec.rate_key,
             )
             if due is None and unique is None:
                 tails[alike] = tail

@@ -182,6 +182,13 @@ class Tables:
                 expires REAL NOT NULL)""",
             f"CREATE INDEX IF NOT EXISTS {ix('unique:job')} ON {t.unique} (job_id)",
             f"CREATE INDEX IF NOT EXISTS {ix('unique:expires')} ON {t.unique} (expires)",
+            # Rate limits (sqlite_rate.py); added without a version bump, as progress.
+            f"""CREATE TABLE IF NOT EXISTS {t.name("rates")} (
+                bucket TEXT PRIMARY KEY NOT NULL, tat_ms REAL NOT NULL) WITHOUT ROWID""",
+            f"""CREATE TABLE IF NOT EXISTS {t.name("throttled")} (
+                id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, until_ms REAL NOT NULL)""",
+            f"""CREATE TABLE IF NOT EXISTS {t.name("rate_limits")} (
+                name TEXT PRIMARY KEY NOT NULL, rate TEXT NOT NULL) WITHOUT ROWID""",
         ]
 
 

@@ -74,6 +74,9 @@ class FetcherParams:
     # trip). False (--burst): wait, then dequeue, so that `dequeuing` is never
     # true while the fetcher only waits (the burst's emptiness check reads it).
     lease_on_wake: bool = True
+    # Rate limits (worker/rates.py): the leased jobs to start now, the others
+    # parked; None (no rate-limited type) costs nothing.
+    admit: Callable[[list[Delivery]], Awaitable[list[Delivery]]] | None = None
 
 
 class Fetcher:
@@ -203,6 +206,8 @@ class Fetcher:
                 continue
             p.link.up()
             pause = 0.0
+            if p.admit is not None:
+                deliveries = await p.admit(deliveries)
             self._take(deliveries)
             self._fill_slots()
             if woken:

@@ -76,6 +76,7 @@ from .fetcher import Fetcher, FetcherParams
 from .leases import Leases, LeasesParams
 from .maintenance import Maintenance, MaintenanceParams
 from .ordering import FetchOrders
+from .rates import admission_for, declare_limits
 from .runner import JobRunner
 from .shutdown import bounded
 
@@ -119,6 +120,7 @@ class Worker:
         self.runner = JobRunner(
             app.handlers, self.broker, settings, self.executors, log, self.stats
         )
+        self.admission = admission_for(self.broker, app.handlers, log, self._stop)
         self.fetcher = Fetcher(self._fetcher_params())
         # The runner frees a job's slot as its outcome starts settling, so the
         # next job starts while the ack is in flight; the slots are the fetcher's.
@@ -207,6 +209,7 @@ class Worker:
             token_prefix=self.id,
             stop=self._stop,
             lease_on_wake=not s.burst,
+            admit=None if self.admission is None else self.admission.admit,
         )
 
     # -- what others read ---------------------------------------------------
@@ -301,6 +304,8 @@ class Worker:
         await bounded(log, "cancels", self.cancels.stop())
         await bounded(log, "leases", self.leases.stop())
         await bounded(log, "maintenance", self.maintenance.stop())
+        if self.admission is not None:
+            await bounded(log, "rates", self.admission.close())
         await bounded(log, "monitor", self.monitor.stop())
         self.executors.shutdown()
         await bounded(log, "broker", self.broker.close())
@@ -327,6 +332,8 @@ class Worker:
                 routing = foreign_routing(self.broker)
                 if routing is not None:
                     await routing.register_types(self.types)
+                if self.types:  # what the views show as limits (rates.py)
+                    await declare_limits(self.broker, self.app.handlers, self.types)
                 self.link.up()
                 return
             except BrokerIncompatible:

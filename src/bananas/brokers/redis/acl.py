@@ -43,12 +43,17 @@ ROLE_SCRIPTS: dict[Role, tuple[str, ...]] = {
 }
 # Commands sent outside the scripts.
 ROLE_DIRECT: dict[Role, tuple[str, ...]] = {
-    Role.WORKER: ("PING", "TIME", "BZPOPMIN", "BLMOVE", "HGETALL", "EXISTS"),
+    # HSET / HDEL: the rate limits a worker declares at start; ZCOUNT: their use (rates.py).
+    Role.WORKER: (
+        *("PING", "TIME", "BZPOPMIN", "BLMOVE", "HGETALL", "EXISTS"),
+        *("HSET", "HDEL", "ZCOUNT"),
+    ),
     Role.PRODUCER: ("PING", "HGETALL", "GET"),
     # The pages' reads (redis_inspect.py); replay / delete are the worker's rule.
     Role.DASHBOARD: (
         *("PING", "TIME", "GET", "MGET", "EXISTS", "HGET", "HMGET", "HGETALL", "HVALS"),
         *("LLEN", "LRANGE", "LINDEX", "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "SMEMBERS"),
+        "ZCOUNT",  # throttled jobs (brokers/redis/rates.py)
     ),
 }
 
@@ -77,6 +82,7 @@ _PROBES: dict[str, tuple[str, ...]] = {
     "ZREM": ("K", "m"),
     "ZSCORE": ("K", "m"),
     "ZCARD": ("K",),
+    "ZCOUNT": ("K", "0", "1"),
     "ZRANGE": ("K", "0", "-1"),
     "ZREVRANGE": ("K", "0", "-1"),
     "ZREMRANGEBYRANK": ("K", "0", "-1"),

@@ -49,6 +49,7 @@ from .partitions import (
     partition_of,
     partitions_key,
 )
+from .rates import PartitionedRates
 from .redis_broker import RedisBroker
 from .unique_place import place
 
@@ -70,7 +71,9 @@ def partitions_from_env() -> int | None:
     return check_partitions(value)
 
 
-class PartitionedBroker(PartitionedFetch, PartitionedFleet, PartitionedViews, Broker):
+class PartitionedBroker(
+    PartitionedFetch, PartitionedFleet, PartitionedViews, PartitionedRates, Broker
+):
     def __init__(
         self,
         url: str,

@@ -72,6 +72,13 @@ def partition_of(job_id: str, count: int) -> int:
     return zlib.crc32(job_id.encode()) % count
 
 
+def partition_of_key(key: str, count: int) -> int:
+    """The partition of a fleet-wide limit's key (a rate-limit bucket, a
+    concurrency key): its hash, so the limits spread over the partitions and
+    each one's script touches one slot."""
+    return zlib.crc32(key.encode()) % count
+
+
 def partitions_key(home: Keys) -> str:
     """String: the partition count the keyspace was created with."""
     return f"{home.prefix}:partitions"

@@ -83,4 +83,6 @@ SCRIPT_NAMES = (
     "cancel",
     "cancelled",
     "cancel_check",
+    "rate_admit",
+    "rate_park",
 )

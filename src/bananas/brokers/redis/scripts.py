@@ -345,3 +345,29 @@ def cancel_check(
 ) -> Call:
     """job items: (id,), the leased jobs to look up."""
     return _call("cancel_check", [cancels], [job_prefix, result_prefix, *_flat(job)])
+
+
+# -- rate limits (docs/control.md) -------------------------------------------
+def rate_admit(*, bucket: str, interval_ms: float, count: int) -> Call:
+    return _call("rate_admit", [bucket], [interval_ms, count])
+
+
+def rate_park(
+    *,
+    active: str,
+    leases: str,
+    record_key: str,
+    scheduled: str,
+    cancels: str,
+    throttled: str,
+    id: str,
+    token: str,
+    record: bytes,
+    delay: float,
+    waits: int,
+) -> Call:
+    return _call(
+        "rate_park",
+        [active, leases, record_key, scheduled, cancels, throttled],
+        [id, token, record, delay, waits],
+    )

@@ -1,0 +1,161 @@
+"""Rate limits, end to end (docs/control.md, "Rate limits"): real
+redis-server, real worker processes. The broker-level admission, park and
+reservation are in tests/conformance/test_rate.py, on every broker."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from apps.rates import app
+from support import Backend, WorkerFactory, wait_for
+
+from bananas import BananasError
+from bananas.config import Settings
+
+LIMIT = 50.0  # the test app's rate_limit="50/s"
+WORKER_ARGS = ("--concurrency", "10")
+# Starts never precede their slot, but a start that is late (a loaded event
+# loop, the wake-up, the dequeue) lets the next on-time ones bunch behind it:
+# measured on a busy 2-core machine, at most 57 starts in a 1 s window at
+# 50/s (docs/control.md says so).
+BURST_BOUND = LIMIT * 1.2
+
+
+def _starts(target: Backend, name: str) -> list[float]:
+    return sorted(float(x) for x in target.sink.lrange(name))
+
+
+def _max_in_window(starts: list[float], window: float = 1.0) -> int:
+    """The most starts in any `window` seconds."""
+    best, lo = 0, 0
+    for hi, t in enumerate(starts):
+        while t - starts[lo] >= window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def _start_workers(workers: WorkerFactory, n: int = 3) -> None:
+    procs = [workers.start("apps.rates:app", *WORKER_ARGS, wait=False) for _ in range(n)]
+    for proc in procs:
+        proc.wait_started()
+
+
+def _attempts(target: Backend, ids: list[str]) -> set[Any]:
+    return {target.view.record(i)["attempts"] for i in ids}
+
+
+def test_600_jobs_at_50_per_s_over_3_workers_take_12_s_with_no_attempt_charged(
+    target: Backend, workers: WorkerFactory
+) -> None:
+    app.configure(Settings.load())
+    _start_workers(workers)
+    sent = time.monotonic()
+    handles = app.enqueue_many([app.spec("limited", n=i) for i in range(600)])
+    ids = [h.id for h in handles]
+    wait_for(lambda: target.view.count("completed", "limited") == 600, 30, 0.05, "600 done")
+    took = time.monotonic() - sent
+    starts = _starts(target, "test:rate:limited")
+    assert len(starts) == 600  # each ran once
+    span = starts[-1] - starts[0]
+    print(f"rate: 600 at 50/s: done in {took:.2f}s, starts span {span:.2f}s")
+    # 600 starts 20 ms apart: the last one 11.98 s after the first.
+    assert 10.8 <= took <= 13.2, f"all finished in {took:.2f}s"
+    assert 10.8 <= span <= 13.2, f"first to last start {span:.2f}s"
+    print(f"rate: most starts in 1 s: {_max_in_window(starts)}")
+    assert _max_in_window(starts) <= BURST_BOUND, _max_in_window(starts)
+    assert _attempts(target, ids) == {1}  # the one that ran; none for throttling
+    assert not workers.repeat_causes()
+    assert all(not w.events("job.dead_lettered") for w in workers.started)
+
+
+def test_the_limit_holds_per_rate_key(target: Backend, workers: WorkerFactory) -> None:
+    app.configure(Settings.load())
+    _start_workers(workers)
+    sent = time.monotonic()
+    specs = [app.spec("keyed", n=i, key=k, _rate_key=k) for i in range(300) for k in "ab"]
+    ids = [h.id for h in app.enqueue_many(specs)]
+    wait_for(lambda: target.view.count("completed", "keyed") == 600, 30, 0.05, "600 done")
+    took = time.monotonic() - sent
+    assert 5.4 <= took <= 6.6, f"2 keys x 300 at 50/s each finished in {took:.2f}s"
+    for key in "ab":
+        starts = _starts(target, f"test:rate:keyed:{key}")
+        assert len(starts) == 300
+        span = starts[-1] - starts[0]
+        print(f"rate: key {key}: 300 at 50/s in {span:.2f}s (all done in {took:.2f}s)")
+        assert 5.4 <= span <= 6.6, f"key {key}: {span:.2f}s"
+        print(f"rate: key {key}: most starts in 1 s: {_max_in_window(starts)}")
+        assert _max_in_window(starts) <= BURST_BOUND, (key, _max_in_window(starts))
+    assert _attempts(target, ids) == {1}
+
+
+def test_a_throttled_type_does_not_hold_up_another(target: Backend, workers: WorkerFactory) -> None:
+    """300 unlimited jobs drain at their own speed beside 600 throttled ones
+    (measured against the same 300 alone, same workers)."""
+    app.configure(Settings.load())
+    _start_workers(workers)
+
+    def drain_free(base: int) -> float:
+        sent = time.monotonic()
+        app.enqueue_many([app.spec("free", n=i) for i in range(300)])
+        wait_for(
+            lambda: target.view.count("completed", "free") == base + 300, 30, 0.01, "free done"
+        )
+        return time.monotonic() - sent
+
+    alone = drain_free(0)
+    app.enqueue_many([app.spec("limited", n=i) for i in range(600)])
+    wait_for(lambda: target.sink.llen("test:rate:limited") >= 5, 10, message="throttling began")
+    beside = drain_free(300)
+    print(f"rate: 300 free alone {alone:.2f}s, beside 600 throttled {beside:.2f}s")
+    throttled_left = 600 - target.sink.llen("test:rate:limited")
+    assert throttled_left > 400  # the limited type was still throttled throughout
+    assert beside <= max(2 * alone, alone + 0.5), f"alone {alone:.2f}s, beside {beside:.2f}s"
+
+
+def test_retry_later_runs_again_after_the_delay_without_charging_an_attempt(
+    target: Backend, workers: WorkerFactory
+) -> None:
+    app.configure(Settings.load())
+    workers.start("apps.rates:app")
+    handle = app.enqueue("snoozy", n=1)
+    handle.result(timeout=20)  # raises unless it completed
+    at = _starts(target, "test:rate:snoozy:at")
+    assert len(at) == 2 and at[1] - at[0] >= 0.3, at
+    record = target.view.record(handle.id)
+    assert record["attempts"] == 1  # max_retries=0, yet it ran twice: the snooze was free
+    assert record["snoozes"] == 1
+    [event] = workers.started[0].events("job.retry_later")
+    assert event["attempts"] == 0 and event["retry_in_s"] == 0.3
+
+
+def test_retry_later_past_max_snoozes_is_charged(target: Backend, workers: WorkerFactory) -> None:
+    """A job that snoozes for ever is not kept for ever: the 101st RetryLater
+    is an ordinary failed attempt (max_retries=0: dead-lettered)."""
+    app.configure(Settings.load())
+    workers.start("apps.rates:app")
+    handle = app.enqueue("always_snoozes", n=1)
+    wait_for(lambda: target.view.state(handle.id) == "dead", 60, message="dead-lettered")
+    assert target.sink.hget("test:rate:always", "1") == "101"
+
+
+def test_bad_limits_and_keys_are_refused_with_what_is_allowed() -> None:
+    from bananas import Bananas
+
+    other = Bananas()
+    for bad in ("50", "50/d", "0/s", "-1/s", "fast", 50):
+        with pytest.raises(BananasError, match=r'allowed: "<count>/s"'):
+            other.job(rate_limit=bad)(lambda: None)  # type: ignore[arg-type]
+
+    @other.job
+    def plain() -> None: ...
+
+    with pytest.raises(BananasError, match="has no rate limit"):
+        other.spec("plain", _rate_key="t-1")
+    with pytest.raises(BananasError, match="has no rate limit"):
+        plain.options(rate_key="t-1").spec()
+    with pytest.raises(BananasError, match="non-empty string"):
+        app.spec("limited", n=1, _rate_key="")
+    assert app.spec("limited", n=1, _rate_key="t").rate_key == "t"
