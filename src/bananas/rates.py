@@ -66,6 +66,12 @@ class RateUsage:
     # jobs): above 0, the type starts at its limit.
     booked: float
 
+    @property
+    def per_second(self) -> float:
+        """The limit in starts per second (0 for a limit this code cannot read)."""
+        match = _SPEC.fullmatch(self.limit)
+        return int(match.group(1)) / UNITS[match.group(2)] if match else 0.0
+
 
 def check_rate_limit(value: Any, where: str) -> RateLimit | None:
     """A job type's `rate_limit` (None: unlimited), or a BananasError naming

@@ -1,11 +1,12 @@
 """Handlers of the rate-limit acceptance tests (tests/test_rate.py): each
-records when it started (this host's clock; every process is on it)."""
+records when it started (this host's clock; every process is on it) and,
+for the limited ones, its id (the test reads the record's slot)."""
 
 from __future__ import annotations
 
 import time
 
-from bananas import Bananas, RetryLater
+from bananas import Bananas, RetryLater, current_job
 
 from .sink import sink
 
@@ -14,12 +15,12 @@ app = Bananas()
 
 @app.job(rate_limit="50/s")
 async def limited(n: int) -> None:
-    sink().rpush("test:rate:limited", f"{time.time()}")
+    sink().rpush("test:rate:limited", f"{time.time()} {current_job().id}")
 
 
 @app.job(rate_limit="50/s")
 async def keyed(n: int, key: str) -> None:
-    sink().rpush(f"test:rate:keyed:{key}", f"{time.time()}")
+    sink().rpush(f"test:rate:keyed:{key}", f"{time.time()} {current_job().id}")
 
 
 @app.job

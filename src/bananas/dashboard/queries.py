@@ -13,6 +13,7 @@ from typing import Any
 from ..brokers.base import Broker, Throughput
 from ..keys import lane as lane_of
 from ..keys import split_lane
+from ..rates import RateUsage
 from ..routes import DEFAULT_ROUTE
 from ..vocabulary import PRIORITIES, JobState
 from .fleet import normalize_worker
@@ -55,6 +56,9 @@ class Overview:
     draining: int
     prefetched: int = 0  # leased ahead of a free slot, as the workers report it
     routed: bool = False  # some queue is on a named route: the table shows the column
+    # Rate limits and their use (docs/control.md); throttled jobs are not in `scheduled`.
+    throttled: int = 0
+    rate_limits: list[RateUsage] = field(default_factory=list)
     now: float = field(default_factory=time.time)
 
     @property
@@ -70,13 +74,15 @@ class Overview:
 
 
 async def overview(broker: Broker, worker_expiry: float) -> Overview:
-    stats, running, oldest, throughput, workers = await asyncio.gather(
+    stats, running, oldest, throughput, workers, rates = await asyncio.gather(
         broker.stats(),
         broker.active_by_queue(),
         broker.oldest_ready_age(),
         broker.throughput(60),
         broker.list_workers(worker_expiry),
+        broker.rate_usage(),
     )
+    throttled = sum(r.throttled for r in rates)
     # One row per (route, job type): the default route's first, as before routes.
     types = sorted(
         {
@@ -109,7 +115,7 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
         depth_by_priority=by_priority,
         unrouted={p: n for p, n in stats.unrouted.items() if n},
         queued=sum(by_priority.values()),
-        scheduled=stats.scheduled,
+        scheduled=max(0, stats.scheduled - throttled),  # read apart: may cross
         running=stats.active - prefetched,
         dead=stats.dead,
         cancelled=stats.cancelled,
@@ -124,6 +130,8 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
         draining=sum(1 for w in fleet if w.draining),
         prefetched=prefetched,
         routed=any(r.route != DEFAULT_ROUTE for r in rows),
+        throttled=throttled,
+        rate_limits=rates,
     )
 
 

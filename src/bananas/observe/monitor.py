@@ -44,6 +44,7 @@ class MonitorParams:
     status: Callable[[], WorkerStatus]
     registry_heartbeat: float
     metrics_log_interval: float
+    rates: bool = False  # this worker runs a rate-limited type: the snapshot reads the limits
 
 
 class Monitor:
@@ -96,8 +97,9 @@ class Monitor:
         await broker.ping()
         stats = await broker.stats()
         ages = await broker.oldest_ready_age()
+        rates = tuple(await broker.rate_usage()) if self.p.rates else ()
         self.p.link.up()
-        self.snapshot = BrokerSnapshot(stats, ages, time.monotonic())
+        self.snapshot = BrokerSnapshot(stats, ages, time.monotonic(), rates)
         self.utilization, self.error_rate = self._gauge_sampler.sample()
 
     async def _register(self) -> None:

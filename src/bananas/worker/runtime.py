@@ -158,6 +158,7 @@ class Worker:
                 self.status,
                 registry_heartbeat=settings.registry_heartbeat,
                 metrics_log_interval=settings.metrics_log_interval,
+                rates=self.admission is not None,
             )
         )
         self.metrics = WorkerMetrics(self.stats, self.status, self.identity)
