@@ -8,7 +8,8 @@ calls anything here (no call, no decode on the hot path).
 After each dequeue, the leased jobs of rate-limited types that do not hold
 a slot yet are grouped by bucket (rates.bucket_id); each bucket reserves
 their slots in one call (`rate_admit`: GCRA). A job whose slot is now starts
-as usual; the others are parked (`rate_park`): lease ended, scheduled at
+as usual (so does one whose slot is at most EARLY ahead); the others are
+parked (`rate_park`): lease ended, scheduled at
 their slot with attempts unchanged and the record marked as holding it
 (`rate_reserved`: the attempts count), so when it is leased again it starts
 without taking a second slot. Parking frees the worker's buffer at once, so
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
     from .runner import JobRunner
 
 WAKE_SLACK = 0.002  # seconds: parked jobs due this close together are woken by one call
+# A slot at most this far ahead counts as now: a batch leased together is not
+# parked for fractions of a millisecond under a high limit. (GCRA's burst
+# tolerance: over any window W, at most W x limit + 1 + EARLY x limit starts.)
+EARLY = 0.010
 
 
 class Admission:
@@ -100,7 +105,7 @@ class Admission:
         parks = []
         for (_, jobs), delays in zip(buckets.values(), replies, strict=True):
             for (delivery, fields), delay in zip(jobs, delays, strict=True):
-                if delay <= 0:
+                if delay <= EARLY:
                     now.append(delivery)
                 else:
                     parks.append(self._park(delivery, fields, delay))
