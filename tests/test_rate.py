@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 from apps.rates import app
-from support import Backend, WorkerFactory, free_port, wait_for
+from support import Backend, WorkerFactory, both_brokers, free_port, wait_for
 
 from bananas import BananasError
 from bananas.config import Settings
@@ -78,6 +78,7 @@ def _attempts(target: Backend, ids: list[str]) -> set[Any]:
     return {target.view.record(i)["attempts"] for i in ids}
 
 
+@both_brokers
 def test_600_jobs_at_50_per_s_over_3_workers_take_12_s_with_no_attempt_charged(
     target: Backend, workers: WorkerFactory
 ) -> None:
@@ -91,7 +92,7 @@ def test_600_jobs_at_50_per_s_over_3_workers_take_12_s_with_no_attempt_charged(
     starts = _starts(target, "test:rate:limited")
     assert len(starts) == 600  # each ran once
     span = starts[-1] - starts[0]
-    print(f"rate: 600 at 50/s: done in {took:.2f}s, starts span {span:.2f}s")
+    print(f"rate: {target.name}: 600 at 50/s: done in {took:.2f}s, starts span {span:.2f}s")
     # 600 starts 20 ms apart: the last one 11.98 s after the first.
     assert 10.8 <= took <= 13.2, f"all finished in {took:.2f}s"
     assert 10.8 <= span <= 13.2, f"first to last start {span:.2f}s"
@@ -101,6 +102,7 @@ def test_600_jobs_at_50_per_s_over_3_workers_take_12_s_with_no_attempt_charged(
     assert all(not w.events("job.dead_lettered") for w in workers.started)
 
 
+@both_brokers
 def test_the_limit_holds_per_rate_key(target: Backend, workers: WorkerFactory) -> None:
     app.configure(Settings.load())
     _start_workers(workers)
@@ -120,6 +122,7 @@ def test_the_limit_holds_per_rate_key(target: Backend, workers: WorkerFactory) -
     assert _attempts(target, ids) == {1}
 
 
+@both_brokers
 def test_a_throttled_type_does_not_hold_up_another(target: Backend, workers: WorkerFactory) -> None:
     """300 unlimited jobs drain at their own speed beside 600 throttled ones
     (measured against the same 300 alone, same workers)."""
@@ -138,12 +141,13 @@ def test_a_throttled_type_does_not_hold_up_another(target: Backend, workers: Wor
     app.enqueue_many([app.spec("limited", n=i) for i in range(600)])
     wait_for(lambda: target.sink.llen("test:rate:limited") >= 5, 10, message="throttling began")
     beside = drain_free(300)
-    print(f"rate: 300 free alone {alone:.2f}s, beside 600 throttled {beside:.2f}s")
+    print(f"rate: {target.name}: 300 free alone {alone:.2f}s, beside 600 throttled {beside:.2f}s")
     throttled_left = 600 - target.sink.llen("test:rate:limited")
     assert throttled_left > 400  # the limited type was still throttled throughout
     assert beside <= max(2 * alone, alone + 0.5), f"alone {alone:.2f}s, beside {beside:.2f}s"
 
 
+@both_brokers
 def test_retry_later_runs_again_after_the_delay_without_charging_an_attempt(
     target: Backend, workers: WorkerFactory
 ) -> None:
@@ -190,6 +194,7 @@ def test_bad_limits_and_keys_are_refused_with_what_is_allowed() -> None:
     assert app.spec("limited", n=1, _rate_key="t").rate_key == "t"
 
 
+@both_brokers
 def test_status_and_metrics_show_throttled_work_with_its_limit(
     target: Backend, workers: WorkerFactory
 ) -> None:

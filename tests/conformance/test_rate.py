@@ -129,3 +129,21 @@ async def test_usage_counts_throttled_jobs_and_booked_slots(broker: Broker) -> N
     assert (await broker.stats()).scheduled == 3
     await broker.declare_rate_limits({"t": None})  # the limit removed from the code
     assert await broker.rate_usage() == []
+
+
+async def test_parks_sent_together_get_each_their_own_outcome(broker: Broker) -> None:
+    """An admission parks its batch at once (gathered; SQLite shares one
+    transaction): a stale lease, a cancelled job and good ones side by side."""
+    job_ids = ids(4)
+    await broker.enqueue(jobs(*job_ids))
+    leases = [await lease_one(broker) for _ in range(4)]
+    stale, cancelled, *_good = leases
+    stale.token += "-stale"
+    assert await broker.cancel(cancelled.id) == CancelOutcome.REQUESTED
+    outcomes = await asyncio.gather(
+        *(broker.rate_park(d, parked(d.raw), 5.0, "t") for d in leases), return_exceptions=True
+    )
+    assert outcomes[0] is False and isinstance(outcomes[1], CancelRequested)
+    assert outcomes[2:] == [True, True]
+    states = [await broker.job_state(d.id) for d in leases]
+    assert states == ["running", "running", "scheduled", "scheduled"]

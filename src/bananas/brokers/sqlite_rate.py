@@ -1,5 +1,6 @@
 """Rate limits on SQLite (docs/control.md, "Rate limits"), one transaction
-each, with the semantics of lua/rate_admit.lua and lua/rate_park.lua; a
+each (the parks of one admission share one), with the semantics of
+lua/rate_admit.lua and lua/rate_park.lua; a
 mixin of SQLiteBroker like sqlite_cancel.py.
 
 A bucket is a row of `rates` (its theoretical arrival time); a job waiting
@@ -10,9 +11,10 @@ every worker process on that file.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import CancelRequested
 from ..rates import RateUsage, bucket_id
@@ -47,34 +49,43 @@ def admit(store: Store, bucket: str, interval_ms: float, count: int) -> list[flo
     return delays
 
 
-def park(
-    store: Store, delivery: Delivery, record: bytes, delay: float, throttled: str | None
-) -> bool:
+Park = tuple[Delivery, bytes, float, str | None]
+
+
+def park(store: Store, parks: Sequence[Park]) -> list[bool | CancelRequested]:
+    """Park every job of a batch in one transaction (rate_park.lua each):
+    per job True, False (the lease is not ours) or CancelRequested."""
     t = store.t
     now = time.time()
+    table = t.name("throttled")
+    out: list[bool | CancelRequested] = []
     with store.write() as conn:
-        if not _holds(conn, t, delivery.id, delivery.token):
-            return _settled_by(conn, t, delivery.id, delivery.token, "scheduled")
-        cancelled = conn.execute(f"SELECT 1 FROM {t.cancels} WHERE id = ?", (delivery.id,))
-        if cancelled.fetchone() is not None:
-            raise CancelRequested(f"job {delivery.id} was cancelled: not parked")
-        conn.execute(
-            f"""UPDATE {t.jobs} SET state = 'scheduled', record = ?, at = ?, token = ?,
-                expires = NULL WHERE id = ?""",
-            (record, now + delay, delivery.token, delivery.id),
-        )
-        if throttled is not None:
-            table = t.name("throttled")
+        if any(throttled is not None for *_, throttled in parks):
             conn.execute(
                 f"DELETE FROM {table} WHERE id IN "
-                f"(SELECT id FROM {table} WHERE until_ms <= ? LIMIT 16)",
+                f"(SELECT id FROM {table} WHERE until_ms <= ? LIMIT 64)",
                 (now * 1000,),
             )
+        for delivery, record, delay, throttled in parks:
+            if not _holds(conn, t, delivery.id, delivery.token):
+                out.append(_settled_by(conn, t, delivery.id, delivery.token, "scheduled"))
+                continue
+            cancelled = conn.execute(f"SELECT 1 FROM {t.cancels} WHERE id = ?", (delivery.id,))
+            if cancelled.fetchone() is not None:
+                out.append(CancelRequested(f"job {delivery.id} was cancelled: not parked"))
+                continue
             conn.execute(
-                f"INSERT OR REPLACE INTO {table} (id, name, until_ms) VALUES (?, ?, ?)",
-                (delivery.id, throttled, (now + delay) * 1000),
+                f"""UPDATE {t.jobs} SET state = 'scheduled', record = ?, at = ?, token = ?,
+                    expires = NULL WHERE id = ?""",
+                (record, now + delay, delivery.token, delivery.id),
             )
-    return True
+            if throttled is not None:
+                conn.execute(
+                    f"INSERT OR REPLACE INTO {table} (id, name, until_ms) VALUES (?, ?, ?)",
+                    (delivery.id, throttled, (now + delay) * 1000),
+                )
+            out.append(True)
+    return out
 
 
 def declare(store: Store, limits: Mapping[str, str | None]) -> None:
@@ -109,6 +120,9 @@ def usage(store: Store) -> list[RateUsage]:
 
 
 class SQLiteRates:
+    _park_batch: list[tuple[Park, asyncio.Future[Any]]] | None
+    _park_tasks: set[asyncio.Task[None]]
+
     async def _run(self, fn: Callable[[Store], T]) -> T:
         raise NotImplementedError
 
@@ -121,7 +135,41 @@ class SQLiteRates:
     async def rate_park(
         self, delivery: Delivery, record: bytes, delay: float, throttled: str | None
     ) -> bool:
-        return await self._run(lambda s: park(s, delivery, record, delay, throttled))
+        # The parks of one admission arrive together (gathered): they share one
+        # transaction, so a throttled batch holds the file's one writer once.
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool | CancelRequested] = loop.create_future()
+        batch = getattr(self, "_park_batch", None)
+        if batch is None:
+            batch = self._park_batch = []
+            loop.call_soon(self._flush_parks)
+        batch.append(((delivery, record, delay, throttled), done))
+        outcome = await done
+        if isinstance(outcome, CancelRequested):
+            raise outcome
+        return outcome
+
+    def _flush_parks(self) -> None:
+        batch, self._park_batch = self._park_batch, None
+        task = asyncio.ensure_future(self._park_all(batch or []))
+        tasks: set[asyncio.Task[None]] = getattr(self, "_park_tasks", set())
+        self._park_tasks = tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _park_all(self, batch: list[tuple[Park, asyncio.Future[Any]]]) -> None:
+        try:
+            outcomes = await self._run(lambda s: park(s, [item for item, _ in batch]))
+        except BaseException as exc:
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, done), outcome in zip(batch, outcomes, strict=True):
+            if not done.done():
+                done.set_result(outcome)
 
     async def rate_wake(self, job_ids: Sequence[str]) -> int:
         return await self.move_due()
