@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from bananas.brokers import Broker
-from bananas.brokers.base import CancelOutcome
+from bananas.brokers.base import CancelOutcome, DeadInfo
 from bananas.errors import CancelRequested
 from bananas.rates import RESERVED, bucket_id
 
@@ -147,3 +147,23 @@ async def test_parks_sent_together_get_each_their_own_outcome(broker: Broker) ->
     assert outcomes[2:] == [True, True]
     states = [await broker.job_state(d.id) for d in leases]
     assert states == ["running", "running", "scheduled", "scheduled"]
+
+
+async def test_a_replayed_dead_job_does_not_keep_an_old_slot(broker: Broker) -> None:
+    """Parked at attempt 0, then dead-lettered: its replay (attempts 0 again)
+    must take a new slot, not start on the one its first run reserved."""
+    [a] = ids(1)
+    await broker.enqueue(jobs(a))
+    lease = await lease_one(broker)
+    assert await broker.rate_park(lease, parked(lease.raw), 0.01, "t")
+
+    async def again() -> list:
+        await broker.rate_wake([a])
+        return await broker.dequeue(Q, 1, 30.0, f"w{time.monotonic_ns()}:")
+
+    [lease] = await until(again, message="the parked job back")
+    assert fields(lease.raw)[RESERVED] == 0
+    info = DeadInfo(reason="boom", error="boom", priority="normal", name="t")
+    assert await broker.bury(lease, lease.raw, info, 1.0)
+    assert await broker.replay_dead(a)
+    assert RESERVED not in fields(await broker.get_record(a))

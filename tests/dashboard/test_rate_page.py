@@ -35,6 +35,8 @@ def test_throttled_jobs_show_apart_with_their_limit(broker_url: str, client: htt
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
     assert cells[:3] == ["ping", "5/s", "2"]
     assert cells[3].endswith("s (at its limit)") and 9 < float(cells[3].split()[0]) <= 10
+    listing = client.get("/jobs", params={"state": "scheduled"}).text
+    assert listing.count(">throttled</span>") == 2  # the delayed job has no badge
     data = client.get("/api/overview").json()
     assert (data["throttled"], data["scheduled"]) == (2, 1)
     assert [(r["name"], r["limit"], r["throttled"]) for r in data["rate_limits"]] == [

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from ..errors import UniqueConflict
 from ..job import decode_record
 from ..keys import lane
-from ..rates import RateUsage
+from ..rates import RESERVED, RateUsage
 from ..vocabulary import JobState, WorkerInfo, check_state
 from .records import (
     BrokerStats,
@@ -138,7 +138,8 @@ class Administration(abc.ABC):
         raw = await self.get_record(job_id)
         rec = decode_record(raw, expected_id=job_id)
         fields = rec.fields
-        for key in ("error", "traceback", "dead_reason", "scheduled_for"):
+        # A replay starts at attempt 0 again: a slot reserved then is long gone.
+        for key in ("error", "traceback", "dead_reason", "scheduled_for", RESERVED):
             fields.pop(key, None)
         unique = record_unique(fields)
         record = rec.updated(attempts=0, status="pending")

@@ -13,7 +13,7 @@ from typing import Any
 from ..brokers.base import Broker, Throughput
 from ..keys import lane as lane_of
 from ..keys import split_lane
-from ..rates import RateUsage
+from ..rates import RESERVED, RateUsage
 from ..routes import DEFAULT_ROUTE
 from ..vocabulary import PRIORITIES, JobState
 from .fleet import normalize_worker
@@ -152,6 +152,8 @@ class JobRow:
     readable: bool
     status: str = ""
     missing: bool = False  # no record any more (a finished job's record expired)
+    # Scheduled: waiting for its rate-limit slot (rates.py), not a delay or a retry.
+    throttled: bool = False
 
 
 @dataclass(slots=True)
@@ -206,9 +208,16 @@ async def job_list(
                 readable=fields is not None,
                 status=str((fields or {}).get("status") or ""),
                 missing=s.record is None,
+                throttled=s.state == JobState.SCHEDULED and _holds_slot(fields or {}),
             )
         )
     return JobList(state, job_type, offset, limit, rows, total, has_more)
+
+
+def _holds_slot(fields: dict[str, Any]) -> bool:
+    """Parked for the slot it reserved (a retry's record still names an older one)."""
+    reserved = fields.get(RESERVED)
+    return reserved is not None and reserved == (fields.get("attempts") or 0)
 
 
 # -- dead letters -------------------------------------------------------------------------------
