@@ -65,7 +65,6 @@ class Admission:
         self.limits = dict(limits)
         self.log = log
         self.stop = stop
-        self.throttled = 0  # jobs this worker parked for their slot
         self._due: list[tuple[float, str]] = []  # (monotonic due, job id), a heap
         self._kick = asyncio.Event()
         self._waker: asyncio.Task[None] | None = None
@@ -130,7 +129,6 @@ class Admission:
             await self._requeue([delivery])
             return None
         if parked:
-            self.throttled += 1
             self._wake_at(time.monotonic() + delay, delivery.id)
         return None
 
