@@ -15,6 +15,7 @@ from .errors import (
     PayloadError,
     PayloadTooLarge,
     ReplicationTimeout,
+    RetryLater,
 )
 from .handle import JobHandle
 from .vocabulary import Priority, Status
@@ -39,6 +40,7 @@ __all__ = [
     "PayloadTooLarge",
     "Priority",
     "ReplicationTimeout",
+    "RetryLater",
     "Status",
     "WorkflowFailed",
     "WorkflowHandle",

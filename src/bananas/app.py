@@ -145,6 +145,7 @@ class Bananas:
         route: str | None = None,
         unique_for: str | float | None = None,
         concurrency: int | None = None,
+        rate_limit: str | None = None,
     ) -> JobFunction[P, R]: ...
 
     @overload
@@ -161,6 +162,7 @@ class Bananas:
         route: str | None = None,
         unique_for: str | float | None = None,
         concurrency: int | None = None,
+        rate_limit: str | None = None,
     ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
     def job(
@@ -176,11 +178,13 @@ class Bananas:
         route: str | None = None,
         unique_for: str | float | None = None,
         concurrency: int | None = None,
+        rate_limit: str | None = None,
     ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
         """Register a job handler. Async functions run on the event loop, plain
         functions in a thread pool, `executor="process"` in a process pool.
         `unique_for="10m"`: at most one live job per key; `concurrency=2`: at
-        most 2 running at once across all workers (docs/control.md)."""
+        most 2 running at once across all workers; `rate_limit="100/s"`: at
+        most that many starts across the fleet (docs/control.md)."""
 
         def register(func: Callable[P, R]) -> JobFunction[P, R]:
             definition = define(
@@ -193,6 +197,7 @@ class Bananas:
                 route,
                 unique_for,
                 concurrency,
+                rate_limit,
             )
             if definition.name in self.handlers:
                 raise BananasError(f"job type {definition.name!r} is registered twice")

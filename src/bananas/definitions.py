@@ -12,6 +12,7 @@ from .concurrency import check_concurrency
 from .durations import parse_duration
 from .errors import ArgumentsError, BananasError
 from .job import check_priority
+from .rates import RateLimit, check_rate_limit
 from .routes import DEFAULT_ROUTE, check_route
 from .unique import check_unique_for
 
@@ -34,6 +35,7 @@ class JobDefinition:
     route: str | None = None  # None: the default route
     unique_for: float | None = None  # seconds a unique job holds its key (unique.py)
     concurrency: int | None = None  # most running at once, fleet-wide (concurrency.py)
+    rate_limit: RateLimit | None = None  # starts per unit, fleet-wide (rates.py)
 
     def check_payload(self, payload: dict[str, Any]) -> None:
         """Raise TypeError when the payload does not fit the handler's parameters."""
@@ -109,6 +111,7 @@ def define(
     route: str | None = None,
     unique_for: str | float | None = None,
     concurrency: int | None = None,
+    rate_limit: str | None = None,
 ) -> JobDefinition:
     if not callable(func):
         raise BananasError(f"@app.job needs a function, got {type(func).__name__}")
@@ -134,7 +137,8 @@ def define(
     if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
         raise BananasError(f"{where}: max_retries must be a non-negative integer")
     unique_seconds = check_unique_for(unique_for, where)
-    limit = check_concurrency(concurrency, where)
+    most_running = check_concurrency(concurrency, where)
+    rate = check_rate_limit(rate_limit, where)
     signature = inspect.signature(func)
     return JobDefinition(
         job_name,
@@ -147,7 +151,8 @@ def define(
         signature_shape(signature),
         None if route == DEFAULT_ROUTE else route,
         unique_seconds,
-        limit,
+        most_running,
+        rate,
     )
 
 

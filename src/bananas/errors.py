@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .durations import parse_duration
+
 
 class BananasError(Exception):
     """Base class of every error Bananas raises on purpose."""
@@ -151,3 +153,29 @@ class JobCancelled(BananasError):
 class CancelRequested(BananasError):
     """A broker refused to schedule a retry of a job someone cancelled: the
     worker settles it as cancelled instead (not retried)."""
+
+
+class RetryLater(BananasError):
+    """Raised in a handler to run the job again after `delay` without charging
+    an attempt, e.g. because an outside API answered 429:
+    `raise RetryLater("30s")` (a duration: 500ms, 30s, 5m, 1h, or seconds).
+    The job is scheduled with its attempts unchanged; a job that snoozes
+    more than rates.MAX_SNOOZES (100) times has the next one charged as a failed attempt
+    (docs/control.md, "Rate limits")."""
+
+    MAX_DELAY = 7 * 86400.0
+
+    def __init__(self, delay: str | float = 1.0) -> None:
+        try:
+            seconds = parse_duration(delay)
+        except (ValueError, TypeError) as exc:
+            raise BananasError(f"RetryLater(delay={delay!r}): {exc}") from None
+        if not 0.001 <= seconds <= self.MAX_DELAY:
+            raise BananasError(
+                f"RetryLater(delay={delay!r}) is out of range (allowed: 1ms to 7 days)"
+            )
+        self.delay = seconds
+        super().__init__(seconds)  # args: what a process job's pickle rebuilds it from
+
+    def __str__(self) -> str:
+        return f"retry later in {self.delay:g}s"

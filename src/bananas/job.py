@@ -195,6 +195,7 @@ def record_tail(
     route: str | None = None,
     unique: tuple[str, int] | None = None,
     concurrency_key: str | None = None,
+    rate_key: str | None = None,
 ) -> bytes:
     """A new record's fields after `id`, encoded. Ready-now jobs alike in
     these fields share one tail across a batch (see `assemble_record`).
@@ -218,6 +219,8 @@ def record_tail(
         head["unique_key"], head["unique_for_ms"] = unique
     if concurrency_key is not None:  # Bananas' own (concurrency.py)
         head["concurrency_key"] = concurrency_key
+    if rate_key is not None:  # the bucket of a rate-limited type (rates.py)
+        head["rate_key"] = rate_key
     return b"," + orjson.dumps(head)[1:-1]
 
 

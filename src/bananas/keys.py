@@ -248,6 +248,21 @@ class Keys:
         reported (progress.lua); expires like its result."""
         return f"{self.prefix}:progress:{job_id}"
 
+    def rate(self, bucket: str) -> str:
+        """String: the theoretical arrival time (unix ms) of a rate-limit
+        bucket (rates.bucket_id; lua/rate_admit.lua), expiring once passed."""
+        return f"{self.prefix}:rate:{bucket}"
+
+    def throttled(self, name: str) -> str:
+        """Sorted set id -> unix ms of its reserved slot: jobs of a type
+        waiting for a rate-limit slot (lua/rate_park.lua), read by the views."""
+        return f"{self.prefix}:throttled:{name}"
+
+    @property
+    def rate_limits(self) -> str:
+        """Hash job type -> its rate limit ("50/s"), as the workers declare it."""
+        return f"{self.prefix}:rate-limits"
+
     # -- workflows (docs/workflows.md) -----------------------------------------
     @property
     def wf_prefix(self) -> str:

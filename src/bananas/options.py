@@ -60,6 +60,7 @@ class EnqueueOptions(TypedDict, total=False):
     unique_key: str
     unique_for: str | float
     concurrency_key: str
+    rate_key: str
 
 
 _NAMES = tuple(EnqueueOptions.__annotations__)

@@ -22,6 +22,7 @@ from .job import (
     now_iso,
     record_tail,
 )
+from .rates import check_rate_key
 from .routes import DEFAULT_ROUTE, check_route
 from .unique import check_unique_for, unique_digest
 from .vocabulary import PRIORITY_NAMES, Priority
@@ -37,6 +38,7 @@ _OPTIONS = (
     "_unique_key",
     "_unique_for",
     "_concurrency_key",
+    "_rate_key",
 )
 _OPTION_NAMES = frozenset(_OPTIONS)
 
@@ -58,6 +60,8 @@ class JobSpec:
     # caller's key (None: the job type and payload are the key).
     unique_for: float | None = None
     unique_key: str | None = None
+    concurrency_key: str | None = None  # the bucket of a limited type (concurrency.py)
+    rate_key: str | None = None  # the bucket of a rate-limited type (rates.py)
     # A workflow step (docs/workflows.md): True, it gets only its own payload,
     # not its predecessor's result (`previous`) or its header's (`results`).
     ignore_previous: bool = False
@@ -67,8 +71,6 @@ class JobSpec:
         """This spec as a workflow step that receives nothing from the
         steps before it (Celery's `si`): only its own payload."""
         return replace(self, ignore_previous=True)
-
-    concurrency_key: str | None = None  # the bucket of a limited type (concurrency.py)
 
 
 def make_spec(
@@ -143,6 +145,14 @@ def make_spec(
         concurrency_key = check_concurrency_key(
             concurrency_key, name, limit, definition is not None
         )
+    rate_key = options.get("_rate_key")
+    if rate_key is not None:
+        rate_key = check_rate_key(rate_key, name)
+        if definition is not None and definition.rate_limit is None:
+            raise BananasError(
+                f"_rate_key given for {name!r}, which has no rate limit: declare "
+                '@app.job(rate_limit="100/s") (or "/m", "/h") to limit it per key'
+            )
     return JobSpec(
         name=name,
         payload=payload,
@@ -156,6 +166,7 @@ def make_spec(
         unique_for=unique_for,
         unique_key=unique_key,
         concurrency_key=concurrency_key,
+        rate_key=rate_key,
     )
 
 
@@ -171,7 +182,7 @@ def encode_specs(
     now = time.time()
     stamp = now_iso()  # one created_at for the batch: they are enqueued together
     # Alike ready-now jobs share their encoded fields; only id and payload differ.
-    tails: dict[tuple[str, str, int | None, str, str | None], bytes] = {}
+    tails: dict[tuple[str, str, int | None, str, str | None, str | None], bytes] = {}
     for item, fresh_id in zip(items, new_job_ids(len(items)), strict=True):
         spec = item if isinstance(item, JobSpec) else to_spec(item[0], item[1])
         name = spec.name
@@ -183,7 +194,7 @@ def encode_specs(
         # clock decides when it is due), the record shows this host's guess.
         delay = spec.delay or None if spec.at is None else None
         due = spec.at if spec.at is not None else (now + delay if delay else None)
-        alike = (name, spec.priority, spec.max_retries, spec.description, spec.route)
+        alike = (name, spec.priority, spec.max_retries, spec.description, spec.route, spec.rate_key)
         unique = None
         if spec.unique_for is not None:  # its own tail: the record names its key
             if spec.job_id is not None:
@@ -206,6 +217,7 @@ def encode_specs(
                 route=spec.route,
                 unique=unique,
                 concurrency_key=spec.concurrency_key,
+                rate_key=spec.rate_key,
             )
             if due is None and unique is None and spec.concurrency_key is None:
                 tails[alike] = tail

@@ -15,7 +15,14 @@ from collections.abc import Collection, Sequence
 from ..errors import BrokerError, ReplicationTimeout
 from ..redact import redact_url
 from ..vocabulary import JOB_STATES, check_state
-from .capabilities import Administration, ForeignRouting, Inspection, Registry, Workflows
+from .capabilities import (
+    Administration,
+    ForeignRouting,
+    Inspection,
+    RateLimits,
+    Registry,
+    Workflows,
+)
 from .records import (
     ENQUEUE_CHUNK,
     BrokerStats,
@@ -56,6 +63,7 @@ __all__ = [
     "Lease",
     "NewJob",
     "QueueRef",
+    "RateLimits",
     "Recovered",
     "Registry",
     "SyncClient",
@@ -344,7 +352,7 @@ class WorkerPath(Connection, Producer, Consumer, Upkeep):
     per job. (Inspection, the registry and administration are apart.)"""
 
 
-class Broker(WorkerPath, Inspection, Registry, Administration, Workflows):
+class Broker(WorkerPath, Inspection, Registry, Administration, Workflows, RateLimits):
     """A whole broker: every capability but the optional ones. The worker,
     scheduler, CLI and dashboard talk only to these classes."""
 

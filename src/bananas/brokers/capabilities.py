@@ -8,7 +8,7 @@ method does the bookkeeping every backend shares and calls the backend's
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -16,6 +16,7 @@ import orjson
 from ..errors import BananasError, UniqueConflict
 from ..job import decode_record, new_job_ids
 from ..keys import lane
+from ..rates import RESERVED, RateUsage
 from ..vocabulary import JobState, WorkerInfo, check_state
 from .records import (
     BrokerStats,
@@ -150,7 +151,8 @@ class Administration(abc.ABC):
         raw = await self.get_record(job_id)
         rec = decode_record(raw, expected_id=job_id)
         fields = rec.fields
-        for key in ("error", "traceback", "dead_reason", "scheduled_for"):
+        # A replay starts at attempt 0 again: a slot reserved then is long gone.
+        for key in ("error", "traceback", "dead_reason", "scheduled_for", RESERVED):
             fields.pop(key, None)
         unique = record_unique(fields)
         record = rec.updated(attempts=0, status="pending")
@@ -158,6 +160,39 @@ class Administration(abc.ABC):
         if isinstance(done, str):
             raise UniqueConflict(job_id, done)
         return done
+
+
+class RateLimits(abc.ABC):
+    """Rate limits (docs/control.md, "Rate limits"): the worker's admission
+    (worker/rates.py) reserves start slots in a bucket and parks the jobs
+    whose slot is later, without charging an attempt."""
+
+    @abc.abstractmethod
+    async def rate_admit(self, bucket: str, interval: float, count: int) -> list[float]:
+        """Reserve `count` start slots of `bucket` (rates.bucket_id), one every
+        `interval` seconds (broker clock): seconds from now until each; 0 is now."""
+
+    @abc.abstractmethod
+    async def rate_park(
+        self, delivery: Delivery, record: bytes, delay: float, throttled: str | None
+    ) -> bool:
+        """End the lease and schedule the job `delay` seconds from now with
+        `record` (attempts unchanged). `throttled`: its type while it waits for
+        a rate-limit slot (counted as throttled until then); None for a
+        RetryLater. False: the lease is not ours; CancelRequested: cancelled."""
+
+    @abc.abstractmethod
+    async def rate_wake(self, job_ids: Sequence[str]) -> int:
+        """Move the due scheduled jobs where `job_ids` live, now (the worker's
+        wake-up at a slot it reserved): how many moved."""
+
+    @abc.abstractmethod
+    async def declare_rate_limits(self, limits: Mapping[str, str | None]) -> None:
+        """A worker's job types and their limits ("50/s"; None: unlimited), for the views."""
+
+    @abc.abstractmethod
+    async def rate_usage(self) -> list[RateUsage]:
+        """Every declared limit with its use now, by type name."""
 
 
 class ForeignRouting(abc.ABC):

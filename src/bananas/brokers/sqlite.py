@@ -47,6 +47,7 @@ from .sqlite_db import Store, Tables, path_from_url, refuse_newer, wrap
 from .sqlite_ops import Clock, Outcome
 from .sqlite_progress import SQLiteProgress
 from .sqlite_progress import get_progress as _get_progress
+from .sqlite_rate import SQLiteRates
 from .sqlite_slots import SQLiteSlots
 from .sqlite_views import SQLiteViews
 from .sqlite_watch import Check, Wait, Watcher
@@ -65,7 +66,7 @@ def _clock() -> Clock:
 
 
 class SQLiteBroker(
-    SQLiteCancels, SQLiteViews, SQLiteProgress, SQLiteWorkflows, SQLiteSlots, Broker
+    SQLiteCancels, SQLiteViews, SQLiteProgress, SQLiteWorkflows, SQLiteSlots, SQLiteRates, Broker
 ):
     def __init__(self, url: str, *, prefix: str = "bananas", result_ttl: float = 86400.0) -> None:
         self.url = url

@@ -193,6 +193,13 @@ class Tables:
                 job_id TEXT NOT NULL, UNIQUE (bucket, job_id))""",
             f"""CREATE TABLE IF NOT EXISTS {t.slot_buckets} (
                 bucket TEXT PRIMARY KEY NOT NULL, lim INTEGER NOT NULL) WITHOUT ROWID""",
+            # Rate limits (sqlite_rate.py); added without a version bump, as progress.
+            f"""CREATE TABLE IF NOT EXISTS {t.name("rates")} (
+                bucket TEXT PRIMARY KEY NOT NULL, tat_ms REAL NOT NULL) WITHOUT ROWID""",
+            f"""CREATE TABLE IF NOT EXISTS {t.name("throttled")} (
+                id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, until_ms REAL NOT NULL)""",
+            f"""CREATE TABLE IF NOT EXISTS {t.name("rate_limits")} (
+                name TEXT PRIMARY KEY NOT NULL, rate TEXT NOT NULL) WITHOUT ROWID""",
         ]
 
 

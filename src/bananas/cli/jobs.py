@@ -15,6 +15,7 @@ from ..brokers import Broker
 from ..errors import BananasError, BrokerError
 from ..keys import split_lane
 from ..observe.limits import limit_rows
+from ..rates import RateUsage
 from ..routes import DEFAULT_ROUTE
 from ..unserved import why_unfinished
 from ..vocabulary import PRIORITIES, Status
@@ -99,6 +100,7 @@ def status(as_json: bool, broker: str | None) -> None:
     async def go(b: Broker) -> None:
         stats = await b.stats()
         limits = await limit_rows(b)
+        rates = await b.rate_usage()
         fleet = [asdict(w) for w in await b.list_workers(settings.registry_expiry)]
         data = {
             "broker": b.describe(),
@@ -107,7 +109,10 @@ def status(as_json: bool, broker: str | None) -> None:
             "queues": [_queue_entry(q, d) for q, d in sorted(stats.ready.items(), key=_prio_key)],
             "unrouted": stats.unrouted,
             **(_route_lists(stats) if stats.unrouted_routes else {}),
-            "scheduled": stats.scheduled,
+            # Throttled jobs are scheduled at their rate-limit slot: counted apart.
+            "scheduled": max(0, stats.scheduled - sum(r.throttled for r in rates)),
+            "throttled": sum(r.throttled for r in rates),
+            "rate_limits": [_rate_entry(r) for r in rates],
             "in_flight": stats.active,
             "dead": stats.dead,
             "cancelled": stats.cancelled,
@@ -131,7 +136,8 @@ def render_status(data: dict[str, Any], stats: Any) -> str:
         by_priority[p] = by_priority.get(p, 0) + depth
     lines += [f"{p:<10} {depth}" for p, depth in by_priority.items()]
     lines += [
-        f"scheduled  {stats.scheduled}",
+        f"scheduled  {data['scheduled']}",
+        f"throttled  {data['throttled']}",
         f"in flight  {stats.active}",
         f"dead       {stats.dead}",
         f"cancelled  {stats.cancelled}",
@@ -167,6 +173,11 @@ def render_status(data: dict[str, Any], stats: Any) -> str:
         lines.append("\nPRIORITY  JOB TYPE                        DEPTH")
         for (p, n), d in sorted(stats.ready.items(), key=_prio_key):
             lines.append(f"{p:<9} {n:<31} {d}")
+    if data["rate_limits"]:
+        lines.append("\nRATE LIMIT  JOB TYPE                        THROTTLED  BOOKED AHEAD")
+        for r in data["rate_limits"]:
+            booked = f"{r['booked_s']:.1f}s (at its limit)" if r["booked_s"] > 0 else "-"
+            lines.append(f"{r['limit']:<11} {r['job_type']:<31} {r['throttled']:>9}  {booked}")
     if stats.unrouted_routes:
         lines.append("\nROUTE LIST (Go scheduler, moved on by the route's workers)  DEPTH")
         for (r, p), d in sorted(stats.unrouted_routes.items()):
@@ -183,6 +194,18 @@ def _render_limits(limits: list[Any]) -> str:
     for row in limits:
         lines.append(f"{row.job_type:<31} {row.key or '-':<20} {row.use}")
     return "\n".join(lines)
+
+
+def _rate_entry(usage: RateUsage) -> dict[str, Any]:
+    """A rate limit in `status --json`: its jobs waiting for a slot, and the
+    seconds of slots already booked in the type's own bucket (above 0: the
+    type starts at its limit; per-key buckets are not listed)."""
+    return {
+        "job_type": usage.name,
+        "limit": usage.limit,
+        "throttled": usage.throttled,
+        "booked_s": round(usage.booked, 3),
+    }
 
 
 def _route_lists(stats: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ..brokers.base import Broker, Throughput
 from ..keys import lane as lane_of
 from ..keys import split_lane
 from ..observe.limits import LimitRow, limit_rows
+from ..rates import RESERVED, RateUsage
 from ..routes import DEFAULT_ROUTE
 from ..vocabulary import PRIORITIES, JobState
 from .fleet import normalize_worker
@@ -57,6 +58,9 @@ class Overview:
     prefetched: int = 0  # leased ahead of a free slot, as the workers report it
     routed: bool = False  # some queue is on a named route: the table shows the column
     limits: list[LimitRow] = field(default_factory=list)  # concurrency buckets in use
+    # Rate limits and their use (docs/control.md); throttled jobs are not in `scheduled`.
+    throttled: int = 0
+    rate_limits: list[RateUsage] = field(default_factory=list)
     now: float = field(default_factory=time.time)
 
     @property
@@ -73,14 +77,15 @@ class Overview:
 
 
 async def overview(broker: Broker, worker_expiry: float) -> Overview:
-    stats, running, oldest, throughput, workers, limits = await asyncio.gather(
+    stats, running, oldest, throughput, workers, (limits, rates) = await asyncio.gather(
         broker.stats(),
         broker.active_by_queue(),
         broker.oldest_ready_age(),
         broker.throughput(60),
         broker.list_workers(worker_expiry),
-        limit_rows(broker),
+        asyncio.gather(limit_rows(broker), broker.rate_usage()),
     )
+    throttled = sum(r.throttled for r in rates)
     # One row per (route, job type): the default route's first, as before routes.
     types = sorted(
         {
@@ -113,7 +118,7 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
         depth_by_priority=by_priority,
         unrouted={p: n for p, n in stats.unrouted.items() if n},
         queued=sum(by_priority.values()),
-        scheduled=stats.scheduled,
+        scheduled=max(0, stats.scheduled - throttled),  # read apart: may cross
         running=stats.active - prefetched,
         dead=stats.dead,
         cancelled=stats.cancelled,
@@ -129,6 +134,8 @@ async def overview(broker: Broker, worker_expiry: float) -> Overview:
         prefetched=prefetched,
         routed=any(r.route != DEFAULT_ROUTE for r in rows),
         limits=limits,
+        throttled=throttled,
+        rate_limits=rates,
     )
 
 
@@ -149,6 +156,8 @@ class JobRow:
     readable: bool
     status: str = ""
     missing: bool = False  # no record any more (a finished job's record expired)
+    # Scheduled: waiting for its rate-limit slot (rates.py), not a delay or a retry.
+    throttled: bool = False
 
 
 @dataclass(slots=True)
@@ -203,9 +212,16 @@ async def job_list(
                 readable=fields is not None,
                 status=str((fields or {}).get("status") or ""),
                 missing=s.record is None,
+                throttled=s.state == JobState.SCHEDULED and _holds_slot(fields or {}),
             )
         )
     return JobList(state, job_type, offset, limit, rows, total, has_more)
+
+
+def _holds_slot(fields: dict[str, Any]) -> bool:
+    """Parked for the slot it reserved (a retry's record still names an older one)."""
+    reserved = fields.get(RESERVED)
+    return reserved is not None and reserved == (fields.get("attempts") or 0)
 
 
 # -- dead letters -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..keys import split_lane
+from ..rates import RateUsage
 from .limits import LimitRow
 from .stats import WorkerStats
 from .status import WorkerIdentity, WorkerStatus
@@ -112,6 +113,8 @@ class _WorkerCollector(Collector):
         for priority, age in sorted(snap.oldest_age.items()):
             oldest.add_metric([priority], age)
         yield oldest
+        if snap.rates:
+            yield from _rate_metrics(snap.rates)
         yield _gauge(
             "bananas_worker_utilization",
             "Busy slot-time over total slot-time, last sample.",
@@ -185,3 +188,19 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     gauge = GaugeMetricFamily(name, doc)
     gauge.add_metric([], value)
     return gauge
+
+
+def _rate_metrics(rates: tuple[RateUsage, ...]) -> Iterator[Metric]:
+    """Rate limits (docs/control.md): the limit, the jobs waiting for a slot,
+    and how far ahead the type's own slots are booked (above 0: at its limit)."""
+    families = (
+        ("bananas_rate_limit_per_second", "A job type's rate limit, in starts per second."),
+        ("bananas_rate_limit_throttled_jobs", "Jobs waiting for a rate-limit slot."),
+        ("bananas_rate_limit_booked_seconds", "Seconds of start slots already reserved ahead."),
+    )
+    made = [GaugeMetricFamily(name, doc, labels=["job_type"]) for name, doc in families]
+    for usage in rates:
+        made[0].add_metric([usage.name], usage.per_second)
+        made[1].add_metric([usage.name], usage.throttled)
+        made[2].add_metric([usage.name], usage.booked)
+    yield from made

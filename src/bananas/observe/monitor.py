@@ -46,6 +46,7 @@ class MonitorParams:
     registry_heartbeat: float
     metrics_log_interval: float
     limits: bool = False  # a type here has a concurrency limit: its use is read too
+    rates: bool = False  # this worker runs a rate-limited type: the snapshot reads the limits
 
 
 class Monitor:
@@ -99,8 +100,9 @@ class Monitor:
         stats = await broker.stats()
         ages = await broker.oldest_ready_age()
         limits = tuple(await limit_rows(broker)) if self.p.limits else ()
+        rates = tuple(await broker.rate_usage()) if self.p.rates else ()
         self.p.link.up()
-        self.snapshot = BrokerSnapshot(stats, ages, time.monotonic(), limits)
+        self.snapshot = BrokerSnapshot(stats, ages, time.monotonic(), limits, rates)
         self.utilization, self.error_rate = self._gauge_sampler.sample()
 
     async def _register(self) -> None:

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..brokers.base import BrokerStats
+from ..rates import RateUsage
 from ..vocabulary import Mode, WorkerInfo
 from .limits import LimitRow
 from .stats import WorkerStats
@@ -77,6 +78,8 @@ class BrokerSnapshot:
     oldest_age: dict[str, float] = field(default_factory=dict)
     taken_at: float = 0.0  # monotonic seconds; 0 = never taken
     limits: tuple[LimitRow, ...] = ()  # concurrency buckets in use (only where limits run)
+    # Rate limits and their use (read only by a worker running a limited type).
+    rates: tuple[RateUsage, ...] = ()
 
     @property
     def queue_depth(self) -> int:

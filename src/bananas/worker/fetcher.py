@@ -77,6 +77,9 @@ class FetcherParams:
     lease_on_wake: bool = True
     # Concurrency limits (worker/slots.py): None unless a type here has one.
     slots: SlotGate | None = None
+    # Rate limits (worker/rates.py): the leased jobs to start now, the others
+    # parked; None (no rate-limited type) costs nothing.
+    admit: Callable[[list[Delivery]], Awaitable[list[Delivery]]] | None = None
 
 
 class Fetcher:
@@ -206,6 +209,8 @@ class Fetcher:
                 continue
             p.link.up()
             pause = 0.0
+            if p.admit is not None:
+                deliveries = await p.admit(deliveries)
             if p.slots is not None:  # limited types: only those with a slot start
                 deliveries = await p.slots.admit(deliveries)
             self._take(deliveries)

@@ -32,6 +32,7 @@ from ..errors import (
     CancelRequested,
     InvalidRecord,
     JobTimeout,
+    RetryLater,
 )
 from ..hooks import CANCELLED as RUN_CANCELLED
 from ..hooks import COMPLETED as RUN_COMPLETED
@@ -45,6 +46,7 @@ from ..workflows.member import member_payload
 from .executors import Executors, Requeue
 from .job_hooks import JobHooks, rejected, run_started
 from .progress import ProgressHub
+from .rates import snooze
 from .settle import Settle, settle
 
 MAX_TRACEBACK = 16_000
@@ -154,6 +156,15 @@ class JobRunner:
             if tracked is not None:
                 tracked.interrupted("requeued", exc)
             raise
+        except RetryLater as exc:  # no attempt charged (worker/rates.py)
+            done = None if delivery.cancel_requested else await snooze(self, delivery, record, exc)
+            if done or delivery.cancel_requested:
+                await self.cancelled(delivery, record, attempt, started, tracked)
+            elif done is False:  # snoozed too often: an ordinary failed attempt
+                await self._failed(delivery, record, definition, attempt, exc, started, tracked)
+            elif tracked is not None:
+                tracked.interrupted("retry_later", exc)
+            return
         except Exception as exc:
             if delivery.cancel_requested:  # JobCancelled, or whatever a stopped job raised
                 await self.cancelled(delivery, record, attempt, started, tracked)

@@ -76,6 +76,7 @@ from .fetcher import Fetcher, FetcherParams
 from .leases import Leases, LeasesParams
 from .maintenance import Maintenance, MaintenanceParams
 from .ordering import FetchOrders
+from .rates import admission_for, declare_limits
 from .runner import JobRunner
 from .shutdown import bounded
 from .slots import slot_gate_for
@@ -120,6 +121,7 @@ class Worker:
         self.runner = JobRunner(
             app.handlers, self.broker, settings, self.executors, log, self.stats
         )
+        self.admission = admission_for(self.broker, app.handlers, log, self._stop)
         self.fetcher = Fetcher(self._fetcher_params())
         self.slots = self.fetcher.p.slots
         if self.slots is not None:
@@ -161,6 +163,7 @@ class Worker:
                 registry_heartbeat=settings.registry_heartbeat,
                 metrics_log_interval=settings.metrics_log_interval,
                 limits=self.slots is not None,
+                rates=self.admission is not None,
             )
         )
         self.metrics = WorkerMetrics(self.stats, self.status, self.identity)
@@ -215,6 +218,7 @@ class Worker:
             slots=slot_gate_for(
                 self.broker, self.app.handlers, self.types, s.lease_timeout, self.log
             ),
+            admit=None if self.admission is None else self.admission.admit,
         )
 
     # -- what others read ---------------------------------------------------
@@ -313,6 +317,8 @@ class Worker:
         if self.slots is not None:
             await bounded(log, "slots", self.slots.stop())
         await bounded(log, "maintenance", self.maintenance.stop())
+        if self.admission is not None:
+            await bounded(log, "rates", self.admission.close())
         await bounded(log, "monitor", self.monitor.stop())
         self.executors.shutdown()
         await bounded(log, "broker", self.broker.close())
@@ -339,6 +345,8 @@ class Worker:
                 routing = foreign_routing(self.broker)
                 if routing is not None:
                     await routing.register_types(self.types)
+                if self.types:  # what the views show as limits (rates.py)
+                    await declare_limits(self.broker, self.app.handlers, self.types)
                 self.link.up()
                 return
             except BrokerIncompatible:

@@ -43,14 +43,18 @@ ROLE_SCRIPTS: dict[Role, tuple[str, ...]] = {
 }
 # Commands sent outside the scripts.
 ROLE_DIRECT: dict[Role, tuple[str, ...]] = {
-    Role.WORKER: ("PING", "TIME", "BZPOPMIN", "BLMOVE", "HGETALL", "EXISTS"),
+    # HSET / HDEL: the rate limits a worker declares at start; ZCOUNT: their use (rates.py).
+    Role.WORKER: (
+        *("PING", "TIME", "BZPOPMIN", "BLMOVE", "HGETALL", "EXISTS"),
+        *("HSET", "HDEL", "ZCOUNT"),
+    ),
     # HMGET: a workflow handle's result (its steps' results, docs/workflows.md).
     Role.PRODUCER: ("PING", "HGETALL", "GET", "HMGET"),
     # The pages' reads (redis_inspect.py); replay / delete are the worker's rule.
     Role.DASHBOARD: (
         *("PING", "TIME", "GET", "MGET", "EXISTS", "HGET", "HMGET", "HGETALL", "HVALS"),
         *("LLEN", "LRANGE", "LINDEX", "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "SMEMBERS"),
-        "ZCOUNT",  # the concurrency limits' usage (slots.py)
+        "ZCOUNT",  # limits' use: concurrency slots (slots.py), throttled jobs (rates.py)
     ),
 }
 
@@ -80,12 +84,12 @@ _PROBES: dict[str, tuple[str, ...]] = {
     "ZREM": ("K", "m"),
     "ZSCORE": ("K", "m"),
     "ZCARD": ("K",),
+    "ZCOUNT": ("K", "0", "1"),
     "ZRANGE": ("K", "0", "-1"),
     "ZREVRANGE": ("K", "0", "-1"),
     "ZREMRANGEBYRANK": ("K", "0", "-1"),
     "ZREMRANGEBYSCORE": ("K", "0", "0"),
     "ZPOPMIN": ("K",),
-    "ZCOUNT": ("K", "0", "0"),
     "RPUSH": ("K", "v"),
     "LPUSH": ("K", "v"),
     "RPOP": ("K",),

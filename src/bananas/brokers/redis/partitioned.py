@@ -50,6 +50,7 @@ from .partitions import (
     partition_of,
     partitions_key,
 )
+from .rates import PartitionedRates
 from .redis_broker import RedisBroker
 from .unique_place import place
 from .workflows import PartitionedWorkflows
@@ -78,6 +79,7 @@ class PartitionedBroker(
     PartitionedFleet,
     PartitionedViews,
     PartitionedSlots,
+    PartitionedRates,
     Broker,
 ):
     def __init__(

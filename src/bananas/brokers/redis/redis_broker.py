@@ -28,6 +28,7 @@ from .cancels import RedisCancels
 from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
 from .keyspace import KeyspaceWatch
 from .progress import RedisProgress
+from .rates import RedisRates
 from .ready_index import INDEX_LIMIT, ReadyIndex, parse_member
 from .redis_checks import RedisChecks
 from .redis_inspect import RedisInspection
@@ -56,6 +57,7 @@ class RedisBroker(
     RedisProgress,
     RedisWorkflows,
     RedisSlots,
+    RedisRates,
     Broker,
 ):
     def __init__(

@@ -92,4 +92,6 @@ SCRIPT_NAMES = (
     "slot_extend",
     "slot_park",
     "slot_resume",
+    "rate_admit",
+    "rate_park",
 )

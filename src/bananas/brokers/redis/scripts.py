@@ -456,3 +456,29 @@ def wf_add(
         [wf, steps, info, wait, rec, queue, next, queues, index],
         [id, step, record, member, info_json, job_prefix, ready_prefix, marker_prefix, *_flat(dep)],
     )
+
+
+# -- rate limits (docs/control.md) -------------------------------------------
+def rate_admit(*, bucket: str, interval_ms: float, count: int) -> Call:
+    return _call("rate_admit", [bucket], [interval_ms, count])
+
+
+def rate_park(
+    *,
+    active: str,
+    leases: str,
+    record_key: str,
+    scheduled: str,
+    cancels: str,
+    throttled: str,
+    id: str,
+    token: str,
+    record: bytes,
+    delay: float,
+    waits: int,
+) -> Call:
+    return _call(
+        "rate_park",
+        [active, leases, record_key, scheduled, cancels, throttled],
+        [id, token, record, delay, waits],
+    )
