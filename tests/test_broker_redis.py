@@ -18,7 +18,14 @@ import redis
 
 from bananas import Bananas, JobSpec
 from bananas.brokers.base import NewJob
-from bananas.brokers.redis import RedisBroker, script_loader, scripts, slots, upkeep_scripts
+from bananas.brokers.redis import (
+    RedisBroker,
+    script_loader,
+    scripts,
+    slots,
+    upkeep_scripts,
+    workflow_scripts,
+)
 from bananas.config import Settings
 from bananas.errors import BrokerError, BrokerUnavailable
 from bananas.loops import PeriodicTasks
@@ -217,7 +224,7 @@ SCRIPT_FILES = sorted(
     for p in Path(scripts.__file__).parent.parent.joinpath("lua").glob("*.lua")
     if not p.stem.startswith("_")
 )
-WRAPPER_MODULES = (scripts, upkeep_scripts, slots)
+WRAPPER_MODULES = (scripts, upkeep_scripts, slots, workflow_scripts)
 
 
 def wrapper_of(name: str) -> Any:

@@ -26,7 +26,7 @@ from ..workflow_records import (
     WorkflowView,
     started_from,
 )
-from . import scripts
+from . import workflow_scripts
 from .connection import redis_errors
 from .partitions import partition_of
 from .script_loader import Call
@@ -78,7 +78,7 @@ class RedisWorkflows:
         k = self.keys
         job_id = delivery.id
         whole_ms, us = wire_durations(duration_ms)
-        call = scripts.wf_complete(
+        call = workflow_scripts.wf_complete(
             active=k.active,
             leases=k.leases,
             stalls=k.stalls,
@@ -108,7 +108,7 @@ class RedisWorkflows:
         steps = plan.steps
         chunks = [steps[i : i + WF_CHUNK] for i in range(0, len(steps), WF_CHUNK)] or [[]]
         for n, chunk in enumerate(chunks):
-            call = scripts.wf_enqueue(
+            call = workflow_scripts.wf_enqueue(
                 wf=k.wf(wf),
                 steps=k.wf(wf, "steps"),
                 info=k.wf(wf, "info"),
@@ -146,7 +146,7 @@ class RedisWorkflows:
 
     async def add_step(self, workflow_id: str, step: PlannedStep) -> str:
         k, wf = self.keys, workflow_id
-        call = scripts.wf_add(
+        call = workflow_scripts.wf_add(
             wf=k.wf(wf),
             steps=k.wf(wf, "steps"),
             info=k.wf(wf, "info"),
@@ -233,7 +233,7 @@ class RedisWorkflows:
         return [_text(i) for i in ids]
 
     async def cancel_workflow(self, workflow_id: str) -> str | None:
-        call = scripts.wf_cancel(
+        call = workflow_scripts.wf_cancel(
             wf=self.keys.wf(workflow_id), id=workflow_id, wf_context=self._wf_context()
         )
         reply = _text(await self._run(call))
