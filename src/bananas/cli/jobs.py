@@ -12,6 +12,7 @@ import orjson
 
 from ..app import Bananas
 from ..brokers import Broker
+from ..brokers.workflow_records import WORKFLOW_STATES
 from ..errors import BananasError, BrokerError
 from ..keys import split_lane
 from ..routes import DEFAULT_ROUTE
@@ -109,6 +110,7 @@ def status(as_json: bool, broker: str | None) -> None:
             "in_flight": stats.active,
             "dead": stats.dead,
             "cancelled": stats.cancelled,
+            "workflows": {s: await b.count_workflows(s) for s in WORKFLOW_STATES},
         }
         if as_json:
             click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
@@ -132,6 +134,7 @@ def render_status(data: dict[str, Any], stats: Any) -> str:
         f"in flight  {stats.active}",
         f"dead       {stats.dead}",
         f"cancelled  {stats.cancelled}",
+        "workflows  " + ", ".join(f"{n} {s}" for s, n in data["workflows"].items()),
     ]
     now = time.time()
     for title, entries in (("WORKERS", data["workers"]), ("SCHEDULERS", data["schedulers"])):
