@@ -16,12 +16,14 @@ but its own fields and the shared `BrokerLink`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..brokers.base import Broker
+from ..brokers.workflow_records import WORKFLOW_STATES
 from ..errors import BrokerError, BrokerRefusesWrites
 from ..logs import EventLog
 from ..loops import PeriodicTasks
@@ -96,8 +98,9 @@ class Monitor:
         await broker.ping()
         stats = await broker.stats()
         ages = await broker.oldest_ready_age()
+        workflows = await workflow_counts(broker)
         self.p.link.up()
-        self.snapshot = BrokerSnapshot(stats, ages, time.monotonic())
+        self.snapshot = BrokerSnapshot(stats, ages, time.monotonic(), workflows)
         self.utilization, self.error_rate = self._gauge_sampler.sample()
 
     async def _register(self) -> None:
@@ -121,3 +124,9 @@ class Monitor:
             in_flight=self.p.status().in_flight,
             queue_depth=self.snapshot.queue_depth,
         )
+
+
+async def workflow_counts(broker: Broker) -> dict[str, int]:
+    """Workflows per state (read concurrently: one round trip's wait)."""
+    counts = await asyncio.gather(*(broker.count_workflows(s) for s in WORKFLOW_STATES))
+    return dict(zip(WORKFLOW_STATES, counts, strict=True))

@@ -75,6 +75,7 @@ class BrokerSnapshot:
     stats: BrokerStats = field(default_factory=BrokerStats)
     oldest_age: dict[str, float] = field(default_factory=dict)
     taken_at: float = 0.0  # monotonic seconds; 0 = never taken
+    workflows: dict[str, int] = field(default_factory=dict)  # count per WORKFLOW_STATES
 
     @property
     def queue_depth(self) -> int:
