@@ -16,6 +16,7 @@ from ..brokers import Broker
 from ..brokers.workflow_records import WORKFLOW_STATES, WorkflowView
 from ..dashboard.render import duration
 from ..dashboard.workflow_tree import build_tree
+from ..dashboard.workflow_views import running
 from .common import broker_option, fail, load_settings, main, run_with_broker
 
 GROUP_LINES = 20  # the text form lists a group's members up to this many, then sums them up
@@ -72,24 +73,6 @@ def describe(view: WorkflowView) -> dict[str, Any]:
 
 def _running(step: dict[str, Any]) -> bool:
     return bool(step["state"] == "queued" and step["job_state"] == "running")
-
-
-async def running(b: Broker, limit: int) -> dict[str, Any]:
-    counts = {s: await b.count_workflows(s) for s in WORKFLOW_STATES}
-    rows = []
-    for wf_id in await b.list_workflows(limit):
-        head = await b.workflow_head(wf_id)
-        if head is not None:
-            rows.append(
-                {
-                    "id": wf_id,
-                    "state": head.state,
-                    "policy": head.policy,
-                    "total": head.total,
-                    "done": head.done,
-                }
-            )
-    return {"counts": counts, "running": rows}
 
 
 def render_list(listing: dict[str, Any]) -> str:
@@ -188,4 +171,4 @@ def _iso(unix: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
 
 
-__all__ = ["describe", "render", "render_list", "running", "workflow"]
+__all__ = ["describe", "render", "render_list", "workflow"]
