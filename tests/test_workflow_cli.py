@@ -8,13 +8,16 @@ workflow line of `bananas status`."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from support import Backend, WorkerFactory, both_brokers, wait_for
+from topology import Cluster
 
 from bananas import Bananas, WorkflowFailed, chain, chord, group
+from bananas.brokers.redis.partitions import partition_of
 from bananas.brokers.workflow_records import StepView
 from bananas.config import Settings
 from bananas.dashboard.workflow_tree import build_tree
@@ -175,3 +178,31 @@ def test_big_trees_are_read_back_fast() -> None:
     dag = build_tree([_step(0, []), _step(1, []), _step(2, [0]), _step(3, [0, 1])])
     assert dag.kind == "steps" and len(dag.children) == 4  # a DAG that is no canvas: listed
     assert time.monotonic() - started < 5
+
+
+def test_the_cli_on_a_redis_cluster(redis_cluster: Cluster, tmp_path: Path) -> None:
+    """Workflows in several partitions: each tree read from its own, the
+    counts and the running list gathered over all of them."""
+    redis_cluster.flushall()
+    factory = WorkerFactory(redis_cluster.url, tmp_path, sink_url=f"sqlite:///{tmp_path}/sink.db")
+    app = Bananas(settings=Settings(broker_url=redis_cluster.url))
+    try:
+        waiting = [chain(app.spec("add", x=i), app.spec("add", x=1)).enqueue() for i in range(6)]
+        assert len({partition_of(h.id, 3) for h in waiting}) > 1
+        listing = _json(factory)
+        assert sorted(r["id"] for r in listing["running"]) == sorted(h.id for h in waiting)
+        assert listing["counts"]["running"] == 6
+        factory.start(APP_PATH, "--concurrency", "4")
+        bad = chord([app.spec("boom", k="cl"), app.spec("square", i=1)], app.spec("collect"))
+        failed = bad.enqueue()
+        with pytest.raises(WorkflowFailed):
+            failed.result(timeout=30)
+        assert [h.result(timeout=30) for h in waiting] == [i + 1 for i in range(6)]
+        data = _json(factory, failed.id)
+        assert data["state"] == "failed" and data["failed_step"] == failed.step_ids[0]
+        assert data["tree"]["kind"] == "chord"
+        assert _json(factory, waiting[0].id)["tree"]["kind"] == "chain"
+        status = orjson.loads(factory.cli("status", "--json").stdout)
+        assert status["workflows"] == {"running": 0, "completed": 6, "failed": 1, "cancelled": 0}
+    finally:
+        factory.stop_all()

@@ -150,6 +150,7 @@ def test_the_graph_shows_states_and_updates_live(
         node = lambda step: page.locator(f'g.wf-node[data-node="{step}"]')  # noqa: E731
         expect(node(slow)).to_have_attribute("data-state", "running")
         expect(node(slow).locator(".wf-state")).to_have_text("running")
+        expect(node(slow).locator(".wf-detail")).to_have_text("attempt 1")
         for step in (square, boom, callback):
             expect(node(step)).to_have_attribute("data-state", "waiting")
         expect(page.locator("path.wf-edge")).to_have_count(4)

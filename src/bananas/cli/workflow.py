@@ -157,8 +157,11 @@ def _steps(node: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _step_line(s: dict[str, Any], label: str = "") -> str:
     parts = [(s["name"] or "?") + label, s["state"]]
-    if s["attempts"] is not None:
-        parts.append(f"{s['attempts']} attempt{'' if s['attempts'] == 1 else 's'}")
+    attempts = s["attempts"]
+    if s["state"] == "running" and attempts is not None:
+        parts.append(f"attempt {attempts + 1}")  # the record counts finished attempts
+    elif attempts:
+        parts.append(f"{attempts} attempt{'' if attempts == 1 else 's'}")
     if s["duration_ms"] is not None:
         parts.append(duration(s["duration_ms"] / 1000))
     line = "  ".join(parts) + f"  [{s['id']}]"

@@ -103,7 +103,7 @@ def _place(
             label=s.name or "?",
             state=display_state(s),
             step=s.id,
-            detail=_detail(s.attempts, s.duration_ms),
+            detail=_detail(display_state(s), s.attempts, s.duration_ms),
             error=(s.error or "") if display_state(s) != "completed" else "",
             seq=seq[s.id],
         )
@@ -134,9 +134,11 @@ def count_text(counts: dict[str, int]) -> str:
     return " · ".join(f"{counts[s]:,} {s}" for s in reversed(STATE_ORDER) if counts.get(s))
 
 
-def _detail(attempts: int | None, duration_ms: float | None) -> str:
+def _detail(state: str, attempts: int | None, duration_ms: float | None) -> str:
     parts = []
-    if attempts:
+    if state == "running" and attempts is not None:
+        parts.append(f"attempt {attempts + 1}")  # the record counts finished attempts
+    elif attempts:
         parts.append(f"{attempts} attempt{'' if attempts == 1 else 's'}")
     if duration_ms is not None:
         parts.append(duration(duration_ms / 1000))
