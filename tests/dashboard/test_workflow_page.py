@@ -177,3 +177,22 @@ def test_the_graph_shows_states_and_updates_live(
     finally:
         context.close()
         server.stop()
+
+
+def test_the_pages_work_under_the_documented_dashboard_acl(tmp_path: Path) -> None:
+    """docs/deployment.md's least-privilege dashboard user reads workflows."""
+    from support import RedisServer
+    from test_acl import add_user, rule
+
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        app = _app(f"redis://127.0.0.1:{server.port}/0")
+        flow = chord([app.spec("square", i=1)], app.spec("collect")).enqueue()
+        url = add_user(server, rule("bananas-dashboard"))
+        with serve_app(url) as dash, httpx.Client(base_url=dash.url) as c:
+            for path in (f"/workflows/{flow.id}", "/workflows", f"/api/workflows/{flow.id}"):
+                r = c.get(path)
+                assert r.status_code == 200, (path, r.text[r.text.find("<main") :][:800])
+    finally:
+        server.stop()
