@@ -23,7 +23,7 @@ from dashtools import (
 )
 from support import Backend, WorkerFactory, wait_for
 
-from bananas import Bananas, chain, chord
+from bananas import Bananas, chain, chord, group
 from bananas.config import Settings
 from bananas.dashboard.workflow_graph import COLLAPSE
 
@@ -56,12 +56,25 @@ def test_the_graph_page_and_its_json(broker_url: str, client: httpx.Client) -> N
     assert f'data-from="{first}" data-to="group:{rest[0]}"' in html
     assert f'data-from="group:{rest[0]}" data-to="{callback}"' in html
     assert "drawn as one node each" in html
-    assert f"{COLLAPSE + 5} waiting" in html
+    assert (
+        f'data-count="waiting"><tspan class="wf-dot-waiting">●</tspan> '
+        f'<tspan class="wf-n">{COLLAPSE + 5}</tspan> waiting'
+        in html
+    )
 
     data = client.get(f"/api/workflows/{flow.id}").json()
     assert (data["id"], data["state"], data["total"], data["done"]) == (flow.id, "running", 32, 0)
     assert data["nodes"][first] == {"state": "queued", "detail": "", "error": ""}
-    assert data["nodes"][f"group:{rest[0]}"]["detail"] == f"{COLLAPSE + 5} waiting"
+    group_node = data["nodes"][f"group:{rest[0]}"]
+    assert group_node["detail"] == f"{COLLAPSE + 5} waiting"
+    assert group_node["counts"] == {
+        "failed": 0,
+        "cancelled": 0,
+        "running": 0,
+        "queued": 0,
+        "waiting": COLLAPSE + 5,
+        "completed": 0,
+    }
     assert "steps" not in data
     full = client.get(f"/api/workflows/{flow.id}", params={"steps": "1"}).json()
     assert [s["id"] for s in full["steps"]] == flow.step_ids
@@ -105,7 +118,8 @@ def test_a_10000_member_chord_stays_usable(broker_url: str, client: httpx.Client
     )
     assert page.status_code == 200
     assert page.text.count('class="wf-node"') == 2
-    assert "group of 10,000 steps" in page.text and "10,000 queued" in page.text
+    assert "group of 10,000 steps" in page.text
+    assert '<tspan class="wf-n">10,000</tspan> queued' in page.text
     assert len(data["nodes"]) == 2
     assert 'data-poll-ms="5000"' in page.text  # a big workflow is polled less often
     assert took_page < 10 and took_api < 10
@@ -168,6 +182,22 @@ def test_the_graph_shows_states_and_updates_live(
         expect(page.locator("#wf-error")).to_contain_text("boom live")
         expect(page.locator("#wf-graph")).to_have_attribute("data-final", "failed")
         assert page.evaluate("window.__notReloaded") is True
+        # A collapsed group (30 members: one node) counts its members live.
+        big = chain(
+            app.spec("slow", k="big", seconds=2),
+            group([app.spec("square", i=i) for i in range(30)]),
+        ).enqueue()
+        wait_for(lambda: target.sink.hget("test:started", "big"), 20, message="the big one")
+        page.goto(f"{server.url}/workflows/{big.id}")
+        packed = page.locator(f'g.wf-node[data-node="group:{big.step_ids[1]}"]')
+        expect(page.locator("g.wf-node")).to_have_count(2)
+        expect(packed.locator('[data-count="waiting"] .wf-n')).to_have_text("30")
+        expect(packed.locator('[data-count="completed"] .wf-n')).to_have_text("0")
+        expect(packed.locator('[data-count="completed"] .wf-n')).to_have_text("30")
+        expect(packed.locator('[data-count="waiting"] .wf-n')).to_have_text("0")
+        expect(packed).to_have_attribute("data-state", "completed")
+        expect(page.locator("#wf-state")).to_have_text("completed")
+        page.goto(f"{server.url}/workflows/{flow.id}")
         # A step's node links to its job page, which links back.
         node(boom).locator("a").click()
         expect(page.locator(".job-title .badge")).to_have_text("dead")

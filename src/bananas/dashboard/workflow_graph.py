@@ -22,6 +22,8 @@ COLLAPSE = 25
 MAX_NODES = 400
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 190, 58, 56, 16, 12
 STATE_ORDER = ("failed", "cancelled", "running", "queued", "waiting", "completed")
+COUNT_LINE = 14  # a collapsed group lists one line per state (all six, zeros dimmed)
+GROUP_H = 26 + COUNT_LINE * len(STATE_ORDER)
 
 
 @dataclass(slots=True)
@@ -38,9 +40,23 @@ class GraphNode:
     x: int = 0
     y: int = 0
 
+    @property
+    def h(self) -> int:
+        return GROUP_H if self.step is None else NODE_H
+
+    def count_lines(self) -> list[tuple[str, int, int]]:
+        """A collapsed group's (state, count, y) lines, every state listed."""
+        return [
+            (state, self.counts.get(state, 0), 36 + i * COUNT_LINE)
+            for i, state in enumerate(reversed(STATE_ORDER))
+        ]
+
     def live(self) -> dict[str, Any]:
         """What the page's poll updates."""
-        return {"state": self.state, "detail": self.detail, "error": self.error}
+        out: dict[str, Any] = {"state": self.state, "detail": self.detail, "error": self.error}
+        if self.step is None:
+            out["counts"] = {state: self.counts.get(state, 0) for state in STATE_ORDER}
+        return out
 
 
 @dataclass(slots=True)
@@ -85,7 +101,7 @@ def graph_of(view: WorkflowView) -> Graph:
                 preds.setdefault(id(target), []).append(source)
     _layout(nodes, preds)
     width = max((n.x for n in nodes), default=0) + NODE_W + PAD
-    height = max((n.y for n in nodes), default=0) + NODE_H + PAD
+    height = max((n.y + n.h for n in nodes), default=0) + PAD
     return Graph(nodes, list(edges.values()), width, height, collapsed, cut, total)
 
 
@@ -148,19 +164,18 @@ def _detail(state: str, attempts: int | None, duration_ms: float | None) -> str:
 def _layout(nodes: list[GraphNode], preds: dict[int, list[GraphNode]]) -> None:
     """Layers by longest path (dependencies come earlier in plan order),
     rows in plan order within a layer."""
-    rows: dict[int, int] = {}
+    tops: dict[int, int] = {}  # per layer, where its next node goes
     for n in nodes:
         n.layer = max((p.layer + 1 for p in preds.get(id(n), ())), default=0)
-        row = rows.get(n.layer, 0)
-        rows[n.layer] = row + 1
         n.x = PAD + n.layer * (NODE_W + GAP_X)
-        n.y = PAD + row * (NODE_H + GAP_Y)
+        n.y = tops.get(n.layer, PAD)
+        tops[n.layer] = n.y + n.h + GAP_Y
 
 
 def edge_path(source: GraphNode, target: GraphNode) -> str:
     """An SVG path from the right middle of `source` to the left middle of `target`."""
-    x1, y1 = source.x + NODE_W, source.y + NODE_H // 2
-    x2, y2 = target.x, target.y + NODE_H // 2
+    x1, y1 = source.x + NODE_W, source.y + source.h // 2
+    x2, y2 = target.x, target.y + target.h // 2
     mid = (x1 + x2) // 2
     return f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2 - 6},{y2}"
 

@@ -27,9 +27,17 @@
       var n = wf.nodes[g.getAttribute("data-node")];
       if (!n) return;
       g.setAttribute("data-state", n.state);
-      g.querySelector(".wf-state").textContent = n.state;
-      var detail = n.detail.length > 34 ? n.detail.slice(0, 33) + "\u2026" : n.detail;
-      g.querySelector(".wf-detail").textContent = detail;
+      if (n.counts) {  // a collapsed group: one line per state
+        g.querySelectorAll("text[data-count]").forEach(function (line) {
+          var count = n.counts[line.getAttribute("data-count")] || 0;
+          line.querySelector(".wf-n").textContent = count.toLocaleString("en-US");
+          line.classList.toggle("wf-zero", !count);
+        });
+      } else {
+        g.querySelector(".wf-state").textContent = n.state;
+        var detail = n.detail.length > 30 ? n.detail.slice(0, 29) + "\u2026" : n.detail;
+        g.querySelector(".wf-detail").textContent = detail;
+      }
       var title = g.querySelector("title");
       if (title) {
         var parts = title.textContent.split(" \u00b7 ");
