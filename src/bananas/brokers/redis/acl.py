@@ -45,11 +45,10 @@ ROLE_SCRIPTS: dict[Role, tuple[str, ...]] = {
 ROLE_DIRECT: dict[Role, tuple[str, ...]] = {
     Role.WORKER: ("PING", "TIME", "BZPOPMIN", "BLMOVE", "HGETALL", "EXISTS"),
     Role.PRODUCER: ("PING", "HGETALL", "GET"),
-    # The pages' reads (redis_inspect.py, a workflow's steps: redis/workflows.py);
-    # replay / delete are the worker's rule.
+    # The pages' reads (redis_inspect.py); replay / delete are the worker's rule.
     Role.DASHBOARD: (
         *("PING", "TIME", "GET", "MGET", "EXISTS", "HGET", "HMGET", "HGETALL", "HVALS"),
-        "HEXISTS",
+        "HEXISTS",  # a workflow's steps: is each one leased (redis/workflows.py)
         *("LLEN", "LRANGE", "LINDEX", "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "SMEMBERS"),
     ),
 }
