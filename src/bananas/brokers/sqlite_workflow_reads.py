@@ -147,7 +147,8 @@ def _step(
     if raw:
         with contextlib.suppress(orjson.JSONDecodeError):
             attempts = orjson.loads(raw).get("attempts")
-    deps = orjson.loads(info).get("deps") or ()
+    parsed = orjson.loads(info)
+    deps = parsed.get("deps") or ()
     return StepView(
         id=step,
         name=name,
@@ -159,6 +160,7 @@ def _step(
         finished_at=finished,
         duration_ms=duration,
         error=error,
+        inputs=str(parsed.get("in") or ""),
     )
 
 

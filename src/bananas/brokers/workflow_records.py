@@ -166,6 +166,7 @@ class StepView:
     finished_at: str | None = None
     duration_ms: float | None = None
     error: str | None = None
+    inputs: str = ""  # what it receives from its dependencies: "", PREVIOUS or RESULTS
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -179,6 +180,7 @@ class StepView:
             "finished_at": self.finished_at,
             "duration_ms": self.duration_ms,
             "error": self.error,
+            "inputs": self.inputs,
         }
 
 

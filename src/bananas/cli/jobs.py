@@ -12,6 +12,7 @@ import orjson
 
 from ..app import Bananas
 from ..brokers import Broker
+from ..brokers.workflow_records import WORKFLOW_STATES
 from ..errors import BananasError, BrokerError
 from ..keys import split_lane
 from ..observe.limits import limit_rows
@@ -117,6 +118,7 @@ def status(as_json: bool, broker: str | None) -> None:
             "dead": stats.dead,
             "cancelled": stats.cancelled,
             "concurrency_limits": [row.to_json() for row in limits],
+            "workflows": {s: await b.count_workflows(s) for s in WORKFLOW_STATES},
         }
         if as_json:
             click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
@@ -141,6 +143,7 @@ def render_status(data: dict[str, Any], stats: Any) -> str:
         f"in flight  {stats.active}",
         f"dead       {stats.dead}",
         f"cancelled  {stats.cancelled}",
+        "workflows  " + ", ".join(f"{n} {s}" for s, n in data["workflows"].items()),
     ]
     now = time.time()
     for title, entries in (("WORKERS", data["workers"]), ("SCHEDULERS", data["schedulers"])):

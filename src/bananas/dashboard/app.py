@@ -18,7 +18,7 @@ from starlette.types import Scope
 from ..brokers import Broker
 from ..config import Settings
 from ..errors import BrokerError, BrokerUnavailable
-from . import api, views
+from . import api, views, workflow_views
 from .config import DashboardConfig
 from .context import DEFAULT_WORKER_EXPIRY, BadRequest, BrokerSource, Dashboard
 from .render import Renderer
@@ -127,6 +127,8 @@ def _routes(dash: Dashboard) -> list[BaseRoute]:
         Route(f"/dead/{verbs}", bind(_only_verbs(views.dead_action)), methods=["POST"]),
         Route("/cancel", bind(views.cancel_action), methods=["POST"]),
         Route("/schedules", bind(views.schedules), methods=["GET"]),
+        Route("/workflows", bind(workflow_views.workflows_page), methods=["GET"]),
+        Route("/workflows/{workflow_id:path}", bind(workflow_views.workflow_page), methods=["GET"]),
         Route("/login", bind(views.login_form), methods=["GET"]),
         Route("/login", bind(views.login_submit), methods=["POST"]),
         Route("/logout", bind(views.logout), methods=["POST"]),
@@ -137,6 +139,12 @@ def _routes(dash: Dashboard) -> list[BaseRoute]:
         Route("/api/dead", bind(api.dead), methods=["GET"]),
         Route(f"/api/dead/{verbs}", bind(_only_verbs(api.dead_action)), methods=["POST"]),
         Route("/api/cancel", bind(api.cancel_action), methods=["POST"]),
+        Route("/api/workflows", bind(workflow_views.api_workflows), methods=["GET"]),
+        Route(
+            "/api/workflows/{workflow_id:path}",
+            bind(workflow_views.api_workflow),
+            methods=["GET"],
+        ),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
 

@@ -147,6 +147,15 @@ class _WorkerCollector(Collector):
             "Cancelled jobs whose result is still kept (RESULT_TTL).",
             snap.stats.cancelled,
         )
+        workflows = GaugeMetricFamily(
+            "bananas_workflows",
+            "Workflows by state: running now; completed, failed and cancelled since the "
+            "keyspace was created (they outlive the expired workflows).",
+            labels=["state"],
+        )
+        for state, n in snap.workflows.items():
+            workflows.add_metric([state], n)
+        yield workflows
         yield _gauge(
             "bananas_broker_up",
             "1 when the broker answered the last check.",

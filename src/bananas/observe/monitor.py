@@ -16,12 +16,14 @@ but its own fields and the shared `BrokerLink`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..brokers.base import Broker
+from ..brokers.workflow_records import WORKFLOW_STATES
 from ..errors import BrokerError, BrokerRefusesWrites
 from ..logs import EventLog
 from ..loops import PeriodicTasks
@@ -101,8 +103,9 @@ class Monitor:
         ages = await broker.oldest_ready_age()
         limits = tuple(await limit_rows(broker)) if self.p.limits else ()
         rates = tuple(await broker.rate_usage()) if self.p.rates else ()
+        workflows = await workflow_counts(broker)
         self.p.link.up()
-        self.snapshot = BrokerSnapshot(stats, ages, time.monotonic(), limits, rates)
+        self.snapshot = BrokerSnapshot(stats, ages, time.monotonic(), limits, rates, workflows)
         self.utilization, self.error_rate = self._gauge_sampler.sample()
 
     async def _register(self) -> None:
@@ -126,3 +129,9 @@ class Monitor:
             in_flight=self.p.status().in_flight,
             queue_depth=self.snapshot.queue_depth,
         )
+
+
+async def workflow_counts(broker: Broker) -> dict[str, int]:
+    """Workflows per state (read concurrently: one round trip's wait)."""
+    counts = await asyncio.gather(*(broker.count_workflows(s) for s in WORKFLOW_STATES))
+    return dict(zip(WORKFLOW_STATES, counts, strict=True))

@@ -80,6 +80,7 @@ class BrokerSnapshot:
     limits: tuple[LimitRow, ...] = ()  # concurrency buckets in use (only where limits run)
     # Rate limits and their use (read only by a worker running a limited type).
     rates: tuple[RateUsage, ...] = ()
+    workflows: dict[str, int] = field(default_factory=dict)  # count per WORKFLOW_STATES
 
     @property
     def queue_depth(self) -> int:

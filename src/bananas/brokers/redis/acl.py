@@ -53,6 +53,7 @@ ROLE_DIRECT: dict[Role, tuple[str, ...]] = {
     # The pages' reads (redis_inspect.py); replay / delete are the worker's rule.
     Role.DASHBOARD: (
         *("PING", "TIME", "GET", "MGET", "EXISTS", "HGET", "HMGET", "HGETALL", "HVALS"),
+        "HEXISTS",  # a workflow's steps: is each one leased (redis/workflows.py)
         *("LLEN", "LRANGE", "LINDEX", "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "SMEMBERS"),
         "ZCOUNT",  # limits' use: concurrency slots (slots.py), throttled jobs (rates.py)
     ),

@@ -288,6 +288,7 @@ def step_view(
         finished_at=finished,
         duration_ms=duration_ms,
         error=error or None,
+        inputs=str(info.get("in") or ""),
     )
 
 
