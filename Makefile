@@ -34,8 +34,9 @@ demo: $(BASE)
 	$(BIN)/bananas demo
 
 ## make test: the whole suite against a real redis-server the tests start themselves
+## (--durations=25: the output names the slowest tests)
 test: venv redis-server chromium faketime
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 ## make test-fast: the tiers without worker processes, in well under a minute:
 ## unit tests, the broker conformance suite and the in-process Worker tier, each

@@ -1,9 +1,11 @@
 """Fixtures for the Redis topologies of tests/topology.py (imported by
 tests/conftest.py, so every test directory can ask for them).
 
-`redis_cluster` is shared by a module (startup is ~2.5 s): tests that only
-read and write use it, flushing what they need (`cluster.flushall()`); a test
-that kills or reshards nodes takes its own from `cluster_factory`.
+`redis_cluster` is shared by the whole session (startup and stop cost ~3-5 s
+on a loaded 2-core machine; it was one per module, then one more for
+tests/conformance): tests that only read and write use it, flushing what they
+need (`cluster.flushall()`); a test that kills or reshards nodes, or changes
+a node's configuration, takes its own from `cluster_factory`.
 `sentinel_bed` is per test: failover tests kill its primary.
 """
 
@@ -27,9 +29,10 @@ def _require(*names: str) -> None:
             )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """3 primaries, 1 replica each."""
+    """3 primaries, 1 replica each, shared by every test of the session (never
+    kill, reshard or reconfigure its nodes: use `cluster_factory` for that)."""
     _require("redis-server", "redis-cli")
     with start_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
         yield cluster

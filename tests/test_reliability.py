@@ -45,14 +45,18 @@ def test_10k_jobs_two_workers(workers: WorkerFactory, target: Backend) -> None:
 @both_brokers
 def test_sigkill_mid_job_loses_nothing(workers: WorkerFactory, target: Backend) -> None:
     sink, view = target.sink, target.view
-    victim = workers.start("apps.core:app", "--concurrency", "50")
+    # The killed worker's jobs come back once their leases run out: a 3 s lease
+    # (longer than the 2 s jobs: a late heartbeat under load hands none over) instead
+    # of the 6 s default, which the test only sat out.
+    env = {"LEASE_TIMEOUT": "3s"}
+    victim = workers.start("apps.core:app", "--concurrency", "50", **env)
     enqueue("sleepy", [{"k": str(i), "seconds": 2.0} for i in range(50)])
     wait_for(lambda: sink.hlen("test:started") == 50, 20, message="50 jobs in flight")
     victim.signal(signal.SIGKILL)
     killed_at = time.monotonic()
     victim.wait(10)
     assert sink.hlen("test:runs") == 0
-    workers.start("apps.core:app", "--concurrency", "50")
+    workers.start("apps.core:app", "--concurrency", "50", **env)
     wait_for(lambda: sink.hlen("test:runs") == 50, 20, interval=0.1, message="50 recovered jobs")
     assert time.monotonic() - killed_at < 15
     # Runs are counted inside the handler, just before the ack: wait for the acks.

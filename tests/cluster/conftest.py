@@ -1,5 +1,5 @@
 """`bed`: a fresh 3-primary/3-replica Redis Cluster per test (for tests that
-kill or reshard nodes); `shared_bed`: the module's cluster (`redis_cluster`),
+kill or reshard nodes); `shared_bed`: the session's cluster (`redis_cluster`),
 flushed, for tests that only read and write. Both come with workers on the
 cluster and the run-log sink on the standalone Redis of tests/conftest.py."""
 

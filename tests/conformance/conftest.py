@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from topology import Cluster, start_cluster
+from topology import Cluster
 
 from bananas.brokers import Broker, from_url
 
@@ -51,11 +51,12 @@ def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def conformance_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """3 primaries and 1 replica each, shared by the whole suite (the
-    conformance tests only read and write; each starts on flushed primaries)."""
-    with start_cluster(tmp_path_factory.mktemp("conformance-cluster")) as cluster:
-        yield cluster
+def conformance_cluster(redis_cluster: Cluster) -> Cluster:
+    """3 primaries and 1 replica each: the session's `redis_cluster`
+    (tests/cluster_fixtures.py), shared with tests/cluster's read-and-write
+    tests (the conformance tests only read and write; each starts on flushed
+    primaries)."""
+    return redis_cluster
 
 
 @pytest.fixture
