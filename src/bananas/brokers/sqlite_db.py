@@ -10,6 +10,7 @@ state it is about to change. Transactions are short: one state transition each.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -232,6 +233,22 @@ def _check_version(conn: sqlite3.Connection, tables: Tables) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """Switch a new file to WAL. Two processes opening the same new file at
+    once race for the exclusive lock the switch takes, and SQLite answers the
+    loser "database is locked" at once, without its busy handler: ask again
+    until BUSY_TIMEOUT (the winner's switch takes milliseconds)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class Store:
     """One connection and its schema. Used from a single thread only."""
 
@@ -246,7 +263,7 @@ class Store:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enter_wal(conn)
             # WAL + NORMAL syncs at checkpoints, not per commit: a power cut may
             # lose the last transactions (like Redis' appendfsync everysec); a
             # process crash loses nothing.

@@ -12,6 +12,7 @@ every worker process on that file.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -104,7 +105,12 @@ def usage(store: Store) -> list[RateUsage]:
     t = store.t
     now = time.time() * 1000
     conn = store.conn
-    limits = conn.execute(f"SELECT name, rate FROM {t.name('rate_limits')} ORDER BY name")
+    try:
+        limits = conn.execute(f"SELECT name, rate FROM {t.name('rate_limits')} ORDER BY name")
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # a file no rate-limited worker has opened
+            return []
+        raise
     out = []
     for name, rate in limits.fetchall():
         (waiting,) = conn.execute(
@@ -124,6 +130,9 @@ class SQLiteRates:
     _park_tasks: set[asyncio.Task[None]]
 
     async def _run(self, fn: Callable[[Store], T]) -> T:
+        raise NotImplementedError
+
+    async def _read(self, fn: Callable[[Store], T]) -> T:
         raise NotImplementedError
 
     async def move_due(self, limit: int = 1000) -> int:
@@ -178,4 +187,6 @@ class SQLiteRates:
         await self._run(lambda s: declare(s, limits))
 
     async def rate_usage(self) -> list[RateUsage]:
-        return await self._run(usage)
+        # A read (read-only connection): status and the dashboard never wait
+        # for another process's write lock.
+        return await self._read(usage)

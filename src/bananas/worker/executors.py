@@ -271,6 +271,10 @@ async def _from_start(future: asyncio.Future[Any], timeout: float, pool: _Pool, 
         try:
             return await asyncio.wait_for(asyncio.shield(future), wait)
         except TimeoutError:
+            if future.done() and not future.cancelled():
+                # It finished as the wait ran out (a loop turn late under
+                # load): its outcome stands rather than a timeout.
+                return future.result()
             if future.done() or slot < 0:
                 raise
             begun = pool.started[slot] if pool.pids[slot] else 0.0
