@@ -29,26 +29,23 @@ from ..job import now_iso
 from . import sqlite_inspect as inspect
 from . import sqlite_ops as ops
 from . import sqlite_upkeep as upkeep
-from .base import Broker, SyncClient
+from .base import Broker
 from .records import (
     KEEP_COMPLETED,
-    CancelOutcome,
     DeadInfo,
     Delivery,
-    JobProgress,
     JobResult,
     NewJob,
     QueueRef,
     Recovered,
 )
 from .sqlite_cancel import SQLiteCancels
-from .sqlite_cancel import cancel as _cancel
 from .sqlite_db import Store, Tables, path_from_url, refuse_newer, wrap
 from .sqlite_ops import Clock, Outcome
 from .sqlite_progress import SQLiteProgress
-from .sqlite_progress import get_progress as _get_progress
 from .sqlite_rate import SQLiteRates
 from .sqlite_slots import SQLiteSlots
+from .sqlite_sync import SQLiteSyncClient
 from .sqlite_views import SQLiteViews
 from .sqlite_watch import Check, Wait, Watcher
 from .sqlite_workflows import SQLiteWorkflows
@@ -349,38 +346,6 @@ class SQLiteBroker(
         cutoff = int((time.time() - expiry) * 1000)
         rows = await self._read(lambda s: self._live(s, cutoff))
         return [(worker_id, raw, seen_ms / 1000) for worker_id, raw, seen_ms in rows]
-
-
-class SQLiteSyncClient(SyncClient):
-    """`broker.sync`: the same database thread, waited on from plain code."""
-
-    def __init__(self, broker: SQLiteBroker) -> None:
-        self._broker = broker
-
-    def _enqueue(self, batches: list[Sequence[NewJob]]) -> list[bool]:
-        b = self._broker
-        return b._run_sync(lambda s: b._enqueue_all(s, batches))
-
-    def get_result(self, job_id: str) -> JobResult | None:
-        b = self._broker
-        return b._read_sync(b._result_check(job_id))  # type: ignore[no-any-return]
-
-    def get_record(self, job_id: str) -> bytes | None:
-        b = self._broker
-        raw: bytes | None = b._read_sync(lambda s: inspect.get_record(s, job_id, time.time()))
-        return raw
-
-    def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
-        b = self._broker
-        found: JobResult | None = b._wait_sync(b._result_check(job_id), timeout)
-        return found
-
-    def get_progress(self, job_id: str) -> JobProgress | None:
-        return self._broker._read_sync(lambda s: _get_progress(s, job_id, time.time()))
-
-    def cancel(self, job_id: str) -> CancelOutcome:
-        b = self._broker
-        return b._run_sync(lambda s: _cancel(s, job_id, _clock(), b._ttl))
 
 
 def _ping(store: Store) -> None:

@@ -23,9 +23,29 @@ rotation is one slice and an order P slices joined (no tuple built per fetch).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 from ..brokers.base import QueueRef
 from ..keys import lane
 from ..routes import DEFAULT_ROUTE
+from ..vocabulary import PRIORITIES, Mode
+
+
+def served_types(mode: Mode, chosen: Sequence[str], registered: Collection[str]) -> tuple[str, ...]:
+    """The job types a worker takes: WORKER_JOB_TYPES among those it
+    registers (all of them, sorted, when unset); none in a scheduler mode."""
+    if not mode.takes_jobs:
+        return ()
+    if chosen:
+        return tuple(t for t in chosen if t in registered)
+    return tuple(sorted(registered))
+
+
+def served_priorities(mode: Mode, chosen: tuple[str, ...]) -> tuple[str, ...]:
+    """The priorities a worker takes: every one in a mode that takes all."""
+    if not mode.takes_jobs:
+        return ()
+    return PRIORITIES if mode.takes_all_priorities else chosen
 
 
 def smooth_weighted(weights: dict[str, int]) -> list[str]:

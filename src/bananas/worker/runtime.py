@@ -66,7 +66,7 @@ from ..observe.metrics import WorkerMetrics
 from ..observe.monitor import Monitor, MonitorParams
 from ..observe.stats import WorkerStats
 from ..observe.status import BrokerLink, WorkerIdentity, WorkerState, WorkerStatus
-from ..vocabulary import PRIORITIES, Mode
+from ..vocabulary import Mode
 from .cancels import CancelWatch
 from .checks import check_access, startup_checks, watch_keyspace
 from .drain import drain_jobs
@@ -75,7 +75,7 @@ from .features import burst_for, router_for, start_health, worker_hooks
 from .fetcher import Fetcher, FetcherParams
 from .leases import Leases, LeasesParams
 from .maintenance import Maintenance, MaintenanceParams
-from .ordering import FetchOrders
+from .ordering import FetchOrders, served_priorities, served_types
 from .rates import admission_for, declare_limits
 from .runner import JobRunner
 from .shutdown import bounded
@@ -98,8 +98,8 @@ class Worker:
         self.id = f"{socket.gethostname()}:{self.pid}:{uuid.uuid4().hex[:6]}"
         self.concurrency = settings.concurrency
         self.stats = WorkerStats(concurrency=settings.concurrency)
-        self.types = self._select_types()
-        self.priorities = self._select_priorities()
+        self.types = served_types(self.mode, settings.job_types, app.handlers)
+        self.priorities = served_priorities(self.mode, settings.priorities)
         self.identity = WorkerIdentity(
             id=self.id,
             pid=self.pid,
@@ -122,8 +122,10 @@ class Worker:
             app.handlers, self.broker, settings, self.executors, log, self.stats
         )
         self.admission = admission_for(self.broker, app.handlers, log, self._stop)
+        self.slots = slot_gate_for(
+            self.broker, app.handlers, self.types, settings.lease_timeout, log
+        )
         self.fetcher = Fetcher(self._fetcher_params())
-        self.slots = self.fetcher.p.slots
         if self.slots is not None:
             self.slots.leased = self.fetcher.leased  # its heartbeat reads them
         # The runner frees a job's slot as its outcome starts settling, so the
@@ -181,18 +183,6 @@ class Worker:
             on_empty=self.request_stop,
         )
 
-    def _select_types(self) -> tuple[str, ...]:
-        if not self.mode.takes_jobs:
-            return ()
-        if self.settings.job_types:
-            return tuple(t for t in self.settings.job_types if t in self.app.handlers)
-        return tuple(sorted(self.app.handlers))
-
-    def _select_priorities(self) -> tuple[str, ...]:
-        if not self.mode.takes_jobs:
-            return ()
-        return PRIORITIES if self.mode.takes_all_priorities else self.settings.priorities
-
     def _fetcher_params(self) -> FetcherParams:
         s = self.settings
         orders = FetchOrders(
@@ -215,9 +205,7 @@ class Worker:
             token_prefix=self.id,
             stop=self._stop,
             lease_on_wake=not s.burst,
-            slots=slot_gate_for(
-                self.broker, self.app.handlers, self.types, s.lease_timeout, self.log
-            ),
+            slots=self.slots,
             admit=None if self.admission is None else self.admission.admit,
         )
 

@@ -4,7 +4,6 @@ lua/ (scripts.py), sent through the batcher (batch.py)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -18,14 +17,13 @@ from ..records import (
     THROUGHPUT_KEEP_S,
     DeadInfo,
     Delivery,
-    JobResult,
     NewJob,
     QueueRef,
 )
 from . import scripts
 from .batch import ScriptBatcher
 from .cancels import RedisCancels
-from .connection import RESULT_POLL_S, async_client, parse_result, redis_errors, text, wrap
+from .connection import async_client, redis_errors, text, wrap
 from .keyspace import KeyspaceWatch
 from .progress import RedisProgress
 from .rates import RedisRates
@@ -33,6 +31,7 @@ from .ready_index import INDEX_LIMIT, ReadyIndex, parse_member
 from .redis_checks import RedisChecks
 from .redis_inspect import RedisInspection
 from .redis_registry import RedisRegistry
+from .redis_results import RedisResults
 from .redis_upkeep import RedisUpkeep
 from .replicas import MinReplicas
 from .script_loader import Call, LuaScript, load
@@ -55,6 +54,7 @@ class RedisBroker(
     RedisRegistry,
     RedisChecks,
     RedisProgress,
+    RedisResults,
     RedisWorkflows,
     RedisSlots,
     RedisRates,
@@ -181,31 +181,6 @@ class RedisBroker(
         sent = [self._run(call) for call in calls]
         replies = [await sent[0]] if len(sent) == 1 else await asyncio.gather(*sent)
         return settle_enqueue(batches, calls, replies)
-
-    async def get_result(self, job_id: str) -> JobResult | None:
-        with redis_errors():
-            data = await self.redis.hgetall(self.keys.result(job_id))
-        return parse_result(data)
-
-    async def _wait_result(self, job_id: str, timeout: float) -> JobResult | None:
-        deadline = time.monotonic() + timeout
-        with redis_errors():
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            channel = self.keys.notify_channel(job_id)
-            try:
-                if self.sharded:
-                    await pubsub.ssubscribe(channel)
-                else:
-                    await pubsub.subscribe(channel)
-                # Checked again after subscribing: the job may have finished in between.
-                while (found := await self.get_result(job_id)) is None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return None
-                    await pubsub.get_message(timeout=min(remaining, RESULT_POLL_S))
-                return found
-            finally:
-                await pubsub.aclose()
 
     async def get_record(self, job_id: str) -> bytes | None:
         with redis_errors():
